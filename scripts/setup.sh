@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent project setup: a project-local Python venv with the pinned torch (the LibTorch
+# that tch links against) and the Python test/benchmark tools, the `.venv/libtorch` link that
+# .cargo/config.toml points at, the tokenizer vocabulary and the seeded test models.
+# A second run checks stamps and returns in seconds.
+#
+# First run: ~3.5 GB of wheels (torch with its CUDA libraries), a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+VENV=$ROOT/.venv
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv at .venv"
+    "$PY" -m venv "$VENV"
+fi
+
+req_hash=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_hash" ]; then
+    log "installing Python requirements (torch 2.11.0 with CUDA wheels is ~3.5 GB on first run)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+    echo "$req_hash" > "$VENV/.requirements.sha256"
+fi
+
+torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+if [ "$(readlink "$VENV/libtorch" 2>/dev/null)" != "$torch_dir" ]; then
+    ln -sfn "$torch_dir" "$VENV/libtorch"
+    log "linked .venv/libtorch -> $torch_dir"
+fi
+
+# Model assets (tokenizer vocabulary, seeded test checkpoints + reference outputs).
+if [ -f weights/setup_weights.sh ]; then
+    bash weights/setup_weights.sh
+fi
+
+# Node binding toolchain (napi-rs CLI), installed from the lockfile.
+if [ -f dupify-node/package.json ] && command -v npm >/dev/null; then
+    lock_hash=$(cat dupify-node/package.json dupify-node/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$(cat dupify-node/node_modules/.dupify-stamp 2>/dev/null)" != "$lock_hash" ]; then
+        log "installing Node tooling"
+        (cd dupify-node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        echo "$lock_hash" > dupify-node/node_modules/.dupify-stamp
+    fi
+fi
+log "ready"

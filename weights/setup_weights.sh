@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Generates the model assets tests and the demo need, with the project venv's Python:
+# every `weights/gen_*.py` script runs when it, or requirements-dev.txt, changed since its
+# last run (stamp files under weights/test/.stamps). Outputs go to weights/test/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+mkdir -p weights/test/.stamps
+for gen in weights/gen_*.py; do
+    [ -e "$gen" ] || continue
+    name=$(basename "$gen" .py)
+    stamp=weights/test/.stamps/$name
+XX
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "[setup] running $gen" >&2
+        "$PY" "$gen"
+        echo "$want" > "$stamp"
+    fi
+done
