@@ -10,7 +10,7 @@ for gen in weights/gen_*.py; do
     [ -e "$gen" ] || continue
     name=$(basename "$gen" .py)
     stamp=weights/test/.stamps/$name
-XX
+    want=$( (cat "$gen" requirements-dev.txt; find dupify-core/tests/assets -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "[setup] running $gen" >&2
         "$PY" "$gen"
