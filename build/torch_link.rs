@@ -6,9 +6,9 @@
 //! it by symbol — which makes `tch::Cuda::is_available()` false on a GPU machine. So this
 //! script adds:
 //! * an RPATH to the LibTorch the build used (`DEP_TCH_LIBTORCH_LIB`, exported by torch-sys),
-//!   so binaries run without `LD_LIBRARY_PATH`; and, when `DUPIFY_RPATH_ORIGIN` is set (the
-//!   Python wheel), `$ORIGIN`-relative entries instead, so the wheel finds the `torch`
-//!   package it depends on;
+//!   so binaries run without `LD_LIBRARY_PATH`; the Python extension passes an
+//!   `$ORIGIN`-relative entry instead (see `dupify-py/build.rs`), so the installed wheel finds
+//!   the `torch` package it depends on and never a second LibTorch;
 //! * `-Wl,--no-as-needed -ltorch_cuda` when that library exists (DESIGN.md §4).
 //!
 //! A package uses it with `build = "../build/torch_link.rs"` and a direct `torch-sys`
@@ -16,9 +16,15 @@
 
 use std::path::PathBuf;
 
+#[allow(dead_code)]
 pub fn main() {
+    emit(None);
+}
+
+/// Emits the link flags; `origin_rpath`, when given, is searched before the absolute LibTorch
+/// directory of the build.
+pub fn emit(origin_rpath: Option<&str>) {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    println!("cargo:rerun-if-env-changed=DUPIFY_RPATH_ORIGIN");
     let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         println!("cargo:warning=torch-sys exported no LibTorch lib dir; no rpath added");
         return;
@@ -27,15 +33,10 @@ pub fn main() {
     if target_os != "linux" {
         return;
     }
-    match std::env::var("DUPIFY_RPATH_ORIGIN") {
-        // e.g. "$ORIGIN/../torch/lib" for a module installed at site-packages/dupify/.
-        Ok(origin) if !origin.is_empty() => {
-            for entry in origin.split(':') {
-                println!("cargo:rustc-link-arg=-Wl,-rpath,{entry}");
-            }
-        }
-        _ => println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display()),
+    if let Some(entry) = origin_rpath {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{entry}");
     }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }

@@ -66,9 +66,10 @@ impl FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda(0)),
             _ => match t.strip_prefix("cuda:") {
-                Some(n) => n.parse::<usize>().map(Device::Cuda).map_err(|_| {
-                    Error::invalid("device", format!("`{s}`: expected cuda:<index>"))
-                }),
+                Some(n) => n
+                    .parse::<usize>()
+                    .map(Device::Cuda)
+                    .map_err(|_| Error::invalid("device", format!("`{s}`: expected cuda:<index>"))),
                 None => Err(Error::invalid(
                     "device",
                     format!("`{s}`: expected auto, cpu, cuda or cuda:<index>"),

@@ -33,7 +33,11 @@ impl WorkingImage {
         if rgb.len() != n * 3 {
             return Err(Error::invalid(
                 "rgb",
-                format!("expected {} bytes for {width}x{height} RGB, got {}", n * 3, rgb.len()),
+                format!(
+                    "expected {} bytes for {width}x{height} RGB, got {}",
+                    n * 3,
+                    rgb.len()
+                ),
             ));
         }
         if let Some(a) = &alpha {
@@ -59,7 +63,11 @@ impl WorkingImage {
         if rgba.len() != n * 4 {
             return Err(Error::invalid(
                 "rgba",
-                format!("expected {} bytes for {width}x{height} RGBA, got {}", n * 4, rgba.len()),
+                format!(
+                    "expected {} bytes for {width}x{height} RGBA, got {}",
+                    n * 4,
+                    rgba.len()
+                ),
             ));
         }
         let mut rgb = Vec::with_capacity(n * 3);
@@ -120,10 +128,18 @@ impl Mask {
         if data.len() != width as usize * height as usize {
             return Err(Error::invalid(
                 "mask",
-                format!("expected {} bytes for {width}x{height}, got {}", width as usize * height as usize, data.len()),
+                format!(
+                    "expected {} bytes for {width}x{height}, got {}",
+                    width as usize * height as usize,
+                    data.len()
+                ),
             ));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Whether pixel index `i` is foreground (coverage ≥ 50%).
@@ -148,7 +164,9 @@ mod tests {
     fn lengths_are_checked() {
         assert!(WorkingImage::new(2, 2, vec![0; 12], None).is_ok());
         assert_eq!(
-            WorkingImage::new(2, 2, vec![0; 11], None).unwrap_err().code(),
+            WorkingImage::new(2, 2, vec![0; 11], None)
+                .unwrap_err()
+                .code(),
             "invalid_parameter"
         );
         assert!(WorkingImage::new(2, 2, vec![0; 12], Some(vec![0; 3])).is_err());

@@ -1,17 +1,11 @@
 //! Python bindings for Dupify: conversions only, every piece of logic lives in the Rust crates.
 use pyo3::prelude::*;
 
-/// What LibTorch sees in this process, as a dict-like JSON string.
+/// What LibTorch sees in this process, as a JSON object string.
 #[pyfunction]
-fn device_report() -> String {
-    serde_json_string(&dupify_core::device_report())
-}
-
-fn serde_json_string(r: &dupify_core::DeviceReport) -> String {
-    format!(
-        "{{\"cuda_available\":{},\"cuda_device_count\":{},\"auto_device\":\"{}\"}}",
-        r.cuda_available, r.cuda_device_count, r.auto_device
-    )
+fn device_report() -> PyResult<String> {
+    serde_json::to_string(&dupify_core::device_report())
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
 }
 
 #[pymodule]

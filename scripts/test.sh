@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up (idempotent) and runs every check of the project: formatting, clippy, the Rust
+# tests, the Python binding's tests and the Node binding's tests. Exits non-zero on any
+# failure. Timing assertions never appear here: benchmarks are `scripts/bench.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/env.sh
+
+step() { printf '\n=== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (Rust crates, examples, doctests)"
+# The binding crates are cdylibs tested from their own languages below.
+cargo test --workspace --exclude dupify-py --exclude dupify-node
+
+step "Python binding: maturin develop + pytest"
+maturin develop -q -m dupify-py/Cargo.toml
+python -m pytest -q dupify-py/tests
+
+step "Node binding: napi build + node --test"
+(cd dupify-node && npm run --silent build && node --test __test__/)
