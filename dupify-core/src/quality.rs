@@ -5,8 +5,11 @@
 //! one is given), so it is cheap, deterministic and explainable. All luminance values are
 //! Rec. 709 luma of the sRGB bytes, `Y = (0.2126 R + 0.7152 G + 0.0722 B) / 255` in 0..1.
 //! The constants are calibrated on working images with a long side of about 256 px (the
-//! size the pipeline computes whole-image statistics on) and the committed real product
-//! photos: a sharp, well-exposed, centred product photo scores about 0.7–0.95 per component.
+//! size the pipeline computes whole-image statistics on) and the 40 committed real product
+//! photos (`tests/assets/clothing`), which score: sharpness 0.13–0.89 (median ≈ 0.53; the
+//! low ones are visibly soft), brightness 0.90–1.00, composition without a mask 0.74–0.96,
+//! overall 0.60–0.93. A Gaussian blur of σ = 2 px takes sharpness to ≈ 0.02; darkening to
+//! 40% takes brightness to ≈ 0.4–0.65.
 //!
 //! * **Sharpness** — variance of the Laplacian (Pech-Pacheco et al. 2000, the classic
 //!   "is this photo blurry" measure): `L = Y(x−1,y) + Y(x+1,y) + Y(x,y−1) + Y(x,y+1) − 4·Y(x,y)`
@@ -71,10 +74,7 @@ pub fn quality_score(image: &WorkingImage, mask: Option<&Mask>) -> Result<Qualit
         if m.width as usize != w || m.height as usize != h || m.data.len() != w * h {
             return Err(Error::invalid(
                 "mask",
-                format!(
-                    "mask is {}x{}, the image is {w}x{h}",
-                    m.width, m.height
-                ),
+                format!("mask is {}x{}, the image is {w}x{h}", m.width, m.height),
             ));
         }
     }
@@ -83,8 +83,7 @@ pub fn quality_score(image: &WorkingImage, mask: Option<&Mask>) -> Result<Qualit
         .rgb()
         .chunks_exact(3)
         .map(|p| {
-            (0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2]))
-                / 255.0
+            (0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2])) / 255.0
         })
         .collect();
 
@@ -174,8 +173,16 @@ fn gradient_energy(luma: &[f32], w: usize, h: usize) -> Vec<f32> {
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
-            let gx = if x + 1 < w { (luma[i + 1] - luma[i]).abs() } else { 0.0 };
-            let gy = if y + 1 < h { (luma[i + w] - luma[i]).abs() } else { 0.0 };
+            let gx = if x + 1 < w {
+                (luma[i + 1] - luma[i]).abs()
+            } else {
+                0.0
+            };
+            let gy = if y + 1 < h {
+                (luma[i + w] - luma[i]).abs()
+            } else {
+                0.0
+            };
             e[i] = gx + gy;
         }
     }

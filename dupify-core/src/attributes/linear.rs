@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, OptimizerConfig};
 
 use super::{
-    load_err, matvec, normalized, prediction, read_head_file, write_head_file,
-    AttributePrediction, HeadFile, HeadKind,
+    load_err, matvec, normalized, prediction, read_head_file, write_head_file, AttributePrediction,
+    HeadFile, HeadKind,
 };
 use crate::error::{Error, Result};
 
@@ -498,9 +498,15 @@ mod tests {
         };
         let (trx, try_) = pick(&tr);
         let (hox, hoy) = pick(&ho);
-        let head =
-            train_linear_head("pattern", &trx, &try_, &names, "m1", &TrainOptions::default())
-                .unwrap();
+        let head = train_linear_head(
+            "pattern",
+            &trx,
+            &try_,
+            &names,
+            "m1",
+            &TrainOptions::default(),
+        )
+        .unwrap();
         let ev = evaluate_linear_head(&head, &hox, &hoy).unwrap();
         assert!(ev.accuracy >= 0.95, "held-out accuracy {}", ev.accuracy);
         for c in &ev.per_class {
@@ -537,8 +543,7 @@ mod tests {
         assert!(train_linear_head("x", &[], &[], &names, "h", &o).is_err());
         assert!(train_linear_head("x", &[vec![0.0, 0.0]], &[0], &names, "h", &o).is_err());
         assert!(
-            train_linear_head("x", &[vec![1.0], vec![1.0, 2.0]], &[0, 1], &names, "h", &o)
-                .is_err()
+            train_linear_head("x", &[vec![1.0], vec![1.0, 2.0]], &[0, 1], &names, "h", &o).is_err()
         );
         let dup = vec!["a".to_string(), "a".to_string()];
         assert!(train_linear_head("x", &[vec![1.0]], &[0], &dup, "h", &o).is_err());

@@ -56,8 +56,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use linear::{
-    evaluate_linear_head, split_holdout, train_linear_head, ClassAccuracy, Evaluation,
-    LinearHead, TrainOptions,
+    evaluate_linear_head, split_holdout, train_linear_head, ClassAccuracy, Evaluation, LinearHead,
+    TrainOptions,
 };
 pub use taxonomy::{Attribute, CategoryGroup};
 pub use zero_shot::{CacheStatus, ZeroShotHeads};
@@ -301,7 +301,11 @@ pub(crate) fn normalized(v: &[f32], dim: usize, name: &str) -> Result<Vec<f32>> 
     if v.iter().any(|x| !x.is_finite()) {
         return Err(Error::invalid(name, "contains NaN or infinite values"));
     }
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if norm == 0.0 || !norm.is_finite() {
         return Err(Error::invalid(name, "has zero or infinite length"));
     }

@@ -255,7 +255,10 @@ impl AttributeDef {
         if self.attribute == Attribute::Category {
             CATEGORIES.iter().map(|c| (c.label, c.phrase)).collect()
         } else {
-            self.label_defs.iter().map(|l| (l.label, l.phrase)).collect()
+            self.label_defs
+                .iter()
+                .map(|l| (l.label, l.phrase))
+                .collect()
         }
     }
 
@@ -547,9 +550,19 @@ mod tests {
             assert_eq!(Attribute::from_name(a.name()), Some(a));
             let def = a.def();
             let labels = def.labels();
-            assert!(labels.len() >= 5, "{} has {} labels", a.name(), labels.len());
+            assert!(
+                labels.len() >= 5,
+                "{} has {} labels",
+                a.name(),
+                labels.len()
+            );
             let unique: HashSet<_> = labels.iter().map(|(l, _)| *l).collect();
-            assert_eq!(unique.len(), labels.len(), "duplicate label in {}", a.name());
+            assert_eq!(
+                unique.len(),
+                labels.len(),
+                "duplicate label in {}",
+                a.name()
+            );
             assert!(def.templates.len() >= 3, "{} needs an ensemble", a.name());
             for t in def.templates {
                 assert_eq!(t.matches("{}").count(), 1, "template `{t}`");

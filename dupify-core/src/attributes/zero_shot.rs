@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 
 use super::taxonomy::{self, Attribute};
 use super::{
-    load_err, matvec, normalized, prediction, read_head_file, write_head_file,
-    AttributePrediction, HeadFile, HeadKind, TextEncoder,
+    load_err, matvec, normalized, prediction, read_head_file, write_head_file, AttributePrediction,
+    HeadFile, HeadKind, TextEncoder,
 };
 use crate::error::{Error, Result};
 
@@ -127,19 +127,15 @@ impl ZeroShotHeads {
                 let mut mean = vec![0f64; dim];
                 for (pi, e) in chunk.iter().enumerate() {
                     let e = normalized(e, dim, "text embedding").map_err(|err| {
-                        Error::Internal(format!(
-                            "prompt `{}`: {err}",
-                            prompts[li * per_label + pi]
-                        ))
+                        Error::Internal(format!("prompt `{}`: {err}", prompts[li * per_label + pi]))
                     })?;
                     for (m, &x) in mean.iter_mut().zip(&e) {
                         *m += f64::from(x);
                     }
                 }
                 let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-                let row = normalized(&mean, dim, "mean text embedding").map_err(|err| {
-                    Error::Internal(format!("label `{}`: {err}", labels[li].0))
-                })?;
+                let row = normalized(&mean, dim, "mean text embedding")
+                    .map_err(|err| Error::Internal(format!("label `{}`: {err}", labels[li].0)))?;
                 matrix.extend_from_slice(&row);
             }
             heads.push(ZeroShotHead {
