@@ -202,8 +202,8 @@ fn logit_scale_sharpens_the_distribution() {
     );
     assert_eq!(ps.label, pf.label, "same argmax");
     assert!(ps.probability > pf.probability);
-    // With scale 1 and |cos| ≤ 1, no probability can exceed e² / (e² + (n−1)e⁻²)·…; simply:
-    // it stays close to uniform.
+    // With scale 1 the logits are cosines (|cos| ≪ 1 for unrelated random vectors), so the
+    // distribution stays close to uniform.
     assert!(pf.probability < 3.0 / taxonomy::CATEGORIES.len() as f32);
 }
 
