@@ -33,7 +33,7 @@
 //!   max(0, 1 − 4·b)` where `b` is the share of the 2-px image border covered by the product
 //!   (a product cut off by the frame touches the border), and
 //!   `composition = centring · fill · margin`. Without a mask, the alpha plane is the mask
-//!   when the image has one; otherwise the fallback uses gradient energy
+//!   when the image has one with some transparency; otherwise the fallback uses gradient energy
 //!   `w = |Y(x+1,y) − Y(x,y)| + |Y(x,y+1) − Y(x,y)|` (products carry the edges and texture
 //!   of a photo, plain backgrounds do not): the centroid is the energy centroid, the box
 //!   spans the 5th–95th percentiles of the energy's x and y marginals, and `b` is the share
@@ -78,7 +78,10 @@ pub fn quality_score(image: &WorkingImage, mask: Option<&Mask>) -> Result<Qualit
             ));
         }
     }
-    let weights: Option<&[u8]> = mask.map(|m| m.data.as_slice()).or(image.alpha());
+    // An alpha plane is a silhouette only if it marks something as transparent; a fully
+    // opaque one says nothing about where the product is.
+    let alpha = image.alpha().filter(|a| a.iter().any(|&v| v != 255));
+    let weights: Option<&[u8]> = mask.map(|m| m.data.as_slice()).or(alpha);
     let luma: Vec<f32> = image
         .rgb()
         .chunks_exact(3)
@@ -319,6 +322,27 @@ mod tests {
         let m = Mask::new(100, 100, data).unwrap();
         let q = quality_score(&img, Some(&m)).unwrap();
         assert_eq!(q.composition, 0.0, "{q:?}");
+    }
+
+    #[test]
+    fn opaque_alpha_is_not_a_silhouette() {
+        // A 3x3 black square on white, centred in 9x9: no mask and an all-opaque alpha plane
+        // must give the same (gradient-fallback) score.
+        let mut rgb = vec![255u8; 9 * 9 * 3];
+        for y in 3..6 {
+            for x in 3..6 {
+                let i = (y * 9 + x) * 3;
+                rgb[i..i + 3].fill(0);
+            }
+        }
+        let plain = WorkingImage::new(9, 9, rgb.clone(), None).unwrap();
+        let opaque = WorkingImage::new(9, 9, rgb, Some(vec![255; 81])).unwrap();
+        let (a, b) = (
+            quality_score(&plain, None).unwrap(),
+            quality_score(&opaque, None).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert!(a.composition > 0.0);
     }
 
     #[test]

@@ -479,8 +479,11 @@ pub(crate) fn write_head_file(
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::invalid("path", format!("`{}` has no file name", path.display())))?;
+    // Unique per process and per call, so concurrent writers never share a temp file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
+    tmp_name.push(format!(".tmp{}.{seq}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, &buf).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|e| {

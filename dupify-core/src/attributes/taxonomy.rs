@@ -596,6 +596,31 @@ mod tests {
     }
 
     #[test]
+    fn applicability_matches_the_documented_table() {
+        // Rows: Attribute::ALL; columns: CategoryGroup::ALL (tops, bottoms, dresses,
+        // outerwear, footwear, bags, accessories, home). Mirrors the module docs.
+        let table: [[u8; 8]; 10] = [
+            [1, 1, 1, 1, 1, 1, 1, 1], // category
+            [1, 1, 1, 1, 1, 1, 1, 1], // pattern
+            [1, 1, 1, 1, 1, 1, 1, 1], // colour family
+            [1, 0, 1, 1, 0, 0, 0, 0], // sleeve length
+            [1, 0, 1, 0, 0, 0, 0, 0], // neckline
+            [1, 1, 1, 1, 0, 0, 0, 0], // length
+            [1, 1, 1, 1, 0, 0, 0, 0], // fit
+            [1, 1, 1, 1, 1, 1, 1, 1], // material
+            [1, 1, 1, 1, 1, 1, 1, 1], // style
+            [1, 1, 1, 1, 1, 1, 1, 0], // occasion
+        ];
+        for (r, a) in Attribute::ALL.into_iter().enumerate() {
+            for (c, g) in CategoryGroup::ALL.into_iter().enumerate() {
+                assert_eq!(applies(a, g), table[r][c] == 1, "{} for {g:?}", a.name());
+            }
+        }
+        let shoes = category("shoes").unwrap().group;
+        assert!(!applicable_attributes(shoes).contains(&Attribute::SleeveLength));
+    }
+
+    #[test]
     fn prompt_hash_is_stable_hex() {
         let a = prompt_set_hash();
         assert_eq!(a.len(), 64);
