@@ -68,6 +68,21 @@ const BORDER: usize = 2;
 /// Scores a working image. `mask` (same size as the image) is the product silhouette; when
 /// absent, the image's alpha plane is used if present, else a gradient-energy fallback for
 /// composition. `invalid_parameter` if the mask size differs from the image's.
+///
+/// ```
+/// use dupify_core::{quality_score, Mask, WorkingImage};
+///
+/// // A flat grey 64x64 photo with a centred 32x32 product mask.
+/// let img = WorkingImage::new(64, 64, vec![140; 64 * 64 * 3], None)?;
+/// let mut data = vec![0u8; 64 * 64];
+/// for y in 16..48 {
+///     data[y * 64 + 16..y * 64 + 48].fill(255);
+/// }
+/// let q = quality_score(&img, Some(&Mask::new(64, 64, data)?))?;
+/// assert_eq!(q.sharpness, 0.0); // no detail at all
+/// assert!((q.composition - 1.0).abs() < 1e-6); // centred, a quarter of the frame
+/// # Ok::<(), dupify_core::Error>(())
+/// ```
 pub fn quality_score(image: &WorkingImage, mask: Option<&Mask>) -> Result<QualityScore> {
     let (w, h) = (image.width() as usize, image.height() as usize);
     if let Some(m) = mask {

@@ -262,6 +262,11 @@ fn cache_is_reused_then_rebuilt_when_the_model_hash_changes() {
         built.label_embedding(Attribute::Fit, "slim")
     );
     assert!(ZeroShotHeads::load(&path, "hash-b").is_ok());
+
+    // The predictor entry point goes through the same cache.
+    let (pred, st) = AttributePredictor::load_or_build(&b, dir.path()).unwrap();
+    assert_eq!(st, CacheStatus::Loaded);
+    assert_eq!(pred.model_hash(), "hash-b");
 }
 
 #[test]

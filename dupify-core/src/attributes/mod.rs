@@ -69,7 +69,9 @@ pub use zero_shot::{CacheStatus, ZeroShotHeads};
 /// to its model comes from one place.
 pub trait TextEncoder {
     /// Embeds each text with the text tower, in order (one vector of [`embed_dim`] floats per
-    /// text). Normalisation is not required: heads normalise what they receive.
+    /// text). Normalisation is not required: heads normalise what they receive. Building the
+    /// heads calls this once per attribute with all of its prompts (up to ~170 texts), so an
+    /// implementation should batch internally as suits its device.
     ///
     /// [`embed_dim`]: TextEncoder::embed_dim
     fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>>;
@@ -169,6 +171,16 @@ impl AttributePredictor {
             zero_shot,
             linear: BTreeMap::new(),
         }
+    }
+
+    /// Zero-shot heads for `encoder`'s model, from the cache in `model_dir` or built and
+    /// cached there ([`ZeroShotHeads::load_or_build`]).
+    pub fn load_or_build(
+        encoder: &dyn TextEncoder,
+        model_dir: &Path,
+    ) -> Result<(Self, CacheStatus)> {
+        let (heads, status) = ZeroShotHeads::load_or_build(encoder, model_dir)?;
+        Ok((Self::new(heads), status))
     }
 
     /// Replaces the zero-shot head of the linear head's attribute.
