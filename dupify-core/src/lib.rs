@@ -15,3 +15,8 @@ pub use error::{Error, Result};
 pub mod raster;
 
 pub use raster::{Mask, WorkingImage};
+pub mod attributes;
+pub mod quality;
+
+pub use attributes::{AttributePredictor, AttributeReport, TextEncoder};
+pub use quality::{quality_score, QualityScore};
