@@ -17,7 +17,9 @@ fn clip_dir() -> PathBuf {
 }
 
 fn tokenizer() -> ClipTokenizer {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../weights").join(BPE_FILE);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights")
+        .join(BPE_FILE);
     ClipTokenizer::from_file(&p)
         .unwrap_or_else(|e| panic!("{e}: run scripts/setup.sh to put {BPE_FILE} in weights/"))
 }
@@ -30,7 +32,11 @@ fn ids_match_open_clip_on_the_generated_corpus() {
     .expect("corpus is JSON");
     let ctx = corpus["context_length"].as_u64().expect("context_length") as usize;
     let items = corpus["items"].as_array().expect("items");
-    assert!(items.len() >= 1000, "corpus has only {} strings", items.len());
+    assert!(
+        items.len() >= 1000,
+        "corpus has only {} strings",
+        items.len()
+    );
     let tok = tokenizer();
     assert_eq!(tok.vocab_size(), 49408);
     let ids_of = |v: &serde_json::Value| -> Vec<u32> {
@@ -55,7 +61,10 @@ fn ids_match_open_clip_on_the_generated_corpus() {
             bad.push(format!("{text:?}\n  want {want:?}\n  got  {got:?}"));
         }
     }
-    assert!(truncated >= 50, "corpus should exercise truncation, has {truncated}");
+    assert!(
+        truncated >= 50,
+        "corpus should exercise truncation, has {truncated}"
+    );
     assert!(
         bad.is_empty(),
         "{} of {} strings differ from open_clip, first ones:\n{}",
