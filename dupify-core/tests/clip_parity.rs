@@ -4,7 +4,7 @@
 //! fp32 on CPU: cosine ≥ 0.9999 and max |diff| ≤ 1e-4 per embedding.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dupify_core::{ClipModel, ClipOptions, Device, Precision};
@@ -39,7 +39,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
     flat.chunks(d as usize).map(|c| c.to_vec()).collect()
 }
 
-fn reference(dir: &PathBuf) -> Reference {
+fn reference(dir: &Path) -> Reference {
     let m: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors"))
         .unwrap()
         .into_iter()

@@ -150,16 +150,15 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    #[allow(clippy::too_many_arguments)]
-    fn load(
-        src: &Source<'_>,
-        p: &Path,
-        d: usize,
-        ff: usize,
-        heads: usize,
-        eps: f64,
-        act: Activation,
-    ) -> Result<Self> {
+    fn load(src: &Source<'_>, p: &Path, dims: &Dims) -> Result<Self> {
+        let Dims {
+            hidden: d,
+            ff,
+            heads,
+            eps,
+            act,
+            ..
+        } = *dims;
         let a = p.sub("self_attn");
         let m = p.sub("mlp");
         Ok(Self {
@@ -190,19 +189,21 @@ impl EncoderLayer {
     }
 }
 
-fn load_layers(
-    src: &Source<'_>,
-    p: &Path,
-    n: usize,
-    d: usize,
+/// Sizes of one transformer tower.
+#[derive(Clone, Copy)]
+struct Dims {
+    layers: usize,
+    hidden: usize,
     ff: usize,
     heads: usize,
     eps: f64,
     act: Activation,
-) -> Result<Vec<EncoderLayer>> {
+}
+
+fn load_layers(src: &Source<'_>, p: &Path, dims: &Dims) -> Result<Vec<EncoderLayer>> {
     let layers = p.sub("encoder").sub("layers");
-    (0..n)
-        .map(|i| EncoderLayer::load(src, &layers.sub(i), d, ff, heads, eps, act))
+    (0..dims.layers)
+        .map(|i| EncoderLayer::load(src, &layers.sub(i), dims))
         .collect()
 }
 
@@ -328,12 +329,14 @@ impl Clip {
             layers: load_layers(
                 &src,
                 &vp,
-                v.num_hidden_layers,
-                v.hidden_size,
-                v.intermediate_size,
-                v.num_attention_heads,
-                v.layer_norm_eps,
-                v.hidden_act,
+                &Dims {
+                    layers: v.num_hidden_layers,
+                    hidden: v.hidden_size,
+                    ff: v.intermediate_size,
+                    heads: v.num_attention_heads,
+                    eps: v.layer_norm_eps,
+                    act: v.hidden_act,
+                },
             )?,
             post_layernorm: LayerNorm::load(
                 &src,
@@ -366,12 +369,14 @@ impl Clip {
             layers: load_layers(
                 &src,
                 &tp,
-                t.num_hidden_layers,
-                t.hidden_size,
-                t.intermediate_size,
-                t.num_attention_heads,
-                t.layer_norm_eps,
-                t.hidden_act,
+                &Dims {
+                    layers: t.num_hidden_layers,
+                    hidden: t.hidden_size,
+                    ff: t.intermediate_size,
+                    heads: t.num_attention_heads,
+                    eps: t.layer_norm_eps,
+                    act: t.hidden_act,
+                },
             )?,
             final_layer_norm: LayerNorm::load(
                 &src,
