@@ -7,9 +7,11 @@
 //! The public API speaks plain Rust types (bytes, `Vec<f32>`, structs that derive serde);
 //! model code and tensors stay private to the crate.
 
+pub mod clip;
 pub mod device;
 pub mod error;
 
+pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
 pub mod raster;

@@ -1,0 +1,248 @@
+//! Rust CLIP vs Hugging Face `transformers` `CLIPModel` on the seeded random checkpoints and
+//! reference outputs written by `weights/gen_clip.py`: same checkpoint, same preprocessed
+//! pixels (the `CLIPImageProcessor` output saved by the generator), same token ids.
+//! fp32 on CPU: cosine ≥ 0.9999 and max |diff| ≤ 1e-4 per embedding.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dupify_core::{ClipModel, ClipOptions, Device, Precision};
+use tch::Tensor;
+
+fn model_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights/test/clip")
+        .join(name);
+    assert!(
+        d.join("reference.safetensors").is_file(),
+        "missing {}: run scripts/setup.sh (weights/gen_clip.py) first",
+        d.display()
+    );
+    d
+}
+
+struct Reference {
+    pixels: Vec<f32>,
+    n_images: usize,
+    image_embeds: Vec<Vec<f32>>,
+    input_ids: Vec<Vec<u32>>,
+    text_embeds: Vec<Vec<f32>>,
+    logit_scale: f32,
+    texts: Vec<String>,
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    let (n, d) = t.size2().unwrap();
+    let flat = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+    assert_eq!(flat.len() as i64, n * d);
+    flat.chunks(d as usize).map(|c| c.to_vec()).collect()
+}
+
+fn reference(dir: &Path) -> Reference {
+    let m: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let px = &m["pixel_values"];
+    let ids = &m["input_ids"];
+    let (_, ctx) = ids.size2().unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    Reference {
+        n_images: px.size()[0] as usize,
+        pixels: Vec::<f32>::try_from(px.flatten(0, -1)).unwrap(),
+        image_embeds: rows(&m["image_embeds"]),
+        input_ids: Vec::<i64>::try_from(ids.flatten(0, -1))
+            .unwrap()
+            .chunks(ctx as usize)
+            .map(|r| r.iter().map(|&x| x as u32).collect())
+            .collect(),
+        text_embeds: rows(&m["text_embeds"]),
+        logit_scale: m["logit_scale"].double_value(&[0]) as f32,
+        texts: meta["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect(),
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Asserts each row's cosine and max |diff| against the reference.
+fn assert_parity(what: &str, got: &[Vec<f32>], want: &[Vec<f32>], min_cos: f64, max_diff: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: row count");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.len(), w.len(), "{what}[{i}]: dimension");
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{what}[{i}]: norm {norm}");
+        let c = cosine(g, w);
+        let d = max_abs_diff(g, w);
+        assert!(c >= min_cos, "{what}[{i}]: cosine {c} < {min_cos}");
+        assert!(d <= max_diff, "{what}[{i}]: max |diff| {d} > {max_diff}");
+    }
+}
+
+fn check_model(name: &str) -> (ClipModel, Reference) {
+    let dir = model_dir(name);
+    let r = reference(&dir);
+    let m = ClipModel::from_dir(&dir, &ClipOptions::cpu()).unwrap();
+    let img = m.embed_pixels(&r.pixels, r.n_images).unwrap();
+    assert_parity(
+        &format!("{name} image"),
+        &img,
+        &r.image_embeds,
+        0.9999,
+        1e-4,
+    );
+    let txt = m.embed_token_ids(&r.input_ids).unwrap();
+    assert_parity(
+        &format!("{name} text (ids)"),
+        &txt,
+        &r.text_embeds,
+        0.9999,
+        1e-4,
+    );
+    // The whole text path: our tokenizer + model vs open_clip ids + transformers.
+    let texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
+    let txt = m.embed_texts(&texts).unwrap();
+    assert_parity(&format!("{name} text"), &txt, &r.text_embeds, 0.9999, 1e-4);
+    assert!((m.logit_scale() - r.logit_scale).abs() < 1e-6);
+    assert_eq!(m.embed_dim(), r.image_embeds[0].len());
+    (m, r)
+}
+
+#[test]
+fn tiny_matches_transformers() {
+    let (m, r) = check_model("tiny");
+    assert_eq!(m.image_size(), 32);
+    // Batched and one-by-one calls agree.
+    let per = r.pixels.len() / r.n_images;
+    let batched = m.embed_pixels(&r.pixels, r.n_images).unwrap();
+    for (i, b) in batched.iter().enumerate() {
+        let one = m
+            .embed_pixels(&r.pixels[i * per..(i + 1) * per], 1)
+            .unwrap();
+        assert!(
+            max_abs_diff(&one[0], b) <= 1e-5,
+            "image {i}: batch vs single"
+        );
+    }
+    let texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
+    let batched = m.embed_texts(&texts).unwrap();
+    for (t, b) in texts.iter().zip(&batched) {
+        let one = m.embed_texts(&[t]).unwrap();
+        assert!(
+            max_abs_diff(&one[0], b) <= 1e-5,
+            "text {t:?}: batch vs single"
+        );
+    }
+}
+
+#[test]
+fn vit_b_32_matches_transformers() {
+    let (m, _) = check_model("vit-b-32");
+    assert_eq!((m.image_size(), m.embed_dim()), (224, 512));
+    assert!(m.model_id().starts_with("clip-vit-p32-224px-512d@"));
+    assert_eq!(m.content_hash().len(), 64);
+}
+
+#[test]
+fn small_max_batch_splits_without_changing_results() {
+    let dir = model_dir("tiny");
+    let r = reference(&dir);
+    let m = ClipModel::from_dir(&dir, &ClipOptions::cpu().with_max_batch(3)).unwrap();
+    let img = m.embed_pixels(&r.pixels, r.n_images).unwrap();
+    assert_parity(
+        "tiny image, max_batch 3",
+        &img,
+        &r.image_embeds,
+        0.9999,
+        1e-4,
+    );
+    let txt = m.embed_token_ids(&r.input_ids).unwrap();
+    assert_parity("tiny text, max_batch 3", &txt, &r.text_embeds, 0.9999, 1e-4);
+}
+
+#[test]
+fn bf16_on_cpu_stays_close_to_fp32() {
+    let dir = model_dir("tiny");
+    let r = reference(&dir);
+    let m = ClipModel::from_dir(&dir, &ClipOptions::cpu().with_precision(Precision::Bf16)).unwrap();
+    let img = m.embed_pixels(&r.pixels, r.n_images).unwrap();
+    for (i, (g, w)) in img.iter().zip(&r.image_embeds).enumerate() {
+        let c = cosine(g, w);
+        assert!(c >= 0.999, "bf16 image {i}: cosine {c}");
+    }
+    let txt = m.embed_token_ids(&r.input_ids).unwrap();
+    for (i, (g, w)) in txt.iter().zip(&r.text_embeds).enumerate() {
+        let c = cosine(g, w);
+        assert!(c >= 0.999, "bf16 text {i}: cosine {c}");
+    }
+}
+
+#[test]
+fn f16_on_cpu_is_refused() {
+    let e = ClipModel::from_dir(
+        model_dir("tiny"),
+        &ClipOptions::cpu().with_precision(Precision::F16),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+}
+
+#[test]
+fn one_model_serves_many_threads() {
+    let dir = model_dir("tiny");
+    let r = Arc::new(reference(&dir));
+    let m = Arc::new(
+        ClipModel::from_dir(&dir, &ClipOptions::default().with_device(Device::Cpu)).unwrap(),
+    );
+    let handles: Vec<_> = (0..4)
+        .map(|k| {
+            let (m, r) = (Arc::clone(&m), Arc::clone(&r));
+            std::thread::spawn(move || {
+                let per = r.pixels.len() / r.n_images;
+                let i = k * 3;
+                let e = m
+                    .embed_pixels(&r.pixels[i * per..(i + 1) * per], 1)
+                    .unwrap();
+                let t = m.embed_texts(&[r.texts[k].as_str()]).unwrap();
+                (i, e, k, t)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, e, k, t) = h.join().unwrap();
+        assert_parity("threaded image", &e, &r.image_embeds[i..=i], 0.9999, 1e-4);
+        assert_parity("threaded text", &t, &r.text_embeds[k..=k], 0.9999, 1e-4);
+    }
+}
+
+#[test]
+fn bad_inputs_get_typed_errors() {
+    let m = ClipModel::from_dir(model_dir("tiny"), &ClipOptions::cpu()).unwrap();
+    let e = m.embed_pixels(&[0.0; 10], 1).unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+    assert!(m.embed_pixels(&[], 0).unwrap().is_empty());
+    let e = m.embed_token_ids(&[vec![49406, 60000, 49407]]).unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+    let e = m.embed_token_ids(&[vec![]]).unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+    let e = m.embed_token_ids(&[vec![1; 78]]).unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+}
