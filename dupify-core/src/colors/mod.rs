@@ -6,10 +6,11 @@
 //!    (255 = product); the image's alpha plane when at least 1% of it is transparent; otherwise
 //!    a background model estimated from the image border (documented in `background.rs`:
 //!    border colours clustered in CIELAB, background = pixels like them *and* connected to the
-//!    edge). Transparent pixels are always background. If a source leaves less than 1% of the
-//!    opaque pixels as product (a plain image, a product the same colour as its backdrop), the
-//!    next source is tried, and finally the whole image is used: a plain image reports its one
-//!    colour instead of nothing. [`ColorReport::foreground`] says which source was used.
+//!    edge). Transparent pixels are always background. If a source leaves too little product
+//!    (under 1% of the opaque pixels for a mask or alpha, under 5% for the border model: a
+//!    plain image, a product the same colour as its backdrop), the next source is tried, and
+//!    finally the whole image is used: a plain image reports its one colour instead of
+//!    nothing. [`ColorReport::foreground`] says which source was used.
 //! 2. **Edge pixels out.** Pixels on the product/background boundary blend both colours (JPEG
 //!    and anti-aliasing halos), so only pixels whose four neighbours share their label are
 //!    counted, unless that would drop more than half of a (thin) region.
@@ -54,8 +55,11 @@ pub use names::{color_family, named_colors, nearest_named_color, ColorFamily};
 pub const MAX_COLORS: usize = 16;
 /// k-means iteration cap (Lloyd usually converges in well under this on histogram bins).
 const MAX_ITER: usize = 30;
-/// A source must leave at least this fraction of the opaque pixels as product to be used.
+/// A mask or alpha split must leave at least this fraction of the opaque pixels as product.
 const MIN_PRODUCT_FRACTION: f64 = 0.01;
+/// The border model must leave at least this fraction: less means it mistook the product for
+/// the backdrop (a beige dress on a beige door), and the whole image is the better answer.
+const MIN_BORDER_PRODUCT_FRACTION: f64 = 0.05;
 /// A family must cover this share of the product (percent) to be the product's family.
 const DOMINANT_FAMILY_SHARE: f32 = 50.0;
 
@@ -73,8 +77,10 @@ pub struct ColorOptions {
     /// Drop colours holding less than this percent of the product, 0..=100. Default 1.0:
     /// stitching, labels and stray pixels are not colours of the product.
     pub min_share: f32,
-    /// Clusters closer than this CIEDE2000 are merged, 0..=50. Default 6.0: about the
-    /// difference between the lit and shaded side of one fabric at a glance; 0 disables merging.
+    /// Clusters closer than this CIEDE2000 are merged, 0..=50. Default 8.0: sensor and JPEG
+    /// noise on dark, near-neutral fabric alone splits k-means clusters about ΔE2000 7 apart
+    /// (ΔE2000 stretches a\*/b\* near the grey axis), and two colours that close read as one
+    /// colour on a garment; 0 disables merging.
     pub merge_delta_e: f32,
     /// Number of background colours to report, 0..=16. Default 3.
     pub num_background_colors: usize,
@@ -89,7 +95,7 @@ impl Default for ColorOptions {
             num_colors: 5,
             exclude_background: true,
             min_share: 1.0,
-            merge_delta_e: 6.0,
+            merge_delta_e: 8.0,
             num_background_colors: 3,
             suppress_skin: true,
         }
@@ -314,7 +320,8 @@ pub fn extract_colors(
         if source == ForegroundSource::WholeImage {
             let mut trial = labels.clone();
             segment_by_border(w, h, rgb, &mut trial);
-            if count(&trial) >= min_product {
+            let min_border = (opaque as f64 * MIN_BORDER_PRODUCT_FRACTION).ceil() as usize;
+            if count(&trial) >= min_border.max(1) {
                 labels = trial;
                 source = ForegroundSource::BorderModel;
             }
@@ -442,8 +449,7 @@ fn remove_skin(clusters: Vec<Cluster>) -> (Vec<Cluster>, f64) {
         .iter()
         .zip(&skin)
         .filter(|(_, &s)| s)
-        .map(|(c, _)| c.weight)
-        .sum();
+        .fold(0.0, |acc, (c, _)| acc + c.weight);
     let kept = clusters
         .into_iter()
         .zip(skin)

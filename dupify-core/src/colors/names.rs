@@ -21,7 +21,7 @@
 //! | orange | 50 ≤ h < 75 |
 //! | yellow | 75 ≤ h < 100, or 100 ≤ h < 110 with L\* ≥ 65 |
 //! | green | 100 ≤ h < 190 (olive tones included) |
-//! | navy | 190 ≤ h < 312 and L\* < 30 |
+//! | navy | 190 ≤ h < 312 and L\* < 25 |
 //! | blue | 190 ≤ h < 312 |
 //! | purple | 312 ≤ h < 345 |
 //!
@@ -122,7 +122,7 @@ pub fn color_family(lab: [f32; 3]) -> ColorFamily {
         h if h < 110.0 && l >= 65.0 => Yellow,
         h if h < 190.0 => Green,
         h if h < 312.0 => {
-            if l < 30.0 {
+            if l < 25.0 {
                 Navy
             } else {
                 Blue
