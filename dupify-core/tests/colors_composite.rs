@@ -5,7 +5,9 @@
 mod colors_common;
 
 use colors_common::{add, assets, Lcg};
-use dupify_core::colors::{delta_e2000, extract_colors, srgb_to_lab, ColorOptions, ForegroundSource};
+use dupify_core::colors::{
+    delta_e2000, extract_colors, srgb_to_lab, ColorOptions, ForegroundSource,
+};
 use dupify_core::WorkingImage;
 
 const TEXTURES: [&str; 6] = [
@@ -87,7 +89,10 @@ fn garment_colour_comes_first_on_every_real_texture() {
             assert!((r.product_fraction - truth).abs() < 0.03, "{ctx}");
             // The floor is reported as background, and it is not the garment.
             assert!(!r.background.is_empty(), "{ctx}");
-            assert!(delta_e2000(r.background[0].lab, srgb_to_lab(rgb)) > 10.0, "{ctx}");
+            assert!(
+                delta_e2000(r.background[0].lab, srgb_to_lab(rgb)) > 10.0,
+                "{ctx}"
+            );
         }
     }
 }

@@ -25,7 +25,10 @@ fn assert_color(c: &DominantColor, rgb: [u8; 3], share: f32) {
         "{c:?}: share {} vs {share}",
         c.share
     );
-    assert_eq!(c.hex, format!("#{:02x}{:02x}{:02x}", c.rgb[0], c.rgb[1], c.rgb[2]));
+    assert_eq!(
+        c.hex,
+        format!("#{:02x}{:02x}{:02x}", c.rgb[0], c.rgb[1], c.rgb[2])
+    );
 }
 
 /// A 160×128 two-colour garment (70% red over 30% blue) on a wall, 256×192 frame.
@@ -56,7 +59,11 @@ fn border_model_recovers_colours_and_shares_and_ignores_the_wall() {
     assert_eq!(r.colors[1].family, ColorFamily::Blue);
     assert_eq!(r.family, Some(ColorFamily::Red));
     let truth = 160.0 * 128.0 / (256.0 * 192.0);
-    assert!((r.product_fraction - truth).abs() < 0.01, "{}", r.product_fraction);
+    assert!(
+        (r.product_fraction - truth).abs() < 0.01,
+        "{}",
+        r.product_fraction
+    );
     assert_eq!(r.background.len(), 1, "{:#?}", r.background);
     assert_color(&r.background[0], WALL, 100.0);
     assert_eq!(r.background[0].family, ColorFamily::White);
@@ -242,9 +249,18 @@ fn separate_skin_region_is_removed_only_when_asked() {
     let r = extract_colors(&img, None, &ColorOptions::default()).unwrap();
     assert_eq!(r.colors.len(), 1, "{:#?}", r.colors);
     assert_color(&r.colors[0], [28, 36, 84], 100.0);
-    assert!(r.skin_share > 10.0 && r.skin_share < 25.0, "{}", r.skin_share);
+    assert!(
+        r.skin_share > 10.0 && r.skin_share < 25.0,
+        "{}",
+        r.skin_share
+    );
     assert_eq!(r.family, Some(ColorFamily::Navy));
-    let r = extract_colors(&img, None, &ColorOptions::default().with_suppress_skin(false)).unwrap();
+    let r = extract_colors(
+        &img,
+        None,
+        &ColorOptions::default().with_suppress_skin(false),
+    )
+    .unwrap();
     assert_eq!(r.colors.len(), 2);
     assert!(delta_e2000(r.colors[1].lab, srgb_to_lab(skin)) < 2.0);
     assert_eq!(r.skin_share, 0.0);

@@ -66,12 +66,11 @@ fn normalise(p: &[DominantColor]) -> Dist {
 
 fn cmp_palettes(a: &Dist, b: &Dist) -> Ordering {
     for (p, q) in a.iter().zip(b) {
-        let o = p
-            .0
-            .total_cmp(&q.0)
-            .then(p.1[0].total_cmp(&q.1[0]))
-            .then(p.1[1].total_cmp(&q.1[1]))
-            .then(p.1[2].total_cmp(&q.1[2]));
+        let o =
+            p.0.total_cmp(&q.0)
+                .then(p.1[0].total_cmp(&q.1[0]))
+                .then(p.1[1].total_cmp(&q.1[1]))
+                .then(p.1[2].total_cmp(&q.1[2]));
         if o != Ordering::Equal {
             return o;
         }
@@ -111,7 +110,13 @@ fn emd(x: &Dist, y: &Dist) -> f64 {
     }
     for (i, p) in x.iter().enumerate() {
         for (j, q) in y.iter().enumerate() {
-            add(&mut edges, i, n + j, f64::INFINITY, delta_e2000_f64(p.1, q.1));
+            add(
+                &mut edges,
+                i,
+                n + j,
+                f64::INFINITY,
+                delta_e2000_f64(p.1, q.1),
+            );
         }
     }
     let (mut moved, mut cost) = (0.0f64, 0.0f64);

@@ -117,7 +117,12 @@ fn pick(weights: &[f64], sum: f64, rng: &mut SplitMix64) -> usize {
 
 /// Weighted k-means (Lloyd) in CIELAB with k-means++ seeding. Returns at most `k` non-empty
 /// clusters (fewer when the data has fewer distinct colours), in no particular order.
-pub(crate) fn kmeans(points: &[[f32; 3]], weights: &[f32], k: usize, max_iter: usize) -> Vec<Cluster> {
+pub(crate) fn kmeans(
+    points: &[[f32; 3]],
+    weights: &[f32],
+    k: usize,
+    max_iter: usize,
+) -> Vec<Cluster> {
     let n = points.len();
     if n == 0 || k == 0 {
         return Vec::new();
@@ -304,7 +309,13 @@ mod tests {
     #[test]
     fn kmeans_is_deterministic() {
         let pts: Vec<[f32; 3]> = (0..500)
-            .map(|i| srgb_to_lab([(i * 7 % 256) as u8, (i * 13 % 256) as u8, (i * 29 % 256) as u8]))
+            .map(|i| {
+                srgb_to_lab([
+                    (i * 7 % 256) as u8,
+                    (i * 13 % 256) as u8,
+                    (i * 29 % 256) as u8,
+                ])
+            })
             .collect();
         let w: Vec<f32> = (0..500).map(|i| 1.0 + (i % 5) as f32).collect();
         assert_eq!(kmeans(&pts, &w, 6, 30), kmeans(&pts, &w, 6, 30));

@@ -354,8 +354,7 @@ pub fn extract_colors(
     let colors = describe(&clusters, kept_total, opts.num_colors, opts.min_share);
 
     // Background colours.
-    let background = if source == ForegroundSource::WholeImage || opts.num_background_colors == 0
-    {
+    let background = if source == ForegroundSource::WholeImage || opts.num_background_colors == 0 {
         Vec::new()
     } else {
         let (pts, wts) = bg_hist.points();

@@ -277,7 +277,12 @@ const CSS_COLORS: [(&str, [u8; 3]); 139] = [
 
 fn palette_lab() -> &'static [[f32; 3]] {
     static T: OnceLock<Vec<[f32; 3]>> = OnceLock::new();
-    T.get_or_init(|| CSS_COLORS.iter().map(|(_, rgb)| srgb_to_lab(*rgb)).collect())
+    T.get_or_init(|| {
+        CSS_COLORS
+            .iter()
+            .map(|(_, rgb)| srgb_to_lab(*rgb))
+            .collect()
+    })
 }
 
 /// The named colours of the palette, `(css keyword, sRGB)`.
