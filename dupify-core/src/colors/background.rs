@@ -91,59 +91,71 @@ pub(crate) fn segment_by_border(w: usize, h: usize, rgb: &[u8], labels: &mut [u8
             t * t
         })
         .collect();
-    // 2. Likeness per bin, decided lazily (0 = no, 1 = yes, 2 = not yet known).
+    // 2. Likeness per 15-bit bin, decided lazily (0 = no, 1 = yes, 2 = not yet known), written
+    // into a per-pixel plane: 1 = passable (background-like or clear), 0 = not.
     let centres = bin_center_lab();
-    let mut like = vec![2u8; super::kmeans::BINS];
-    let mut is_like = |i: usize| -> bool {
-        let px = &rgb[i * 3..i * 3 + 3];
-        let b = bin_of(px[0], px[1], px[2]) as usize;
-        if like[b] == 2 {
-            let lab = centres[b];
-            like[b] = bg
-                .iter()
-                .zip(&tol2)
-                .any(|(c, &t2)| weighted_d2(lab, *c) < t2) as u8;
-        }
-        like[b] == 1
-    };
-    // 3. Flood fill from the outer ring through background-like (or clear) pixels.
-    let mut stack: Vec<u32> = Vec::with_capacity(4 * (w + h));
-    let mut visit = |i: usize, labels: &mut [u8], stack: &mut Vec<u32>| {
-        if labels[i] == PRODUCT && is_like(i) {
-            labels[i] = BG;
-            stack.push(i as u32);
-        } else if labels[i] == CLEAR {
-            // Clear pixels conduct the flood; mark them visited by pushing once.
-            labels[i] = CLEAR | 0x80;
-            stack.push(i as u32);
+    let mut like = vec![2u8; 1 << 15];
+    let mut pass: Vec<u8> = labels
+        .iter()
+        .zip(rgb.chunks_exact(3))
+        .map(|(&l, px)| {
+            if l == CLEAR {
+                return 1;
+            }
+            let b = ((px[0] as usize >> 3) << 10)
+                | ((px[1] as usize >> 3) << 5)
+                | (px[2] as usize >> 3);
+            if like[b] == 2 {
+                let lab = centres[b];
+                like[b] = bg
+                    .iter()
+                    .zip(&tol2)
+                    .any(|(c, &t2)| weighted_d2(lab, *c) < t2) as u8;
+            }
+            like[b]
+        })
+        .collect();
+    // 3. Flood fill from the outer ring through passable pixels (visited = 2).
+    let mut stack: Vec<(u32, u32)> = Vec::with_capacity(4 * (w + h));
+    let mut seed = |x: usize, y: usize, pass: &mut [u8], stack: &mut Vec<(u32, u32)>| {
+        let i = y * w + x;
+        if pass[i] == 1 {
+            pass[i] = 2;
+            stack.push((x as u32, y as u32));
         }
     };
     for x in 0..w {
-        visit(x, labels, &mut stack);
-        visit((h - 1) * w + x, labels, &mut stack);
+        seed(x, 0, &mut pass, &mut stack);
+        seed(x, h - 1, &mut pass, &mut stack);
     }
     for y in 0..h {
-        visit(y * w, labels, &mut stack);
-        visit(y * w + w - 1, labels, &mut stack);
+        seed(0, y, &mut pass, &mut stack);
+        seed(w - 1, y, &mut pass, &mut stack);
     }
-    while let Some(i) = stack.pop() {
-        let i = i as usize;
-        let (x, y) = (i % w, i / w);
-        if x > 0 {
-            visit(i - 1, labels, &mut stack);
+    while let Some((x, y)) = stack.pop() {
+        let (x, y) = (x as usize, y as usize);
+        let i = y * w + x;
+        if x > 0 && pass[i - 1] == 1 {
+            pass[i - 1] = 2;
+            stack.push((x as u32 - 1, y as u32));
         }
-        if x + 1 < w {
-            visit(i + 1, labels, &mut stack);
+        if x + 1 < w && pass[i + 1] == 1 {
+            pass[i + 1] = 2;
+            stack.push((x as u32 + 1, y as u32));
         }
-        if y > 0 {
-            visit(i - w, labels, &mut stack);
+        if y > 0 && pass[i - w] == 1 {
+            pass[i - w] = 2;
+            stack.push((x as u32, y as u32 - 1));
         }
-        if y + 1 < h {
-            visit(i + w, labels, &mut stack);
+        if y + 1 < h && pass[i + w] == 1 {
+            pass[i + w] = 2;
+            stack.push((x as u32, y as u32 + 1));
         }
     }
-    for l in labels.iter_mut() {
-        *l &= 0x7f;
+    for (l, &p) in labels.iter_mut().zip(&pass) {
+        if p == 2 && *l == PRODUCT {
+            *l = BG;
+        }
     }
     // 4. Specks.
     remove_specks(w, h, labels);
@@ -165,7 +177,7 @@ fn remove_specks(w: usize, h: usize, labels: &mut [u8]) {
     let n = w * h;
     let mut comp = vec![u32::MAX; n];
     let mut sizes: Vec<u32> = Vec::new();
-    let mut stack: Vec<u32> = Vec::new();
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for s in 0..n {
         if labels[s] != PRODUCT || comp[s] != u32::MAX {
             continue;
@@ -173,28 +185,27 @@ fn remove_specks(w: usize, h: usize, labels: &mut [u8]) {
         let id = sizes.len() as u32;
         let mut size = 0u32;
         comp[s] = id;
-        stack.push(s as u32);
-        while let Some(i) = stack.pop() {
+        stack.push((s % w, s / w));
+        while let Some((x, y)) = stack.pop() {
             size += 1;
-            let i = i as usize;
-            let (x, y) = (i % w, i / w);
-            let mut go = |j: usize| {
+            let i = y * w + x;
+            let mut go = |j: usize, x: usize, y: usize| {
                 if labels[j] == PRODUCT && comp[j] == u32::MAX {
                     comp[j] = id;
-                    stack.push(j as u32);
+                    stack.push((x, y));
                 }
             };
             if x > 0 {
-                go(i - 1);
+                go(i - 1, x - 1, y);
             }
             if x + 1 < w {
-                go(i + 1);
+                go(i + 1, x + 1, y);
             }
             if y > 0 {
-                go(i - w);
+                go(i - w, x, y - 1);
             }
             if y + 1 < h {
-                go(i + w);
+                go(i + w, x, y + 1);
             }
         }
         sizes.push(size);

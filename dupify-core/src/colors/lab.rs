@@ -7,7 +7,7 @@
 //! published there.
 //!
 //! The hot path (per pixel) never calls these float functions directly: pixels are binned into
-//! a 15-bit RGB histogram and converted once per occupied bin, with the sRGB decoding curve read
+//! a 12-bit RGB histogram and converted once per occupied bin, with the sRGB decoding curve read
 //! from a 256-entry table.
 
 use std::sync::OnceLock;

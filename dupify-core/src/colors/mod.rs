@@ -14,7 +14,7 @@
 //! 2. **Edge pixels out.** Pixels on the product/background boundary blend both colours (JPEG
 //!    and anti-aliasing halos), so only pixels whose four neighbours share their label are
 //!    counted, unless that would drop more than half of a (thin) region.
-//! 3. **Clustering.** Pixels go into a 15-bit RGB histogram with exact per-bin means; the
+//! 3. **Clustering.** Pixels go into a 12-bit RGB histogram with exact per-bin means; the
 //!    occupied bins are clustered in CIELAB by weighted k-means (k = `num_colors`, k-means++
 //!    seeding with a fixed seed: same input, same output), then clusters closer than
 //!    `merge_delta_e` (CIEDE2000) are merged.
@@ -328,7 +328,7 @@ pub fn extract_colors(
         }
     }
 
-    let (mut product_hist, mut bg_hist) = histograms(w, h, rgb, &labels);
+    let (product_hist, bg_hist) = histograms(w, h, rgb, &labels);
     let product_pixels = count(&labels);
     let product_fraction = product_pixels as f32 / n as f32;
 
@@ -382,35 +382,37 @@ pub fn extract_colors(
 
 /// Histograms of product and background pixels, interior pixels only (module docs, step 2).
 fn histograms(w: usize, h: usize, rgb: &[u8], labels: &[u8]) -> (Histogram, Histogram) {
-    // Interior = all in-bounds 4-neighbours carry the same label.
-    let interior = |i: usize| -> bool {
-        let l = labels[i];
-        let (x, y) = (i % w, i / w);
-        (x == 0 || labels[i - 1] == l)
-            && (x + 1 == w || labels[i + 1] == l)
-            && (y == 0 || labels[i - w] == l)
-            && (y + 1 == h || labels[i + w] == l)
-    };
+    // Interior = all in-bounds 4-neighbours carry the same label. Computed once into a flag
+    // plane with row/column loops (no per-pixel division).
+    let mut interior = vec![false; w * h];
     let mut all = [0usize; 2];
     let mut inner = [0usize; 2];
-    for (i, &l) in labels.iter().enumerate() {
-        if l == CLEAR {
-            continue;
-        }
-        all[l as usize] += 1;
-        if interior(i) {
-            inner[l as usize] += 1;
+    for y in 0..h {
+        let row = y * w;
+        for x in 0..w {
+            let i = row + x;
+            let l = labels[i];
+            if l == CLEAR {
+                continue;
+            }
+            let inside = (x == 0 || labels[i - 1] == l)
+                && (x + 1 == w || labels[i + 1] == l)
+                && (y == 0 || labels[i - w] == l)
+                && (y + 1 == h || labels[i + w] == l);
+            interior[i] = inside;
+            all[l as usize] += 1;
+            inner[l as usize] += inside as usize;
         }
     }
     // Use interior pixels for a label unless that drops more than half of it.
     let use_inner = [2 * inner[0] >= all[0], 2 * inner[1] >= all[1]];
     let mut hists = [Histogram::new(), Histogram::new()];
-    for (i, (&l, px)) in labels.iter().zip(rgb.chunks_exact(3)).enumerate() {
+    for ((&l, &inside), px) in labels.iter().zip(&interior).zip(rgb.chunks_exact(3)) {
         if l == CLEAR {
             continue;
         }
         let li = l as usize;
-        if !use_inner[li] || interior(i) {
+        if inside || !use_inner[li] {
             hists[li].add(bin_of(px[0], px[1], px[2]), px);
         }
     }
