@@ -8,6 +8,7 @@
 //! model code and tensors stay private to the crate.
 
 pub mod clip;
+pub mod colors;
 pub mod device;
 pub mod error;
 
