@@ -124,6 +124,7 @@ def main() -> None:
     m = machine()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     out = ROOT / "benches" / "results" / f"{stamp}-{m['host']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": stamp, "machine": m, "reps": args.reps, "results": rows}, indent=2))
     print(f"\nwritten {out.relative_to(ROOT)}  ({m['cpu']}, {m['cores']} cores)")
 

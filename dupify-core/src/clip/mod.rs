@@ -250,6 +250,11 @@ impl ClipModel {
         self.inner.logit_scale() as f32
     }
 
+    /// Whether the model runs on a CUDA device (batches then overlap CPU work with it).
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.inner.device, tch::Device::Cuda(_))
+    }
+
     /// The tokenizer, when one was found or attached.
     pub fn tokenizer(&self) -> Option<&ClipTokenizer> {
         self.tokenizer.as_ref()

@@ -117,7 +117,7 @@ pub(crate) fn segment_by_border(w: usize, h: usize, rgb: &[u8], labels: &mut [u8
         .collect();
     // 3. Flood fill from the outer ring through passable pixels (visited = 2).
     let mut stack: Vec<(u32, u32)> = Vec::with_capacity(4 * (w + h));
-    let mut seed = |x: usize, y: usize, pass: &mut [u8], stack: &mut Vec<(u32, u32)>| {
+    let seed = |x: usize, y: usize, pass: &mut [u8], stack: &mut Vec<(u32, u32)>| {
         let i = y * w + x;
         if pass[i] == 1 {
             pass[i] = 2;
