@@ -13,5 +13,6 @@ pub mod error;
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
 pub mod raster;
+pub mod silhouette;
 
 pub use raster::{Mask, WorkingImage};
