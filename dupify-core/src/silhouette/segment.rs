@@ -49,7 +49,7 @@ pub struct SegmenterOptions {
     /// Border clusters holding less than this share of the band are treated as product
     /// touching the frame and dropped (default 0.06).
     pub min_border_cluster_share: f32,
-    /// Weight of L* relative to a*/b* in colour distances (default 0.6): < 1 makes shadows
+    /// Weight of L* relative to a*/b* in colour distances (default 0.4): < 1 makes shadows
     /// and lighting gradients look more like background.
     pub lightness_weight: f32,
     /// GrabCut-style model re-fit / inference rounds (default 3).
@@ -71,7 +71,7 @@ impl Default for SegmenterOptions {
             background_clusters: 6,
             foreground_clusters: 5,
             min_border_cluster_share: 0.06,
-            lightness_weight: 0.6,
+            lightness_weight: 0.4,
             iterations: 3,
             mean_field_steps: 5,
             smoothness: 1.6,
@@ -399,7 +399,7 @@ impl ClassicalSegmenter {
                     .iter()
                     .map(|g| mahalanobis2(g, x))
                     .fold(f32::INFINITY, f32::min);
-                d - 2.0 * p > CHI2_3_999
+                d + 2.0 * p > CHI2_3_999
             })
             .collect();
         if fg.iter().filter(|&&f| f).count() < n / 400 {
@@ -541,7 +541,7 @@ impl ClassicalSegmenter {
         let decisive = if boundary.is_empty() {
             0.5
         } else {
-            // Average |2q-1| one pixel away from the boundary on each side.
+            // Average |2q-1| on the boundary pixels: near 1 when the CRF put the edge decisively.
             boundary
                 .iter()
                 .map(|&i| (2.0 * q[i] - 1.0).abs())

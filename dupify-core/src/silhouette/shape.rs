@@ -28,6 +28,9 @@
 //!
 //! Total: 192.
 //!
+//! Before measuring, components under 20% of the largest are dropped and holes filled, so
+//! specks and pinholes in a noisy mask do not move the bounding box or extreme radii.
+//!
 //! A mask with fewer than [`MIN_SHAPE_PIXELS`] foreground pixels has no meaningful shape and
 //! gives [`Error::InvalidParameter`] (`name = "mask"`).
 
@@ -41,6 +44,9 @@ pub const SHAPE_EMBEDDING_DIM: usize = 192;
 
 /// Fewest foreground pixels (coverage ≥ 50%) a mask needs for a shape embedding.
 pub const MIN_SHAPE_PIXELS: usize = 32;
+
+/// Components smaller than this fraction of the largest are ignored.
+const MIN_COMPONENT_RATIO: f32 = 0.2;
 
 const GRID: usize = 16;
 const GRID_HALF_WIDTH: f32 = 2.5;
@@ -77,7 +83,15 @@ pub fn shape_embedding(mask: &Mask) -> Result<Vec<f32>> {
             ),
         ));
     }
-    let fg: Vec<bool> = mask.data.iter().map(|&v| v >= 128).collect();
+    let raw: Vec<bool> = mask.data.iter().map(|&v| v >= 128).collect();
+    // Specks and pinholes say nothing about the shape but move the bounding box, the
+    // extreme radii and the component count: drop components under 20% of the largest and
+    // fill holes first (a no-op on a segmenter's cleaned mask).
+    let fg = morphology::fill_holes(
+        &morphology::keep_significant_components(&raw, w, h, MIN_COMPONENT_RATIO),
+        w,
+        h,
+    );
     let area = fg.iter().filter(|&&f| f).count();
     if area < MIN_SHAPE_PIXELS {
         return Err(Error::invalid(
@@ -390,7 +404,7 @@ fn geometry_block(
     let big = sizes
         .iter()
         .skip(1)
-        .filter(|&&sz| sz as f64 >= 0.2 * largest_area)
+        .filter(|&&sz| sz as f64 >= MIN_COMPONENT_RATIO as f64 * largest_area)
         .count();
     let extra = ((big.saturating_sub(1)).min(2) as f64) / 2.0;
     // Width of the mask in the top and bottom fifths of the box, relative to the box width
