@@ -16,6 +16,7 @@ pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
 pub mod raster;
+pub mod silhouette;
 
 pub use raster::{Mask, WorkingImage};
 pub mod attributes;
