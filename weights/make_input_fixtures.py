@@ -18,8 +18,9 @@ Files:
   cmyk.jpg       Adobe CMYK JPEG (Pillow writes inverted CMYK with the Adobe marker) with a
                  real black channel: K = 255 - max(R,G,B), C/M/Y chosen so that
                  R = (255-C)(255-K)/255 etc. reconstructs the source
-  rgba.png       source with alpha 0 on the near-white background and those pixels' RGB set to
-                 black (what many cut-out tools write), soft 128 edge ring
+  rgba.png       a synthetic cut-out of the source: alpha 255 inside a centred ellipse, 128 on
+                 its rim, 0 outside, and the transparent pixels' RGB set to black (what many
+                 cut-out tools write)
   lossless.webp / lossy.webp, source.bmp, anim.gif (2 frames: frame 1 = source, frame 2 =
                  the inverted source, so "first frame" is checkable)
   tiny.tiff      a valid image in a format we refuse
@@ -32,7 +33,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "dupify-core/tests/assets/clothing/dress/35f157d0-53e4-4496-b087-da4ad63edd47.jpg"
@@ -86,10 +87,10 @@ def main() -> None:
     cmyk = np.concatenate([cmy, k[..., None]], axis=2).round().clip(0, 255).astype(np.uint8)
     Image.fromarray(cmyk, "CMYK").save(OUT / "cmyk.jpg", quality=95)
 
-    bg = (a.min(axis=2) > 235)
-    alpha = np.where(bg, 0, 255).astype(np.uint8)
-    edge = np.asarray(Image.fromarray(alpha).filter(ImageFilter.MinFilter(3)))
-    alpha = np.where((alpha == 255) & (edge == 0), 128, alpha).astype(np.uint8)
+    h, w = a.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = ((xx - (w - 1) / 2) / (0.36 * w)) ** 2 + ((yy - (h - 1) / 2) / (0.46 * h)) ** 2
+    alpha = np.where(r <= 0.9, 255, np.where(r <= 1.0, 128, 0)).astype(np.uint8)
     rgb = np.where(alpha[..., None] == 0, 0, a).astype(np.uint8)
     Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(OUT / "rgba.png", optimize=True)
 

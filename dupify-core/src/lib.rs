@@ -9,9 +9,11 @@
 
 pub mod device;
 pub mod error;
+pub mod input;
 
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
+pub use input::{decode, ClipPreprocess, DecodedImage, ImageInput, InputLimits, PixelLayout, ResizeMode};
 pub mod raster;
 
 pub use raster::{Mask, WorkingImage};
