@@ -8,6 +8,8 @@ decode against an independent expectation: the lossless source pixels, or values
 
 Files:
   source.png     8-bit RGB, the reference pixels for every lossless variant
+  source.rgb     the same pixels as raw bytes (96x163, RGB, row-major), written by numpy so
+                 tests have expected values no decoder of ours produced
   upright.jpg    the source as a JPEG without orientation tag
   exif3.jpg / exif6.jpg / exif8.jpg
                  stored pixels rotated, EXIF Orientation 3 / 6 / 8 set so that the *displayed*
@@ -60,6 +62,7 @@ def main() -> None:
     src = src.resize((96, round(96 * src.height / src.width)), Image.Resampling.LANCZOS)
     src.save(OUT / "source.png", optimize=True)
     a = np.asarray(src)
+    (OUT / "source.rgb").write_bytes(a.tobytes())
 
     src.save(OUT / "upright.jpg", quality=90)
     for tag, stored in ((3, src.transpose(Image.Transpose.ROTATE_180)),

@@ -201,6 +201,31 @@ fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage
             ),
         });
     };
+    match format {
+        InputFormat::Jpeg if !jpeg_has_eoi(bytes) => {
+            return Err(Error::CorruptImage {
+                reason: "truncated JPEG (no end-of-image marker after the scan data)".into(),
+            })
+        }
+        // The BMP decoder reports a zero dimension as an unsupported feature; it is an empty
+        // image. Width and height are the signed 32-bit fields of the info header.
+        InputFormat::Bmp => {
+            let field = |at: usize| {
+                bytes
+                    .get(at..at + 4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i32::from_le_bytes)
+            };
+            if let (Some(w), Some(h)) = (field(18), field(22)) {
+                if w == 0 || h == 0 {
+                    return Err(Error::EmptyImage {
+                        reason: format!("BMP header says {w}x{}", h.unsigned_abs()),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
     // 8 bytes per pixel covers the widest output we can get (16-bit RGBA); the slack covers
     // decoder scratch buffers. This is a backstop: the header check below is the real limit.
     let max_alloc = limits
@@ -230,6 +255,37 @@ fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage
         .map_err(|e| map_image_error(e, output_bytes, max_alloc))?;
     img.apply_orientation(orientation);
     from_dynamic(img, format)
+}
+
+/// Whether a JPEG stream ends properly. The JPEG decoder is lenient and fills a truncated
+/// scan with grey; a truncated upload must be an error instead. Walks the marker segments from
+/// SOI to the first start-of-scan (skipping APPn payloads, which may embed a thumbnail with
+/// its own markers), then looks for EOI (`FF D9`) in the rest: inside entropy-coded data `FF`
+/// is always followed by `00` or a restart marker, so `FF D9` there is a real EOI.
+fn jpeg_has_eoi(bytes: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0xD9 {
+            return false; // EOI before any scan: no image data
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if marker == 0xDA {
+            let scan = i + 2 + len;
+            return bytes
+                .get(scan..)
+                .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]));
+        }
+        i += 2 + len;
+    }
+    false
 }
 
 /// Converts any decoded colour type to RGB8 + optional alpha. 16-bit channels are rounded to
