@@ -21,7 +21,7 @@
 use fast_image_resize::{FilterType, PixelType};
 use serde::{Deserialize, Serialize};
 
-use super::decode::{interleave_rgba, DecodedImage};
+use super::decode::DecodedImage;
 use super::working::resize_packed;
 use crate::error::{Error, Result};
 
@@ -214,8 +214,10 @@ impl ClipPreprocess {
         Ok(canvas)
     }
 
-    /// Bicubic resize to `dst`, compositing transparency onto the matte afterwards (the
-    /// resize is alpha-weighted, so this equals compositing first, without a full-size copy).
+    /// Bicubic resize to `dst`. Transparent images are composited onto the matte first, at
+    /// full resolution, as `convert_to_rgb` does: compositing after an alpha-weighted resize is
+    /// the same in exact arithmetic, but bicubic overshoot at sharp alpha edges is clamped
+    /// differently and drifts by several levels there.
     fn resize_composited(
         &self,
         image: &DecodedImage,
@@ -223,26 +225,15 @@ impl ClipPreprocess {
         crop: Option<(f64, f64, f64, f64)>,
     ) -> Result<Vec<u8>> {
         let (w, h) = (image.width(), image.height());
-        match image.alpha() {
-            None => resize_packed(
-                (image.rgb(), w, h),
-                PixelType::U8x3,
-                dst,
-                FilterType::CatmullRom,
-                crop,
-            ),
+        let flat;
+        let rgb = match image.alpha() {
+            None => image.rgb(),
             Some(a) => {
-                let rgba = interleave_rgba(image.rgb(), Some(a));
-                let out = resize_packed(
-                    (&rgba, w, h),
-                    PixelType::U8x4,
-                    dst,
-                    FilterType::CatmullRom,
-                    crop,
-                )?;
-                Ok(composite(&out, self.matte))
+                flat = composite(image.rgb(), a, self.matte);
+                &flat
             }
-        }
+        };
+        resize_packed((rgb, w, h), PixelType::U8x3, dst, FilterType::CatmullRom, crop)
     }
 }
 
@@ -262,11 +253,11 @@ pub fn shortest_edge_size(width: u32, height: u32, size: u32) -> (u32, u32) {
     }
 }
 
-/// Straight RGBA → RGB over `matte`, rounded.
-fn composite(rgba: &[u8], matte: [u8; 3]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
-    for px in rgba.chunks_exact(4) {
-        let a = u32::from(px[3]);
+/// Straight RGB + alpha → RGB over `matte`, rounded.
+fn composite(rgb: &[u8], alpha: &[u8], matte: [u8; 3]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rgb.len());
+    for (px, &a) in rgb.chunks_exact(3).zip(alpha) {
+        let a = u32::from(a);
         for c in 0..3 {
             let v = (u32::from(px[c]) * a + u32::from(matte[c]) * (255 - a) + 127) / 255;
             out.push(v as u8);
