@@ -13,7 +13,9 @@ pub mod input;
 
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
-pub use input::{decode, ClipPreprocess, DecodedImage, ImageInput, InputLimits, PixelLayout, ResizeMode};
+pub use input::{
+    decode, ClipPreprocess, DecodedImage, ImageInput, InputLimits, PixelLayout, ResizeMode,
+};
 pub mod raster;
 
 pub use raster::{Mask, WorkingImage};

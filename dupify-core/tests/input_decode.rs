@@ -16,7 +16,9 @@ const W: u32 = 96;
 const H: u32 = 163;
 
 fn asset(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/assets/input").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/assets/input")
+        .join(name)
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -64,9 +66,16 @@ fn lossless_formats_decode_to_the_exact_source_pixels() {
         ("rgb16.png", InputFormat::Png),
     ] {
         let img = dec(name);
-        assert_eq!((img.width(), img.height(), img.format()), (W, H, fmt), "{name}");
+        assert_eq!(
+            (img.width(), img.height(), img.format()),
+            (W, H, fmt),
+            "{name}"
+        );
         assert!(img.alpha().is_none(), "{name}");
-        assert!(img.rgb() == src.as_slice(), "{name}: pixels differ from source");
+        assert!(
+            img.rgb() == src.as_slice(),
+            "{name}: pixels differ from source"
+        );
     }
 }
 
@@ -79,7 +88,11 @@ fn lossy_formats_decode_close_to_the_source() {
         ("anim.gif", InputFormat::Gif, 6.0),
     ] {
         let img = dec(name);
-        assert_eq!((img.width(), img.height(), img.format()), (W, H, fmt), "{name}");
+        assert_eq!(
+            (img.width(), img.height(), img.format()),
+            (W, H, fmt),
+            "{name}"
+        );
         let d = mean_abs_diff(img.rgb(), &src);
         assert!(d < tol, "{name}: mean |diff| {d:.2} ≥ {tol}");
     }
@@ -113,7 +126,10 @@ fn cmyk_jpeg_converts_to_the_right_colours() {
     // Adobe (inverted) CMYK with a real K channel; R = (255-C)(255-K)/255 reconstructs the
     // source. Inverted or naively converted CMYK would be off by tens of levels.
     let img = dec("cmyk.jpg");
-    assert_eq!((img.width(), img.height(), img.format()), (W, H, InputFormat::Jpeg));
+    assert_eq!(
+        (img.width(), img.height(), img.format()),
+        (W, H, InputFormat::Jpeg)
+    );
     let d = mean_abs_diff(img.rgb(), &source());
     assert!(d < 3.0, "CMYK mean |diff| {d:.2}");
 }
@@ -121,7 +137,11 @@ fn cmyk_jpeg_converts_to_the_right_colours() {
 #[test]
 fn grayscale_replicates_luma_into_rgb() {
     let luma = pillow_luma(&source());
-    for (name, exact) in [("gray.png", true), ("gray16.png", true), ("gray.jpg", false)] {
+    for (name, exact) in [
+        ("gray.png", true),
+        ("gray16.png", true),
+        ("gray.jpg", false),
+    ] {
         let img = dec(name);
         assert_eq!((img.width(), img.height()), (W, H), "{name}");
         let mut got = Vec::new();
@@ -158,7 +178,10 @@ fn alpha_is_kept_as_a_plane_not_flattened() {
     // The cut-out view round-trips.
     let rgba = img.rgba_bytes();
     assert_eq!(rgba.len(), n * 4);
-    assert_eq!(rgba[3..].iter().step_by(4).copied().collect::<Vec<_>>(), alpha);
+    assert_eq!(
+        rgba[3..].iter().step_by(4).copied().collect::<Vec<_>>(),
+        alpha
+    );
 
     // The working image keeps the plane, resized, and transparent corners stay transparent.
     let w = img.working(64).unwrap();
@@ -241,9 +264,8 @@ fn every_input_kind_gives_the_same_image() {
     assert_eq!(img.alpha().unwrap()[0], 0);
 }
 
-#[cfg(not(feature = "url-fetch"))]
 #[test]
-fn url_input_without_the_feature_is_not_available() {
+fn url_input_is_not_available() {
     let e = decode(
         &ImageInput::Url("https://example.com/a.jpg".into()),
         &InputLimits::default(),
@@ -263,7 +285,10 @@ fn err(input: ImageInput, limits: &InputLimits) -> Error {
 #[test]
 fn empty_and_zero_sized_inputs_are_image_processing_failures() {
     let l = InputLimits::default();
-    assert!(matches!(err(ImageInput::Bytes(vec![]), &l), Error::EmptyImage { .. }));
+    assert!(matches!(
+        err(ImageInput::Bytes(vec![]), &l),
+        Error::EmptyImage { .. }
+    ));
     let e = err(
         ImageInput::Raw {
             width: 0,
@@ -295,7 +320,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -304,11 +333,21 @@ fn crc32(data: &[u8]) -> u32 {
 #[test]
 fn truncated_and_corrupt_files_are_image_processing_failures() {
     let l = InputLimits::default();
-    for name in ["source.png", "upright.jpg", "lossless.webp", "anim.gif", "source.bmp"] {
+    for name in [
+        "source.png",
+        "upright.jpg",
+        "lossless.webp",
+        "anim.gif",
+        "source.bmp",
+    ] {
         let bytes = read(name);
         for cut in [bytes.len() / 2, 40, 12] {
             let e = err(ImageInput::Bytes(bytes[..cut].to_vec()), &l);
-            assert_eq!(e.code(), "image_processing_failed", "{name} cut at {cut}: {e:?}");
+            assert_eq!(
+                e.code(),
+                "image_processing_failed",
+                "{name} cut at {cut}: {e:?}"
+            );
             assert_eq!(e.http_status(), 422);
         }
     }
@@ -317,7 +356,10 @@ fn truncated_and_corrupt_files_are_image_processing_failures() {
     for b in png.iter_mut().skip(40) {
         *b = b.wrapping_mul(31).wrapping_add(7);
     }
-    assert_eq!(err(ImageInput::Bytes(png), &l).code(), "image_processing_failed");
+    assert_eq!(
+        err(ImageInput::Bytes(png), &l).code(),
+        "image_processing_failed"
+    );
 }
 
 #[test]
@@ -326,16 +368,27 @@ fn unsupported_formats_are_typed() {
     let e = err(ImageInput::Bytes(read("tiny.tiff")), &l);
     assert!(matches!(e, Error::UnsupportedFormat { .. }), "{e:?}");
     assert!(e.to_string().contains("tif"), "{e}");
-    let e = err(ImageInput::Bytes(b"hello, this is not an image".to_vec()), &l);
+    let e = err(
+        ImageInput::Bytes(b"hello, this is not an image".to_vec()),
+        &l,
+    );
     assert_eq!((e.code(), e.http_status()), ("unsupported_format", 415));
-    let e = err(ImageInput::Base64("data:text/plain;base64,aGVsbG8=".into()), &l);
+    let e = err(
+        ImageInput::Base64("data:text/plain;base64,aGVsbG8=".into()),
+        &l,
+    );
     assert_eq!(e.code(), "unsupported_format");
 }
 
 #[test]
 fn bad_base64_is_invalid_base64() {
     let l = InputLimits::default();
-    for bad in ["not base64 at all!", "data:image/png;base64,@@@@", "", "QQ=x"] {
+    for bad in [
+        "not base64 at all!",
+        "data:image/png;base64,@@@@",
+        "",
+        "QQ=x",
+    ] {
         let e = err(ImageInput::Base64(bad.into()), &l);
         assert!(matches!(e, Error::InvalidBase64 { .. }), "{bad:?}: {e:?}");
         assert_eq!(e.http_status(), 400);
@@ -347,12 +400,30 @@ fn limits_are_enforced_from_the_header() {
     let bytes = read("upright.jpg");
     let d = InputLimits::default();
     let e = err(ImageInput::Bytes(bytes.clone()), &d.with_max_bytes(1000));
-    assert!(matches!(e, Error::ImageTooLarge { actual, limit: 1000, .. } if actual == bytes.len() as u64));
+    assert!(
+        matches!(e, Error::ImageTooLarge { actual, limit: 1000, .. } if actual == bytes.len() as u64)
+    );
     let e = err(ImageInput::Bytes(bytes.clone()), &d.with_max_pixels(10_000));
-    assert!(matches!(e, Error::ImageTooLarge { actual, .. } if actual == u64::from(W * H)), "{e:?}");
+    assert!(
+        matches!(e, Error::ImageTooLarge { actual, .. } if actual == u64::from(W * H)),
+        "{e:?}"
+    );
     let e = err(ImageInput::Bytes(bytes.clone()), &d.with_max_side(100));
-    assert!(matches!(e, Error::ImageTooLarge { actual: 163, limit: 100, .. }), "{e:?}");
-    let e = err(ImageInput::from(asset("upright.jpg")), &d.with_max_bytes(1000));
+    assert!(
+        matches!(
+            e,
+            Error::ImageTooLarge {
+                actual: 163,
+                limit: 100,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = err(
+        ImageInput::from(asset("upright.jpg")),
+        &d.with_max_bytes(1000),
+    );
     assert!(matches!(e, Error::ImageTooLarge { .. }), "{e:?}");
     let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
     let e = err(ImageInput::Base64(b64), &d.with_max_bytes(1000));
@@ -384,7 +455,17 @@ fn decompression_bombs_are_refused_before_decoding() {
     jpeg[sof + 5..sof + 7].copy_from_slice(&60000u16.to_be_bytes());
     jpeg[sof + 7..sof + 9].copy_from_slice(&60000u16.to_be_bytes());
     let e = err(ImageInput::Bytes(jpeg.clone()), &InputLimits::default());
-    assert!(matches!(e, Error::ImageTooLarge { actual: 60000, limit: 20000, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::ImageTooLarge {
+                actual: 60000,
+                limit: 20000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // 8000 x 8000 = 64 MP passes the side limit and trips the pixel limit.
     jpeg[sof + 5..sof + 7].copy_from_slice(&8000u16.to_be_bytes());
     jpeg[sof + 7..sof + 9].copy_from_slice(&8000u16.to_be_bytes());
@@ -398,7 +479,16 @@ fn decompression_bombs_are_refused_before_decoding() {
     bmp[18..22].copy_from_slice(&20000i32.to_le_bytes());
     bmp[22..26].copy_from_slice(&20000i32.to_le_bytes());
     let e = err(ImageInput::Bytes(bmp), &InputLimits::default());
-    assert!(matches!(e, Error::ImageTooLarge { actual: 400_000_000, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::ImageTooLarge {
+                actual: 400_000_000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]

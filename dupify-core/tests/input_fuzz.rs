@@ -10,8 +10,16 @@ use dupify_core::input::{decode, ClipPreprocess, ImageInput, InputLimits, Resize
 use proptest::prelude::*;
 
 const FILES: [&str; 10] = [
-    "source.png", "upright.jpg", "exif6.jpg", "cmyk.jpg", "rgb16.png", "rgba.png",
-    "lossless.webp", "lossy.webp", "anim.gif", "source.bmp",
+    "source.png",
+    "upright.jpg",
+    "exif6.jpg",
+    "cmyk.jpg",
+    "rgb16.png",
+    "rgba.png",
+    "lossless.webp",
+    "lossy.webp",
+    "anim.gif",
+    "source.bmp",
 ];
 
 fn fixtures() -> Vec<Vec<u8>> {
@@ -45,9 +53,15 @@ fn exercise(input: ImageInput) {
     match decode(&input, &limits) {
         Ok(img) => {
             assert!(img.width() > 0 && img.height() > 0);
-            assert_eq!(img.rgb().len(), img.width() as usize * img.height() as usize * 3);
+            assert_eq!(
+                img.rgb().len(),
+                img.width() as usize * img.height() as usize * 3
+            );
             for mode in [ResizeMode::CenterCrop, ResizeMode::PadToSquare] {
-                let t = ClipPreprocess::new(32).with_mode(mode).preprocess(&img).unwrap();
+                let t = ClipPreprocess::new(32)
+                    .with_mode(mode)
+                    .preprocess(&img)
+                    .unwrap();
                 assert!(t.iter().all(|v| v.is_finite()));
             }
             img.working(64).unwrap();
@@ -57,7 +71,11 @@ fn exercise(input: ImageInput) {
             assert!(!e.code().is_empty());
         }
     }
-    assert_eq!(DECODER_PANICS.load(Ordering::SeqCst), before, "a panic happened inside decode");
+    assert_eq!(
+        DECODER_PANICS.load(Ordering::SeqCst),
+        before,
+        "a panic happened inside decode"
+    );
 }
 
 proptest! {

@@ -29,7 +29,10 @@ fn manifest() -> serde_json::Value {
 #[test]
 fn center_crop_matches_clip_image_processor_on_real_photos() {
     let m = manifest();
-    assert_eq!(m["processor"], "CLIPImageProcessorPil", "reference must be the PIL backend");
+    assert_eq!(
+        m["processor"], "CLIPImageProcessorPil",
+        "reference must be the PIL backend"
+    );
     assert_eq!(m["size"], 224);
     let pre = ClipPreprocess::default();
     for (c, (mean, std)) in pre.mean.iter().zip(pre.std).enumerate() {
@@ -41,7 +44,10 @@ fn center_crop_matches_clip_image_processor_on_real_photos() {
         .iter()
         .filter(|e| e["image"].as_str().unwrap().starts_with("clothing/"))
         .count();
-    assert!(photos >= 20, "need at least 20 real photos, manifest has {photos}");
+    assert!(
+        photos >= 20,
+        "need at least 20 real photos, manifest has {photos}"
+    );
 
     let assets = root().join("tests/assets");
     let mut worst_mean = 0.0f64;
@@ -55,8 +61,12 @@ fn center_crop_matches_clip_image_processor_on_real_photos() {
             sha,
             "{image} changed since the reference was generated: run weights/setup_weights.sh"
         );
-        let raw = std::fs::read(root().join("../weights/test/preprocess").join(e["tensor"].as_str().unwrap()))
-            .unwrap();
+        let raw = std::fs::read(
+            root()
+                .join("../weights/test/preprocess")
+                .join(e["tensor"].as_str().unwrap()),
+        )
+        .unwrap();
         let want: Vec<f32> = raw
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -74,7 +84,10 @@ fn center_crop_matches_clip_image_processor_on_real_photos() {
         worst_mean = worst_mean.max(mean);
         worst_p99 = worst_p99.max(p99);
     }
-    eprintln!("parity over {} images: worst mean {worst_mean:.5}, worst p99 {worst_p99:.5}", entries.len());
+    eprintln!(
+        "parity over {} images: worst mean {worst_mean:.5}, worst p99 {worst_p99:.5}",
+        entries.len()
+    );
 }
 
 /// SHA-256 of the fixture bytes, to tie reference tensors to the exact files.

@@ -46,11 +46,9 @@ pub(crate) fn decode_base64(text: &str, max_bytes: u64) -> Result<Vec<u8>> {
     }
     let url_safe = cleaned.iter().any(|&b| b == b'-' || b == b'_');
     let engine = if url_safe { &URL_SAFE } else { &STANDARD };
-    engine
-        .decode(&cleaned)
-        .map_err(|e| Error::InvalidBase64 {
-            reason: e.to_string(),
-        })
+    engine.decode(&cleaned).map_err(|e| Error::InvalidBase64 {
+        reason: e.to_string(),
+    })
 }
 
 /// Removes a `data:<mime>;base64,` prefix. A data URL for something other than an image is an
@@ -118,20 +116,32 @@ mod tests {
             assert_eq!(decode_base64(&wrapped, 1000).unwrap(), BYTES);
         }
         assert_eq!(
-            decode_base64(&format!("DATA:Image/PNG;BASE64,{}", gp::STANDARD.encode(BYTES)), 1000)
-                .unwrap(),
+            decode_base64(
+                &format!("DATA:Image/PNG;BASE64,{}", gp::STANDARD.encode(BYTES)),
+                1000
+            )
+            .unwrap(),
             BYTES
         );
     }
 
     #[test]
     fn bad_payloads_are_typed_errors() {
-        for bad in ["", "   ", "abc$def", "data:image/png;base64,", "QQ=x", "Zm9v+-"] {
+        for bad in [
+            "",
+            "   ",
+            "abc$def",
+            "data:image/png;base64,",
+            "QQ=x",
+            "Zm9v+-",
+        ] {
             let e = decode_base64(bad, 1000).unwrap_err();
             assert_eq!(e.code(), "invalid_base64", "{bad:?}: {e}");
         }
         assert_eq!(
-            decode_base64("data:image/png,abcd", 1000).unwrap_err().code(),
+            decode_base64("data:image/png,abcd", 1000)
+                .unwrap_err()
+                .code(),
             "invalid_base64"
         );
         assert_eq!(

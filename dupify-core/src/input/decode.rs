@@ -197,7 +197,11 @@ fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage
         return Err(Error::UnsupportedFormat {
             detail: format!(
                 "{} (accepted: jpeg, png, webp, gif, bmp)",
-                guessed.extensions_str().first().copied().unwrap_or("unknown")
+                guessed
+                    .extensions_str()
+                    .first()
+                    .copied()
+                    .unwrap_or("unknown")
             ),
         });
     };
@@ -228,10 +232,7 @@ fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage
     }
     // 8 bytes per pixel covers the widest output we can get (16-bit RGBA); the slack covers
     // decoder scratch buffers. This is a backstop: the header check below is the real limit.
-    let max_alloc = limits
-        .max_pixels
-        .saturating_mul(8)
-        .saturating_add(64 << 20);
+    let max_alloc = limits.max_pixels.saturating_mul(8).saturating_add(64 << 20);
     // Dimensions are checked by us right after the header is parsed (with the real numbers
     // in the error); `image` enforces the allocation ceiling inside the decoders.
     let mut image_limits = image::Limits::no_limits();

@@ -155,7 +155,9 @@ mod tests {
 
     #[test]
     fn dimension_checks_name_the_limit() {
-        let l = InputLimits::default().with_max_side(100).with_max_pixels(5000);
+        let l = InputLimits::default()
+            .with_max_side(100)
+            .with_max_pixels(5000);
         assert!(l.check_dimensions(100, 50).is_ok());
         match l.check_dimensions(101, 1).unwrap_err() {
             Error::ImageTooLarge { actual, limit, .. } => assert_eq!((actual, limit), (101, 100)),

@@ -1,7 +1,7 @@
 //! Image input: every operation starts here.
 //!
-//! An [`ImageInput`] (encoded bytes, base64, a file path, a raw RGB/RGBA buffer, or a URL with
-//! the `url-fetch` feature) is checked against [`InputLimits`] and decoded **once** into a
+//! An [`ImageInput`] (encoded bytes, base64, a file path, a raw RGB/RGBA buffer; URLs are not
+//! fetched yet) is checked against [`InputLimits`] and decoded **once** into a
 //! [`DecodedImage`] (full-resolution RGB8, EXIF orientation applied, alpha kept as a separate
 //! plane). Every view the operations need is derived from that one decode with
 //! `fast_image_resize`: the CLIP tensor ([`ClipPreprocess`]) and the small
@@ -76,8 +76,8 @@ pub enum ImageInput {
         /// `width * height * channels` bytes.
         data: Vec<u8>,
     },
-    /// An `http(s)` URL. Fetching needs the `url-fetch` cargo feature; without it this input
-    /// is refused with [`Error::NotAvailable`].
+    /// An `http(s)` URL. Not fetched by this version: always refused with
+    /// [`Error::NotAvailable`]; fetch the bytes and pass [`ImageInput::Bytes`].
     Url(String),
 }
 
@@ -188,10 +188,13 @@ fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-#[cfg(not(feature = "url-fetch"))]
+/// URL inputs are refused: fetching with the protections of DESIGN.md §6 (http(s) only,
+/// private/loopback/link-local/CGNAT/metadata addresses refused after DNS resolution and on
+/// every redirect, byte and time limits) is not implemented yet, with or without the
+/// `url-fetch` feature. Callers fetch the bytes themselves and pass [`ImageInput::Bytes`].
 fn fetch_url(_url: &str, _limits: &InputLimits) -> Result<DecodedImage> {
     Err(Error::NotAvailable {
-        what: "image_url inputs (build dupify-core with the `url-fetch` feature, or fetch the \
+        what: "image_url inputs (URL fetching is not implemented in this build; fetch the \
                bytes yourself and pass ImageInput::Bytes)"
             .into(),
     })

@@ -28,6 +28,8 @@ use crate::error::{Error, Result};
 /// OpenAI CLIP's per-channel mean (RGB), as in `transformers.image_utils.OPENAI_CLIP_MEAN`.
 pub const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// OpenAI CLIP's per-channel std (RGB), as in `transformers.image_utils.OPENAI_CLIP_STD`.
+// The published decimals, kept verbatim so they can be compared with the reference by eye.
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// How a non-square image becomes the square model input.
@@ -233,7 +235,13 @@ impl ClipPreprocess {
                 &flat
             }
         };
-        resize_packed((rgb, w, h), PixelType::U8x3, dst, FilterType::CatmullRom, crop)
+        resize_packed(
+            (rgb, w, h),
+            PixelType::U8x3,
+            dst,
+            FilterType::CatmullRom,
+            crop,
+        )
     }
 }
 
@@ -345,7 +353,10 @@ mod tests {
             for (c, v) in [10u8, 128, 250].iter().enumerate() {
                 let want = (f32::from(*v) / 255.0 - OPENAI_CLIP_MEAN[c]) / OPENAI_CLIP_STD[c];
                 let plane = &t[c * 1024..(c + 1) * 1024];
-                assert!(plane.iter().all(|x| (x - want).abs() < 1e-5), "{mode:?} c={c}");
+                assert!(
+                    plane.iter().all(|x| (x - want).abs() < 1e-5),
+                    "{mode:?} c={c}"
+                );
             }
         }
     }
@@ -416,7 +427,10 @@ mod tests {
         let img = raw(4, 4, PixelLayout::Rgb, vec![0; 48]);
         assert!(ClipPreprocess::new(0).preprocess(&img).is_err());
         let bad_std = ClipPreprocess::default().with_mean_std([0.0; 3], [1.0, 0.0, 1.0]);
-        assert_eq!(bad_std.preprocess(&img).unwrap_err().code(), "invalid_parameter");
+        assert_eq!(
+            bad_std.preprocess(&img).unwrap_err().code(),
+            "invalid_parameter"
+        );
         let mut short = vec![0.0; 10];
         assert!(ClipPreprocess::default()
             .preprocess_into(&img, &mut short)
