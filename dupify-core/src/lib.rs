@@ -11,10 +11,14 @@ pub mod clip;
 pub mod colors;
 pub mod device;
 pub mod error;
+pub mod input;
 
 pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use error::{Error, Result};
+pub use input::{
+    decode, ClipPreprocess, DecodedImage, ImageInput, InputLimits, PixelLayout, ResizeMode,
+};
 pub mod raster;
 pub mod silhouette;
 

@@ -1,0 +1,201 @@
+//! Image input: every operation starts here.
+//!
+//! An [`ImageInput`] (encoded bytes, base64, a file path, a raw RGB/RGBA buffer; URLs are not
+//! fetched yet) is checked against [`InputLimits`] and decoded **once** into a
+//! [`DecodedImage`] (full-resolution RGB8, EXIF orientation applied, alpha kept as a separate
+//! plane). Every view the operations need is derived from that one decode with
+//! `fast_image_resize`: the CLIP tensor ([`ClipPreprocess`]) and the small
+//! [`WorkingImage`](crate::raster::WorkingImage) for colours, silhouette and quality
+//! ([`DecodedImage::working`]).
+//!
+//! Untrusted input never panics: empty, truncated, corrupt, oversized and unsupported input
+//! all come back as [`Error`] variants carrying the hosted error codes (`invalid_base64`,
+//! `unsupported_format`, `image_processing_failed`, …).
+//!
+//! ```
+//! use dupify_core::input::{decode, ClipPreprocess, ImageInput, InputLimits, PixelLayout};
+//!
+//! let input = ImageInput::Raw { width: 2, height: 1, layout: PixelLayout::Rgb,
+//!                               data: vec![255, 0, 0, 0, 0, 255] };
+//! let image = decode(&input, &InputLimits::default())?;
+//! let tensor = ClipPreprocess::default().preprocess(&image)?;
+//! assert_eq!(tensor.len(), 3 * 224 * 224);
+//! let working = image.working(256)?;
+//! assert_eq!((working.width(), working.height()), (2, 1));
+//! # Ok::<(), dupify_core::Error>(())
+//! ```
+
+mod base64;
+mod decode;
+mod limits;
+mod preprocess;
+mod working;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use decode::{DecodedImage, InputFormat};
+pub use limits::InputLimits;
+pub use preprocess::{
+    shortest_edge_size, ClipPreprocess, ResizeMode, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
+};
+pub use working::DEFAULT_WORKING_SIDE;
+
+use crate::error::{Error, Result};
+
+/// Channel layout of a raw pixel buffer (8 bits per channel, sRGB, row-major, no padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelLayout {
+    /// 3 bytes per pixel.
+    Rgb,
+    /// 4 bytes per pixel, straight (not premultiplied) alpha.
+    Rgba,
+}
+
+/// One image, in any of the forms a caller may hold it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ImageInput {
+    /// Encoded file bytes: JPEG, PNG, WebP, GIF (first frame) or BMP.
+    Bytes(Vec<u8>),
+    /// Base64 of encoded bytes: standard or URL-safe alphabet, padded or not, optionally a
+    /// `data:image/...;base64,` URL; whitespace anywhere is ignored.
+    Base64(String),
+    /// A file to read (size-checked before reading).
+    Path(PathBuf),
+    /// Decoded pixels the caller already has.
+    Raw {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Channel layout of `data`.
+        layout: PixelLayout,
+        /// `width * height * channels` bytes.
+        data: Vec<u8>,
+    },
+    /// An `http(s)` URL. Not fetched by this version: always refused with
+    /// [`Error::NotAvailable`]; fetch the bytes and pass [`ImageInput::Bytes`].
+    Url(String),
+}
+
+impl std::fmt::Debug for ImageInput {
+    /// Never dumps payloads (they can be megabytes): lengths only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageInput::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            ImageInput::Base64(s) => write!(f, "Base64({} chars)", s.len()),
+            ImageInput::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            ImageInput::Raw {
+                width,
+                height,
+                layout,
+                data,
+            } => write!(f, "Raw({width}x{height} {layout:?}, {} bytes)", data.len()),
+            ImageInput::Url(u) => f.debug_tuple("Url").field(u).finish(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for ImageInput {
+    fn from(bytes: Vec<u8>) -> Self {
+        ImageInput::Bytes(bytes)
+    }
+}
+
+impl From<&[u8]> for ImageInput {
+    fn from(bytes: &[u8]) -> Self {
+        ImageInput::Bytes(bytes.to_vec())
+    }
+}
+
+impl From<PathBuf> for ImageInput {
+    fn from(path: PathBuf) -> Self {
+        ImageInput::Path(path)
+    }
+}
+
+impl From<&Path> for ImageInput {
+    fn from(path: &Path) -> Self {
+        ImageInput::Path(path.to_path_buf())
+    }
+}
+
+/// Decodes any [`ImageInput`] under `limits` into one full-resolution [`DecodedImage`].
+pub fn decode(input: &ImageInput, limits: &InputLimits) -> Result<DecodedImage> {
+    limits.validate()?;
+    match input {
+        ImageInput::Bytes(bytes) => decode::decode_bytes(bytes, limits),
+        ImageInput::Base64(text) => {
+            let bytes = base64::decode_base64(text, limits.max_bytes)?;
+            decode::decode_bytes(&bytes, limits)
+        }
+        ImageInput::Path(path) => {
+            let bytes = read_file(path, limits.max_bytes)?;
+            decode::decode_bytes(&bytes, limits)
+        }
+        ImageInput::Raw {
+            width,
+            height,
+            layout,
+            data,
+        } => decode::decode_raw(*width, *height, *layout, data, limits),
+        ImageInput::Url(url) => fetch_url(url, limits),
+    }
+}
+
+/// Decodes encoded bytes without copying them into an [`ImageInput`].
+pub fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> {
+    limits.validate()?;
+    decode::decode_bytes(bytes, limits)
+}
+
+/// Reads at most `max_bytes` from `path`, refusing larger files before reading them.
+fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::invalid(
+            "path",
+            format!("`{}` is not a regular file", path.display()),
+        ));
+    }
+    if meta.len() > max_bytes {
+        return Err(Error::ImageTooLarge {
+            what: "encoded size (bytes)",
+            actual: meta.len(),
+            limit: max_bytes,
+        });
+    }
+    // The file may grow between the metadata call and the read: never read past the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::ImageTooLarge {
+            what: "encoded size (bytes)",
+            actual: bytes.len() as u64,
+            limit: max_bytes,
+        });
+    }
+    Ok(bytes)
+}
+
+/// URL inputs are refused: fetching with the protections of DESIGN.md §6 (http(s) only,
+/// private/loopback/link-local/CGNAT/metadata addresses refused after DNS resolution and on
+/// every redirect, byte and time limits) is not implemented yet, with or without the
+/// `url-fetch` feature. Callers fetch the bytes themselves and pass [`ImageInput::Bytes`].
+fn fetch_url(_url: &str, _limits: &InputLimits) -> Result<DecodedImage> {
+    Err(Error::NotAvailable {
+        what: "image_url inputs (URL fetching is not implemented in this build; fetch the \
+               bytes yourself and pass ImageInput::Bytes)"
+            .into(),
+    })
+}
