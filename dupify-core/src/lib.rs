@@ -7,6 +7,7 @@
 //! The public API speaks plain Rust types (bytes, `Vec<f32>`, structs that derive serde);
 //! model code and tensors stay private to the crate.
 
+pub mod catalog;
 pub mod device;
 pub mod error;
 
