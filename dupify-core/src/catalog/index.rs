@@ -391,7 +391,12 @@ impl NsIndex {
         })
         .map_err(|_| Error::Internal(format!("hnsw load panicked on {}", dir.display())))?
         .map_err(|e| Error::Internal(format!("hnsw load from {}: {e}", dir.display())))?;
-        let (n, d) = loaded.with_dependent(|_, g| (g.get_nb_point(), g.get_point_indexation().get_data_dimension()));
+        let (n, d) = loaded.with_dependent(|_, g| {
+            (
+                g.get_nb_point(),
+                g.get_point_indexation().get_data_dimension(),
+            )
+        });
         if n != points || d != dim {
             return Err(Error::Internal(format!(
                 "hnsw file holds {n} points of dimension {d}, metadata says {points} of {dim}"

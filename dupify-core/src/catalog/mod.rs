@@ -385,7 +385,10 @@ fn validate_new(p: &NewProduct) -> Result<()> {
     }
     if let Some(c) = &p.currency {
         if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(Error::invalid("currency", "must be a 3-letter ISO 4217 code"));
+            return Err(Error::invalid(
+                "currency",
+                "must be a 3-letter ISO 4217 code",
+            ));
         }
     }
     if !p.metadata.is_object() && !p.metadata.is_null() {
@@ -393,7 +396,10 @@ fn validate_new(p: &NewProduct) -> Result<()> {
     }
     if let Some(s) = &p.features.shape {
         if s.is_empty() || s.iter().any(|x| !x.is_finite()) {
-            return Err(Error::invalid("features.shape", "must be non-empty and finite"));
+            return Err(Error::invalid(
+                "features.shape",
+                "must be non-empty and finite",
+            ));
         }
     }
     for c in &p.features.colors {
@@ -446,8 +452,7 @@ impl Catalog {
                 id
             }
         };
-        let stored_dim: Option<usize> =
-            store::meta_get(&conn, "dim")?.and_then(|d| d.parse().ok());
+        let stored_dim: Option<usize> = store::meta_get(&conn, "dim")?.and_then(|d| d.parse().ok());
         let dim = match (stored_dim, opts.dim) {
             (Some(s), Some(o)) if s != o => {
                 return Err(Error::invalid(
@@ -565,7 +570,11 @@ impl Catalog {
         {
             return Err(Error::Internal("index metadata does not match".into()));
         }
-        let in_graph = live.iter().copied().filter(|i| *i <= meta.max_vec_id).collect();
+        let in_graph = live
+            .iter()
+            .copied()
+            .filter(|i| *i <= meta.max_vec_id)
+            .collect();
         let mut ix = NsIndex::load(
             &ann.join(&meta.dir),
             dim,
@@ -814,10 +823,7 @@ impl Catalog {
 
     /// The state of every namespace's index.
     pub fn index_report(&self) -> Result<Vec<IndexReport>> {
-        let names: HashMap<i64, Namespace> = self
-            .read(store::namespaces)?
-            .into_iter()
-            .collect();
+        let names: HashMap<i64, Namespace> = self.read(store::namespaces)?.into_iter().collect();
         let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<IndexReport> = indexes
             .iter()
@@ -897,12 +903,11 @@ impl Catalog {
             };
             let mut exclude = None;
             if let Some(pid) = &q.by_product {
-                let (src, _) = store::get_by(conn, ns_id, "id", pid)?.ok_or_else(|| {
-                    Error::NotFound {
+                let (src, _) =
+                    store::get_by(conn, ns_id, "id", pid)?.ok_or_else(|| Error::NotFound {
                         what: "product",
                         id: pid.clone(),
-                    }
-                })?;
+                    })?;
                 embedding = embedding.or(src.features.clip.clone());
                 shape = shape.or(src.features.shape.clone());
                 if colors.is_empty() {
@@ -918,9 +923,7 @@ impl Catalog {
                     let bound = price * (1.0 - pct / 100.0);
                     filter.max_price = Some(filter.max_price.map_or(bound, |m| m.min(bound)));
                     match &filter.currency {
-                        Some(c) if !c.eq_ignore_ascii_case(&src.currency) => {
-                            return Ok(Vec::new())
-                        }
+                        Some(c) if !c.eq_ignore_ascii_case(&src.currency) => return Ok(Vec::new()),
                         _ => filter.currency = Some(src.currency.clone()),
                     }
                     if filter.min_price.is_some_and(|lo| lo > bound) {

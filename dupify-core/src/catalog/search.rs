@@ -53,7 +53,11 @@ impl ChannelScores {
     pub fn combined(&self, w: &ChannelWeights) -> f32 {
         let mut num = 0.0;
         let mut den = 0.0;
-        for (s, w) in [(self.clip, w.clip), (self.shape, w.shape), (self.color, w.color)] {
+        for (s, w) in [
+            (self.clip, w.clip),
+            (self.shape, w.shape),
+            (self.color, w.color),
+        ] {
             if let Some(s) = s {
                 num += s * w;
                 den += w;

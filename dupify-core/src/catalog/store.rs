@@ -428,8 +428,7 @@ pub(crate) fn filtered_vec_ids(
     ns_id: i64,
     filter: &ProductFilter,
 ) -> Result<Vec<usize>> {
-    let mut sql =
-        "SELECT vec_id FROM products WHERE ns = ? AND vec_id IS NOT NULL".to_string();
+    let mut sql = "SELECT vec_id FROM products WHERE ns = ? AND vec_id IS NOT NULL".to_string();
     let mut vals = vec![Value::Integer(ns_id)];
     filter.push_sql(&mut sql, &mut vals)?;
     sql.push_str(" ORDER BY vec_id");
@@ -460,8 +459,8 @@ pub(crate) fn all_filtered(
 }
 
 pub(crate) fn live_vec_ids(conn: &Connection, ns_id: i64) -> Result<HashSet<usize>> {
-    let mut st = conn
-        .prepare_cached("SELECT vec_id FROM products WHERE ns = ?1 AND vec_id IS NOT NULL")?;
+    let mut st =
+        conn.prepare_cached("SELECT vec_id FROM products WHERE ns = ?1 AND vec_id IS NOT NULL")?;
     let ids = st
         .query_map([ns_id], |r| r.get::<_, i64>(0))?
         .map(|r| r.map(|v| v as usize))
@@ -470,7 +469,11 @@ pub(crate) fn live_vec_ids(conn: &Connection, ns_id: i64) -> Result<HashSet<usiz
 }
 
 /// `(vec_id, clip)` of the namespace's products with `vec_id > after`, in id order.
-pub(crate) fn vectors(conn: &Connection, ns_id: i64, after: usize) -> Result<Vec<(usize, Vec<f32>)>> {
+pub(crate) fn vectors(
+    conn: &Connection,
+    ns_id: i64,
+    after: usize,
+) -> Result<Vec<(usize, Vec<f32>)>> {
     let mut st = conn.prepare_cached(
         "SELECT vec_id, clip FROM products WHERE ns = ?1 AND vec_id > ?2 ORDER BY vec_id",
     )?;
