@@ -9,6 +9,7 @@
 
 pub mod clip;
 pub mod colors;
+pub mod catalog;
 pub mod device;
 pub mod error;
 pub mod input;

@@ -1,0 +1,103 @@
+//! Product filters, compiled to SQL with bound parameters (never string-interpolated values).
+
+use rusqlite::types::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Restricts listed or searched products. Every set field must match (AND).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductFilter {
+    /// Exact category.
+    pub category: Option<String>,
+    /// Exact brand.
+    pub brand: Option<String>,
+    /// Minimum price (inclusive). Products without a price never match a price bound.
+    pub min_price: Option<f64>,
+    /// Maximum price (inclusive).
+    pub max_price: Option<f64>,
+    /// Exact currency code (e.g. "USD").
+    pub currency: Option<String>,
+    /// Top-level metadata keys that must equal these scalar JSON values.
+    #[serde(default)]
+    pub metadata_eq: Vec<(String, serde_json::Value)>,
+}
+
+impl ProductFilter {
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        self == &ProductFilter::default()
+    }
+
+    /// Appends `AND …` clauses for this filter to `sql` and their values to `params`.
+    pub(crate) fn push_sql(&self, sql: &mut String, params: &mut Vec<Value>) -> Result<()> {
+        if let Some(c) = &self.category {
+            sql.push_str(" AND category = ?");
+            params.push(Value::Text(c.clone()));
+        }
+        if let Some(b) = &self.brand {
+            sql.push_str(" AND brand = ?");
+            params.push(Value::Text(b.clone()));
+        }
+        for (name, v) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if let Some(p) = v {
+                if !p.is_finite() {
+                    return Err(Error::invalid(name, "must be a finite number"));
+                }
+                sql.push_str(if name == "min_price" {
+                    " AND price >= ?"
+                } else {
+                    " AND price <= ?"
+                });
+                params.push(Value::Real(p));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min_price, self.max_price) {
+            if lo > hi {
+                return Err(Error::invalid("min_price", "is greater than max_price"));
+            }
+        }
+        if let Some(c) = &self.currency {
+            sql.push_str(" AND currency = ?");
+            params.push(Value::Text(c.to_ascii_uppercase()));
+        }
+        for (key, val) in &self.metadata_eq {
+            if key.is_empty() || key.contains(['"', '\\']) || key.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    "metadata_eq",
+                    format!("key {key:?} must be non-empty, without quotes, backslashes or control characters"),
+                ));
+            }
+            let bound = match val {
+                serde_json::Value::String(s) => Value::Text(s.clone()),
+                serde_json::Value::Bool(b) => Value::Integer(i64::from(*b)),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::Integer(i),
+                    None => Value::Real(n.as_f64().unwrap_or(f64::NAN)),
+                },
+                _ => {
+                    return Err(Error::invalid(
+                        "metadata_eq",
+                        format!("value for {key:?} must be a string, number or boolean"),
+                    ))
+                }
+            };
+            // `json_extract` returns SQL text/integer/real for JSON scalars; `json_type`
+            // keeps `true` from matching the number 1.
+            let type_clause = match val {
+                serde_json::Value::String(_) => "= 'text'",
+                serde_json::Value::Bool(true) => "= 'true'",
+                serde_json::Value::Bool(false) => "= 'false'",
+                _ => "IN ('integer', 'real')",
+            };
+            sql.push_str(&format!(
+                " AND json_type(metadata, ?) {type_clause} AND json_extract(metadata, ?) = ?"
+            ));
+            let path = format!("$.\"{key}\"");
+            params.push(Value::Text(path.clone()));
+            params.push(Value::Text(path));
+            params.push(bound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,599 @@
+//! The approximate-nearest-neighbour index over CLIP embeddings: a thin, validated wrapper
+//! around [`hnsw_rs`] (HNSW, Malkov & Yashunin 2016, <https://arxiv.org/abs/1603.09320>).
+//!
+//! Why a wrapper:
+//! - `hnsw_rs::Hnsw::new` takes four bare `usize`s and calls `process::exit(1)` when
+//!   `max_nb_connection > 256`; [`IndexParams::validate`] rejects bad values before any call.
+//! - hnsw_rs has no deletion: a deleted or re-embedded product leaves a *tombstone* (its ANN id
+//!   is no longer in the live set) that is filtered at query time; the graph is rebuilt when
+//!   tombstones pass [`IndexParams::rebuild_tombstone_ratio`].
+//! - Small catalogs are searched exactly by brute force (exact *and* faster below a few
+//!   thousand vectors); the graph only exists at or above [`IndexParams::brute_force_below`].
+//! - A reloaded index (`HnswIo::load_hnsw`) borrows its loader, so the two are kept together
+//!   in one self-referential cell ([`self_cell`]) instead of leaking the loader.
+//!
+//! ANN ids are the catalog's `vec_id`s: a number assigned (never reused) each time a product's
+//! embedding is written, so an updated embedding gets a fresh id and the old one becomes a
+//! tombstone.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::prelude::{AnnT, FilterT, Hnsw, HnswIo};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// HNSW and brute-force parameters, with documented defaults.
+///
+/// Defaults (`m = 16`, `ef_construction = 200`, `ef_search = 128`) are the usual HNSW
+/// settings for 512-d CLIP vectors: recall@10 above 0.95 at a few thousand distance
+/// evaluations per query.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IndexParams {
+    /// Links per node and layer (hnsw_rs `max_nb_connection`). 2..=256. Default 16.
+    pub m: usize,
+    /// Candidate list size while building. ≥ `m`, ≤ 4096. Default 200.
+    pub ef_construction: usize,
+    /// Candidate list size while searching (raised to the number of results asked for).
+    /// 1..=4096. Default 128.
+    pub ef_search: usize,
+    /// Maximum number of layers. 1..=16. Default 16.
+    pub max_layers: usize,
+    /// Namespaces with fewer live vectors than this are searched exactly by brute force and
+    /// get no graph. Default 4096.
+    pub brute_force_below: usize,
+    /// Rebuild the graph when tombstones exceed this fraction of its points. (0, 1].
+    /// Default 0.25.
+    pub rebuild_tombstone_ratio: f32,
+}
+
+impl Default for IndexParams {
+    fn default() -> Self {
+        IndexParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 128,
+            max_layers: 16,
+            brute_force_below: 4096,
+            rebuild_tombstone_ratio: 0.25,
+        }
+    }
+}
+
+impl IndexParams {
+    /// Sets `m`.
+    pub fn with_m(mut self, m: usize) -> Self {
+        self.m = m;
+        self
+    }
+    /// Sets `ef_construction`.
+    pub fn with_ef_construction(mut self, ef: usize) -> Self {
+        self.ef_construction = ef;
+        self
+    }
+    /// Sets `ef_search`.
+    pub fn with_ef_search(mut self, ef: usize) -> Self {
+        self.ef_search = ef;
+        self
+    }
+    /// Sets `brute_force_below`.
+    pub fn with_brute_force_below(mut self, n: usize) -> Self {
+        self.brute_force_below = n;
+        self
+    }
+
+    /// Rejects values hnsw_rs would abort the process on, or that make no sense.
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=256).contains(&self.m) {
+            return Err(Error::invalid("index.m", "must be in 2..=256"));
+        }
+        if self.ef_construction < self.m || self.ef_construction > 4096 {
+            return Err(Error::invalid(
+                "index.ef_construction",
+                "must be in m..=4096",
+            ));
+        }
+        if !(1..=4096).contains(&self.ef_search) {
+            return Err(Error::invalid("index.ef_search", "must be in 1..=4096"));
+        }
+        if !(1..=16).contains(&self.max_layers) {
+            return Err(Error::invalid("index.max_layers", "must be in 1..=16"));
+        }
+        if !(self.rebuild_tombstone_ratio > 0.0 && self.rebuild_tombstone_ratio <= 1.0) {
+            return Err(Error::invalid(
+                "index.rebuild_tombstone_ratio",
+                "must be in (0, 1]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Cosine distance for vectors that are L2-normalised on ingest: `1 - a·b`, clamped at 0.
+///
+/// hnsw_rs's own `DistDot` asserts `a·b <= 1` (which rounding can break for identical
+/// vectors) and `DistCosine` recomputes both norms in f64 on every call; this one is one
+/// dot product written so the compiler vectorises it.
+#[derive(Default, Clone, Copy)]
+pub struct NormalizedCosine;
+
+impl Distance<f32> for NormalizedCosine {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        (1.0 - dot(va, vb)).max(0.0)
+    }
+}
+
+/// Dot product with 8 independent accumulators (auto-vectorised).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+type Graph<'a> = Hnsw<'a, f32, NormalizedCosine>;
+
+self_cell::self_cell!(
+    /// A graph reloaded from disk together with the loader it borrows.
+    struct LoadedGraph {
+        owner: HnswIo,
+        #[not_covariant]
+        dependent: Graph,
+    }
+);
+
+enum GraphHolder {
+    Built(Box<Graph<'static>>),
+    Loaded(LoadedGraph),
+}
+
+impl GraphHolder {
+    fn with<R>(&self, f: impl FnOnce(&Graph<'_>) -> R) -> R {
+        match self {
+            GraphHolder::Built(g) => f(g),
+            GraphHolder::Loaded(l) => l.with_dependent(|_, g| f(g)),
+        }
+    }
+}
+
+/// How one namespace's index answers queries right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexMode {
+    /// Exact brute force over in-memory vectors (small namespace).
+    Exact,
+    /// HNSW graph.
+    Ann,
+}
+
+/// Where an index came from when the catalog was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexSource {
+    /// Built in memory (small namespace, or new since open).
+    Memory,
+    /// Loaded from disk and exactly up to date with the database.
+    Loaded,
+    /// Loaded from disk, then brought up to date with rows committed after it was saved.
+    Reconciled,
+    /// Missing, stale or unreadable on disk: rebuilt from the database.
+    Rebuilt,
+}
+
+/// One namespace's vector index: brute force or graph, plus the live set.
+pub(crate) struct NsIndex {
+    dim: usize,
+    params: IndexParams,
+    /// Live ANN ids (everything else in the graph is a tombstone).
+    live: HashSet<usize>,
+    /// Vectors for exact search while the namespace is small (no graph).
+    flat: Vec<(usize, Vec<f32>)>,
+    graph: Option<GraphHolder>,
+    /// Points inserted into the graph (live + tombstones).
+    graph_points: usize,
+    /// Highest ANN id in the graph (or in `flat`).
+    pub(crate) max_id: usize,
+    /// Changed since it was last saved.
+    pub(crate) dirty: bool,
+    pub(crate) source: IndexSource,
+}
+
+impl NsIndex {
+    pub(crate) fn new(dim: usize, params: IndexParams) -> Self {
+        NsIndex {
+            dim,
+            params,
+            live: HashSet::new(),
+            flat: Vec::new(),
+            graph: None,
+            graph_points: 0,
+            max_id: 0,
+            dirty: false,
+            source: IndexSource::Memory,
+        }
+    }
+
+    /// Builds from `(id, vector)` pairs: exact when small, a graph otherwise.
+    pub(crate) fn build(dim: usize, params: IndexParams, items: Vec<(usize, Vec<f32>)>) -> Self {
+        let mut ix = NsIndex::new(dim, params);
+        ix.insert(items);
+        ix.dirty = true;
+        ix
+    }
+
+    pub(crate) fn mode(&self) -> IndexMode {
+        if self.graph.is_some() {
+            IndexMode::Ann
+        } else {
+            IndexMode::Exact
+        }
+    }
+    pub(crate) fn live_len(&self) -> usize {
+        self.live.len()
+    }
+    pub(crate) fn tombstones(&self) -> usize {
+        if self.graph.is_some() {
+            self.graph_points.saturating_sub(self.live.len())
+        } else {
+            0
+        }
+    }
+
+    fn new_graph(&self, capacity: usize) -> Graph<'static> {
+        // `validate` ran in `CatalogOptions::validate`; m ≤ 256 so hnsw_rs never exits.
+        let mut g = Hnsw::new(
+            self.params.m,
+            capacity.max(1024),
+            self.params.max_layers,
+            self.params.ef_construction,
+            NormalizedCosine,
+        );
+        g.set_searching_mode(false);
+        g
+    }
+
+    /// Inserts vectors (already normalised, of the index dimension) under fresh ids.
+    pub(crate) fn insert(&mut self, items: Vec<(usize, Vec<f32>)>) {
+        if items.is_empty() {
+            return;
+        }
+        self.dirty = true;
+        for (id, _) in &items {
+            self.live.insert(*id);
+            self.max_id = self.max_id.max(*id);
+        }
+        if let Some(graph) = &self.graph {
+            graph.with(|g| {
+                let refs: Vec<(&Vec<f32>, usize)> = items.iter().map(|(i, v)| (v, *i)).collect();
+                if refs.len() > 1 {
+                    g.parallel_insert(&refs);
+                } else {
+                    for (v, i) in refs {
+                        g.insert((v.as_slice(), i));
+                    }
+                }
+            });
+            self.graph_points += items.len();
+            return;
+        }
+        self.flat.extend(items);
+        if self.flat.len() >= self.params.brute_force_below {
+            let flat = std::mem::take(&mut self.flat);
+            let g = self.new_graph(flat.len() * 2);
+            let refs: Vec<(&Vec<f32>, usize)> = flat.iter().map(|(i, v)| (v, *i)).collect();
+            g.parallel_insert(&refs);
+            self.graph_points = flat.len();
+            self.graph = Some(GraphHolder::Built(Box::new(g)));
+        }
+    }
+
+    /// Marks ids deleted. Returns true when the graph now holds too many tombstones and
+    /// should be rebuilt from the database.
+    pub(crate) fn remove(&mut self, ids: &[usize]) -> bool {
+        for id in ids {
+            if self.live.remove(id) {
+                self.dirty = true;
+            }
+        }
+        if self.graph.is_none() {
+            let gone: HashSet<usize> = ids.iter().copied().collect();
+            self.flat.retain(|(i, _)| !gone.contains(i));
+            return false;
+        }
+        let t = self.tombstones();
+        t > 0 && t as f32 > self.params.rebuild_tombstone_ratio * self.graph_points as f32
+    }
+
+    /// The `k` nearest live vectors as `(id, cosine similarity)`, best first. `allowed`
+    /// restricts results further (sorted ids).
+    pub(crate) fn search(
+        &self,
+        q: &[f32],
+        k: usize,
+        allowed: Option<&[usize]>,
+    ) -> Vec<(usize, f32)> {
+        if k == 0 {
+            return Vec::new();
+        }
+        match &self.graph {
+            None => {
+                let mut hits: Vec<(usize, f32)> = self
+                    .flat
+                    .iter()
+                    .filter(|(i, _)| allowed.is_none_or(|a| a.binary_search(i).is_ok()))
+                    .map(|(i, v)| (*i, dot(q, v)))
+                    .collect();
+                top_k(&mut hits, k);
+                hits
+            }
+            Some(graph) => {
+                let ef = self.params.ef_search.max(k);
+                let live = &self.live;
+                let filter = |id: &usize| {
+                    live.contains(id) && allowed.is_none_or(|a| a.binary_search(id).is_ok())
+                };
+                let filter: &dyn FilterT = &filter;
+                graph.with(|g| {
+                    g.search_filter(q, k, ef, Some(filter))
+                        .into_iter()
+                        .map(|n| (n.d_id, 1.0 - n.distance))
+                        .collect()
+                })
+            }
+        }
+    }
+
+    /// Writes the graph as `<dir>/graph.hnsw.{graph,data}`. Exact indexes have nothing to
+    /// save (they are rebuilt from the database in milliseconds).
+    pub(crate) fn dump(&self, dir: &Path) -> Result<bool> {
+        let Some(graph) = &self.graph else {
+            return Ok(false);
+        };
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        graph
+            .with(|g| g.file_dump(dir, GRAPH_BASENAME))
+            .map_err(|e| Error::Internal(format!("hnsw dump to {}: {e}", dir.display())))?;
+        Ok(true)
+    }
+
+    /// Loads a graph dumped by [`NsIndex::dump`]. hnsw_rs asserts on malformed files, so the
+    /// load runs under `catch_unwind`; any failure is an error the caller answers by
+    /// rebuilding from the database.
+    pub(crate) fn load(
+        dir: &Path,
+        dim: usize,
+        params: IndexParams,
+        points: usize,
+        live: HashSet<usize>,
+        max_id: usize,
+    ) -> Result<Self> {
+        let dir_owned = dir.to_path_buf();
+        let loaded = std::panic::catch_unwind(move || {
+            LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
+                io.load_hnsw_with_dist::<f32, NormalizedCosine>(NormalizedCosine)
+            })
+        })
+        .map_err(|_| Error::Internal(format!("hnsw load panicked on {}", dir.display())))?
+        .map_err(|e| Error::Internal(format!("hnsw load from {}: {e}", dir.display())))?;
+        let (n, d) = loaded.with_dependent(|_, g| {
+            (
+                g.get_nb_point(),
+                g.get_point_indexation().get_data_dimension(),
+            )
+        });
+        if n != points || d != dim {
+            return Err(Error::Internal(format!(
+                "hnsw file holds {n} points of dimension {d}, metadata says {points} of {dim}"
+            )));
+        }
+        Ok(NsIndex {
+            dim,
+            params,
+            live,
+            flat: Vec::new(),
+            graph: Some(GraphHolder::Loaded(loaded)),
+            graph_points: points,
+            max_id,
+            dirty: false,
+            source: IndexSource::Loaded,
+        })
+    }
+
+    pub(crate) fn graph_points(&self) -> usize {
+        self.graph_points
+    }
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+/// Keeps the best `k` by similarity, sorted best first (ties by id, so results are stable).
+pub(crate) fn top_k(hits: &mut Vec<(usize, f32)>, k: usize) {
+    let cmp = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if hits.len() > k {
+        hits.select_nth_unstable_by(k, cmp);
+        hits.truncate(k);
+    }
+    hits.sort_unstable_by(cmp);
+}
+
+pub(crate) const GRAPH_BASENAME: &str = "graph";
+
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
+/// rename, fsync of the directory. A crash leaves either the old file or the new one.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("meta"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let res = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    res.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path, e)
+    })
+}
+
+/// fsyncs every file in `dir` and the directory itself, so a graph is on disk before the
+/// metadata that points at it.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let p = entry.map_err(|e| io_err(dir, e))?.path();
+        fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(&p, e))?;
+    }
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = dot(&v, &v).sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    fn rand_vecs(n: usize, dim: usize, seed: u64) -> Vec<(usize, Vec<f32>)> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                let v = (0..dim)
+                    .map(|_| {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+                    })
+                    .collect();
+                (i + 1, unit(v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn params_reject_what_hnsw_rs_would_exit_on() {
+        assert!(IndexParams::default().validate().is_ok());
+        let e = IndexParams::default().with_m(300).validate().unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(IndexParams::default().with_m(1).validate().is_err());
+        assert!(IndexParams::default()
+            .with_ef_construction(4)
+            .validate()
+            .is_err());
+        assert!(IndexParams::default().with_ef_search(0).validate().is_err());
+        let p = IndexParams {
+            rebuild_tombstone_ratio: 0.0,
+            ..Default::default()
+        };
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn dot_matches_naive() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.05).collect();
+        let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - naive).abs() < 1e-4);
+        let v = unit(vec![1.0, 2.0, 3.0]);
+        assert!(NormalizedCosine.eval(&v, &v) < 1e-6);
+    }
+
+    #[test]
+    fn exact_and_graph_find_the_query_itself_and_skip_tombstones() {
+        let items = rand_vecs(300, 16, 7);
+        for below in [1000, 50] {
+            let params = IndexParams::default().with_brute_force_below(below);
+            let mut ix = NsIndex::build(16, params, items.clone());
+            assert_eq!(
+                ix.mode(),
+                if below == 1000 {
+                    IndexMode::Exact
+                } else {
+                    IndexMode::Ann
+                }
+            );
+            for (id, v) in items.iter().take(20) {
+                let hits = ix.search(v, 3, None);
+                assert_eq!(hits[0].0, *id);
+                assert!((hits[0].1 - 1.0).abs() < 1e-4);
+            }
+            let (id0, v0) = &items[0];
+            ix.remove(&[*id0]);
+            let hits = ix.search(v0, 10, None);
+            assert!(hits.iter().all(|(i, _)| i != id0));
+            assert_eq!(hits.len(), 10);
+            let allowed = vec![5usize, 9, 11];
+            let hits = ix.search(v0, 10, Some(&allowed));
+            assert!(hits.iter().all(|(i, _)| allowed.contains(i)));
+        }
+    }
+
+    #[test]
+    fn dump_and_load_give_identical_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = rand_vecs(400, 24, 3);
+        let params = IndexParams::default().with_brute_force_below(100);
+        let ix = NsIndex::build(24, params, items.clone());
+        assert!(ix.dump(dir.path()).unwrap());
+        let live: HashSet<usize> = items.iter().map(|(i, _)| *i).collect();
+        let mut re = NsIndex::load(dir.path(), 24, params, 400, live, 400).unwrap();
+        for (_, v) in items.iter().step_by(17) {
+            assert_eq!(ix.search(v, 10, None), re.search(v, 10, None));
+        }
+        // a reloaded graph accepts new points
+        let extra = rand_vecs(5, 24, 99)
+            .into_iter()
+            .map(|(i, v)| (i + 1000, v))
+            .collect::<Vec<_>>();
+        re.insert(extra.clone());
+        assert_eq!(re.search(&extra[2].1, 1, None)[0].0, extra[2].0);
+        // wrong point count is refused
+        let live: HashSet<usize> = items.iter().map(|(i, _)| *i).collect();
+        assert!(NsIndex::load(dir.path(), 24, params, 401, live, 400).is_err());
+        // garbage files are refused, not a crash
+        let bad = tempfile::tempdir().unwrap();
+        fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
+        fs::write(bad.path().join("graph.hnsw.data"), b"garbage").unwrap();
+        assert!(NsIndex::load(bad.path(), 24, params, 400, HashSet::new(), 400).is_err());
+    }
+}
