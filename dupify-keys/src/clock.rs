@@ -117,7 +117,11 @@ pub(crate) fn day_label(day: i64) -> String {
 
 /// `YYYY-MM`.
 pub(crate) fn month_label(month: i64) -> String {
-    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        month.div_euclid(12),
+        month.rem_euclid(12) + 1
+    )
 }
 
 #[cfg(test)]

@@ -70,8 +70,14 @@ mod tests {
         for h in [
             [("X-API-Key", K)],
             [("x-api-key", "  fe_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef\t")],
-            [("Authorization", "Bearer fe_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")],
-            [("AUTHORIZATION", "  bEaReR   fe_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef ")],
+            [(
+                "Authorization",
+                "Bearer fe_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef",
+            )],
+            [(
+                "AUTHORIZATION",
+                "  bEaReR   fe_live_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef ",
+            )],
         ] {
             let p = key_from_headers(h).unwrap();
             assert_eq!(p.expose(), K);
@@ -84,7 +90,10 @@ mod tests {
         let none: [(&str, &str); 0] = [];
         assert!(matches!(key_from_headers(none), Err(Error::MissingApiKey)));
         assert!(matches!(
-            key_from_headers([("Content-Type", "image/png"), ("Authorization", "Basic abc")]),
+            key_from_headers([
+                ("Content-Type", "image/png"),
+                ("Authorization", "Basic abc")
+            ]),
             Err(Error::MissingApiKey)
         ));
         let e = key_from_headers([("X-API-Key", K), ("Authorization", &format!("Bearer {K2}"))])
@@ -96,7 +105,9 @@ mod tests {
             Err(Error::ConflictingApiKeys)
         ));
         // Same key twice is accepted.
-        assert!(key_from_headers([("X-API-Key", K), ("Authorization", &format!("Bearer {K}"))]).is_ok());
+        assert!(
+            key_from_headers([("X-API-Key", K), ("Authorization", &format!("Bearer {K}"))]).is_ok()
+        );
         // Basic auth beside a key header is ignored.
         assert!(key_from_headers([("Authorization", "Basic dXNlcg=="), ("X-API-Key", K)]).is_ok());
         let e = key_from_headers([("Authorization", "Bearer")]).unwrap_err();

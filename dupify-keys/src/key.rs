@@ -299,7 +299,11 @@ mod tests {
     fn secrets_are_redacted() {
         let k = SecretKey::generate(Environment::Test).unwrap();
         let secret = &k.expose()[8..];
-        for shown in [format!("{k:?}"), format!("{k}"), format!("{:?}", k.as_parsed())] {
+        for shown in [
+            format!("{k:?}"),
+            format!("{k}"),
+            format!("{:?}", k.as_parsed()),
+        ] {
             assert!(!shown.contains(secret), "{shown}");
             assert!(shown.contains("redacted"));
         }

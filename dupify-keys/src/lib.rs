@@ -81,7 +81,9 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, FormatError, Result};
 pub use headers::key_from_headers;
-pub use key::{parse_key, Environment, ParsedKey, SecretKey, ALPHABET, KEY_LEN, KEY_PREFIX, SECRET_LEN};
+pub use key::{
+    parse_key, Environment, ParsedKey, SecretKey, ALPHABET, KEY_LEN, KEY_PREFIX, SECRET_LEN,
+};
 pub use limits::{Limits, RateDecision, RateHeaders, Tier};
 pub use scope::{Operation, Scope, ScopeSet};
 pub use store::{

@@ -267,10 +267,22 @@ mod tests {
 
     #[test]
     fn tiers_match_the_hosted_plans() {
-        assert_eq!(Limits::tier(Tier::Free), Limits::custom(10, Some(50)).unwrap());
-        assert_eq!(Limits::tier(Tier::Starter), Limits::custom(60, Some(1000)).unwrap());
-        assert_eq!(Limits::tier(Tier::Pro), Limits::custom(200, Some(10_000)).unwrap());
-        assert_eq!(Limits::tier(Tier::Unlimited), Limits::custom(1000, None).unwrap());
+        assert_eq!(
+            Limits::tier(Tier::Free),
+            Limits::custom(10, Some(50)).unwrap()
+        );
+        assert_eq!(
+            Limits::tier(Tier::Starter),
+            Limits::custom(60, Some(1000)).unwrap()
+        );
+        assert_eq!(
+            Limits::tier(Tier::Pro),
+            Limits::custom(200, Some(10_000)).unwrap()
+        );
+        assert_eq!(
+            Limits::tier(Tier::Unlimited),
+            Limits::custom(1000, None).unwrap()
+        );
         assert!(Limits::custom(0, None).is_err());
         assert!(Limits::custom(5, Some(0)).is_err());
     }
@@ -291,8 +303,14 @@ mod tests {
             GcraStep::Denied { retry_after_ns, .. } => assert_eq!(retry_after_ns, 6 * SEC_NS),
             GcraStep::Allowed { .. } => panic!("11th request admitted"),
         }
-        assert!(matches!(g.peek(10, now + 6 * SEC_NS - 1), GcraStep::Denied { .. }));
-        assert!(matches!(g.peek(10, now + 6 * SEC_NS), GcraStep::Allowed { .. }));
+        assert!(matches!(
+            g.peek(10, now + 6 * SEC_NS - 1),
+            GcraStep::Denied { .. }
+        ));
+        assert!(matches!(
+            g.peek(10, now + 6 * SEC_NS),
+            GcraStep::Allowed { .. }
+        ));
         assert_eq!(g.available(10, now + 60 * SEC_NS), 10);
         assert_eq!(ceil_secs(1), 1);
         assert_eq!(ceil_secs(SEC_NS), 1);

@@ -158,7 +158,10 @@ impl ScopeSet {
     /// Storage form: comma-separated names, `""` for the all flag (which is stored in its own
     /// column).
     pub(crate) fn to_db(self) -> String {
-        self.listed().map(Scope::as_str).collect::<Vec<_>>().join(",")
+        self.listed()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Reads the stored form without allocating. Unknown names (written by a later version)

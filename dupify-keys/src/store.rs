@@ -373,6 +373,11 @@ fn open_connection(path: &Path, busy: Duration) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Buffered (day, counts) pairs of one key.
+type Pending = Vec<(i64, [u64; SLOTS])>;
+/// One key's share of a flush: id, state, taken counts, last use.
+type FlushItem = (i64, Arc<KeyState>, Pending, i64);
+
 /// Per-key usage buffered in memory.
 struct KeyState {
     lineage_id: i64,
@@ -381,7 +386,7 @@ struct KeyState {
     /// The value last written to the database.
     flushed_last_used: AtomicI64,
     /// (day, counts) pairs not yet flushed; counts[0] = requests, counts[1 + scope] = calls.
-    pending: Mutex<Vec<(i64, [u64; SLOTS])>>,
+    pending: Mutex<Pending>,
 }
 
 impl KeyState {
@@ -650,7 +655,8 @@ impl KeyStore {
     pub fn list(&self) -> Result<Vec<KeyRecord>> {
         let now = self.now_secs();
         let mut out = self.inner.with_conn(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys ORDER BY id"))?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys ORDER BY id"))?;
             let rows = st.query_map([], |r| record_from_row(r, now))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
@@ -882,7 +888,11 @@ impl KeyStore {
                 "SELECT day, kind, calls FROM api_key_usage WHERE key_id = ?1 ORDER BY day",
             )?;
             let rows = st.query_map([id], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
@@ -1089,7 +1099,8 @@ impl Inner {
         match written {
             Ok(()) => {
                 for (_, st, _, last_used) in &batch {
-                    st.flushed_last_used.fetch_max(*last_used, Ordering::Relaxed);
+                    st.flushed_last_used
+                        .fetch_max(*last_used, Ordering::Relaxed);
                 }
             }
             Err(e) => {
@@ -1109,7 +1120,7 @@ impl Inner {
         self.refresh_quotas(&states)
     }
 
-    fn write_batch(&self, batch: &[(i64, Arc<KeyState>, Vec<(i64, [u64; SLOTS])>, i64)]) -> Result<()> {
+    fn write_batch(&self, batch: &[FlushItem]) -> Result<()> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {

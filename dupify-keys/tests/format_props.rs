@@ -190,6 +190,9 @@ fn generated_keys_are_uniform_chi_square() {
 #[test]
 fn malformed_header_key_is_invalid_api_key() {
     let e = key_from_headers([("X-API-Key", "fe_live_tooshort")]).unwrap_err();
-    assert!(matches!(e, Error::MalformedApiKey(FormatError::WrongLength { .. })));
+    assert!(matches!(
+        e,
+        Error::MalformedApiKey(FormatError::WrongLength { .. })
+    ));
     assert_eq!((e.code(), e.http_status()), ("invalid_api_key", 401));
 }

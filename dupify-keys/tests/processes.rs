@@ -75,7 +75,9 @@ fn revocation_is_seen_by_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("keys.db");
     let store = KeyStore::open(&db, PEPPER).unwrap();
-    let k = store.create(KeySpec::new("shared", Environment::Live)).unwrap();
+    let k = store
+        .create(KeySpec::new("shared", Environment::Live))
+        .unwrap();
     let mut child = spawn_child(
         "revocation_is_seen_by_another_process",
         "verifier",
@@ -118,7 +120,12 @@ fn sigkill_mid_writes_keeps_every_committed_change() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("keys.db");
-    let mut child = spawn_child("sigkill_mid_writes_keeps_every_committed_change", "writer", &db, &[]);
+    let mut child = spawn_child(
+        "sigkill_mid_writes_keeps_every_committed_change",
+        "writer",
+        &db,
+        &[],
+    );
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut created: Vec<(i64, String)> = Vec::new();
     let mut revoked: Vec<i64> = Vec::new();

@@ -119,7 +119,14 @@ fn monthly_quota_exhausts_and_resets_next_month() {
             assert_eq!(headers.monthly_remaining, Some(0));
             let e = store.check_rate(&p).into_result().unwrap_err();
             assert_eq!((e.code(), e.http_status()), ("quota_exceeded", 429));
-            assert!(matches!(e, Error::QuotaExceeded { used: 50, limit: 50, .. }));
+            assert!(matches!(
+                e,
+                Error::QuotaExceeded {
+                    used: 50,
+                    limit: 50,
+                    ..
+                }
+            ));
         }
         other => panic!("{other:?}"),
     }
@@ -175,7 +182,15 @@ fn custom_limits_apply_at_next_verification() {
             ..
         }
     ));
-    assert!(store.set_limits(id, Limits { per_minute: 0, monthly: None }).is_err());
+    assert!(store
+        .set_limits(
+            id,
+            Limits {
+                per_minute: 0,
+                monthly: None
+            }
+        )
+        .is_err());
     assert!(store.set_limits(999, Limits::tier(Tier::Pro)).is_err());
 }
 

@@ -92,7 +92,11 @@ fn scope_set_matrix() {
             Some(s) => ScopeSet::from_selection(s.iter().copied()),
         };
         for (op, need) in &ops {
-            assert_eq!(outcome(set.permits(op)), expected(&key, need), "{key:?} {op:?}");
+            assert_eq!(
+                outcome(set.permits(op)),
+                expected(&key, need),
+                "{key:?} {op:?}"
+            );
             checked += 1;
         }
     }

@@ -35,20 +35,23 @@ fn create_list_get_and_authenticate() {
         .create(KeySpec::new("Production", Environment::Live).with_scopes([Scope::Embed]))
         .unwrap();
     let b = store
-        .create(
-            KeySpec::new("Development", Environment::Test)
-                .with_limits(Limits::tier(Tier::Pro)),
-        )
+        .create(KeySpec::new("Development", Environment::Test).with_limits(Limits::tier(Tier::Pro)))
         .unwrap();
     assert!(a.key.expose().starts_with("fe_live_"));
     assert!(b.key.expose().starts_with("fe_test_"));
-    assert_eq!(a.record.preview, format!("fe_live_…{}", &a.key.expose()[36..]));
+    assert_eq!(
+        a.record.preview,
+        format!("fe_live_…{}", &a.key.expose()[36..])
+    );
 
     let list = store.list().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0].name, "Production");
     assert_eq!(list[0].env, Environment::Live);
-    assert_eq!(list[0].scopes.listed().collect::<Vec<_>>(), vec![Scope::Embed]);
+    assert_eq!(
+        list[0].scopes.listed().collect::<Vec<_>>(),
+        vec![Scope::Embed]
+    );
     assert!(list[1].scopes.is_all());
     assert_eq!(list[1].limits, Limits::tier(Tier::Pro));
     assert_eq!(list[0].created_at, T0 as i64);
@@ -62,11 +65,17 @@ fn create_list_get_and_authenticate() {
     assert_eq!(p.key_id(), a.record.id);
     assert_eq!(p.environment(), Environment::Live);
     let p = store
-        .authenticate([("Authorization", format!("Bearer {}", b.key.expose()).as_str())])
+        .authenticate([(
+            "Authorization",
+            format!("Bearer {}", b.key.expose()).as_str(),
+        )])
         .unwrap();
     assert_eq!(p.environment(), Environment::Test);
     assert_eq!(p.limits(), Limits::tier(Tier::Pro));
-    assert_eq!(store.get(a.record.id).unwrap().last_used_at, Some(T0 as i64));
+    assert_eq!(
+        store.get(a.record.id).unwrap().last_used_at,
+        Some(T0 as i64)
+    );
 
     // Well-formed but unknown; same random part under the other environment.
     let unknown = format!("fe_live_{}", "A".repeat(32));
@@ -77,7 +86,10 @@ fn create_list_get_and_authenticate() {
     assert!(matches!(auth(&store, &flipped), Err(Error::UnknownApiKey)));
     let e = store.authenticate([("Accept", "*/*")]).unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("missing_api_key", 401));
-    assert!(matches!(store.get(999), Err(Error::KeyNotFound { id: 999 })));
+    assert!(matches!(
+        store.get(999),
+        Err(Error::KeyNotFound { id: 999 })
+    ));
     assert!(store.create(KeySpec::new("  ", Environment::Live)).is_err());
 }
 
@@ -93,7 +105,10 @@ fn pepper_rules() {
     drop(store);
     // Another pepper derives other hashes: the key is unknown there.
     let other = KeyStore::open(&path, b"another pepper").unwrap();
-    assert!(matches!(auth(&other, k.key.expose()), Err(Error::UnknownApiKey)));
+    assert!(matches!(
+        auth(&other, k.key.expose()),
+        Err(Error::UnknownApiKey)
+    ));
     drop(other);
     let same = KeyStore::open(&path, PEPPER).unwrap();
     assert!(auth(&same, k.key.expose()).is_ok());
@@ -128,7 +143,10 @@ fn revocation_is_seen_by_another_thread_at_once() {
     assert_eq!(store.get(k.record.id).unwrap().status, KeyStatus::Revoked);
     // Idempotent; unknown id is an error.
     store.revoke(k.record.id).unwrap();
-    assert!(matches!(store.revoke(12345), Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        store.revoke(12345),
+        Err(Error::KeyNotFound { .. })
+    ));
 }
 
 #[test]
@@ -154,9 +172,14 @@ fn regenerate_keeps_settings_and_kills_the_old_secret() {
     assert_eq!(new.record.limits, limits);
     assert_eq!(new.record.expires_at, old.record.expires_at);
     assert_eq!(new.record.lineage_id, old.record.lineage_id);
-    assert!(matches!(auth(&store, old.key.expose()), Err(Error::RevokedApiKey)));
+    assert!(matches!(
+        auth(&store, old.key.expose()),
+        Err(Error::RevokedApiKey)
+    ));
     let p = auth(&store, new.key.expose()).unwrap();
-    assert!(store.authorize(&p, &Operation::batch([Scope::Colors])).is_ok());
+    assert!(store
+        .authorize(&p, &Operation::batch([Scope::Colors]))
+        .is_ok());
     assert!(store.authorize(&p, &Operation::Embed).is_err());
     let old_rec = store.get(old.record.id).unwrap();
     assert_eq!(old_rec.replaced_by, Some(new.record.id));
@@ -171,11 +194,17 @@ fn regenerate_keeps_settings_and_kills_the_old_secret() {
         .unwrap();
     assert!(auth(&store, new.key.expose()).is_ok());
     assert!(auth(&store, newer.key.expose()).is_ok());
-    assert_eq!(store.get(new.record.id).unwrap().status, KeyStatus::Rotating);
+    assert_eq!(
+        store.get(new.record.id).unwrap().status,
+        KeyStatus::Rotating
+    );
     clock.advance(Duration::from_secs(599));
     assert!(auth(&store, new.key.expose()).is_ok());
     clock.advance(Duration::from_secs(1));
-    assert!(matches!(auth(&store, new.key.expose()), Err(Error::RevokedApiKey)));
+    assert!(matches!(
+        auth(&store, new.key.expose()),
+        Err(Error::RevokedApiKey)
+    ));
     assert!(auth(&store, newer.key.expose()).is_ok());
 }
 
@@ -196,7 +225,10 @@ fn expired_keys_get_expired_api_key() {
     assert_eq!(store.get(k.record.id).unwrap().status, KeyStatus::Expired);
     assert!(matches!(
         store.regenerate(k.record.id, None),
-        Err(Error::KeyNotActive { status: "expired", .. })
+        Err(Error::KeyNotActive {
+            status: "expired",
+            ..
+        })
     ));
 }
 
@@ -219,7 +251,11 @@ fn database_files_hold_no_plaintext_secret() {
     let store = KeyStore::open(&path, PEPPER).unwrap();
     let mut secrets = Vec::new();
     for i in 0..40 {
-        let env = if i % 2 == 0 { Environment::Live } else { Environment::Test };
+        let env = if i % 2 == 0 {
+            Environment::Live
+        } else {
+            Environment::Test
+        };
         let k = store.create(KeySpec::new(format!("key {i}"), env)).unwrap();
         let p = auth(&store, k.key.expose()).unwrap();
         store.check_rate(&p);
@@ -248,7 +284,7 @@ fn database_files_hold_no_plaintext_secret() {
         }
     }
     // The scan can find what is there: the previews are on disk.
-    assert!(contains(&after, secrets[0][36..].as_bytes()));
+    assert!(contains(&after, &secrets[0].as_bytes()[36..]));
 }
 
 fn usage_rows(path: &Path) -> i64 {
@@ -259,9 +295,11 @@ fn usage_rows(path: &Path) -> i64 {
 
 fn last_used_in_db(path: &Path, id: i64) -> Option<i64> {
     let c = rusqlite::Connection::open(path).unwrap();
-    c.query_row("SELECT last_used_at FROM api_keys WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })
+    c.query_row(
+        "SELECT last_used_at FROM api_keys WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
     .unwrap()
 }
 
@@ -332,7 +370,10 @@ fn periodic_flush_writes_without_being_asked() {
     // Poll (not a timing assertion: generous deadline for a loaded machine).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while usage_rows(&path) == 0 {
-        assert!(std::time::Instant::now() < deadline, "background flush never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background flush never ran"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(last_used_in_db(&path, k.record.id).is_some());
@@ -343,7 +384,9 @@ fn all_scope_flag_is_stored_explicitly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     let store = KeyStore::open(&path, PEPPER).unwrap();
-    let all = store.create(KeySpec::new("all", Environment::Live)).unwrap();
+    let all = store
+        .create(KeySpec::new("all", Environment::Live))
+        .unwrap();
     let every = store
         .create(KeySpec::new("every", Environment::Live).with_scopes(Scope::ALL))
         .unwrap();
@@ -359,7 +402,10 @@ fn all_scope_flag_is_stored_explicitly() {
     assert_eq!(row(all.record.id), (1, String::new()));
     assert_eq!(
         row(every.record.id),
-        (0, "embed,colors,silhouette,attributes,batch,catalog".to_string())
+        (
+            0,
+            "embed,colors,silhouette,attributes,batch,catalog".to_string()
+        )
     );
     // A scope from a later version written into the row does not widen the restricted key.
     c.execute(
