@@ -14,8 +14,11 @@ const KEYS: usize = 10_000;
 
 fn warm_store() -> (tempfile::TempDir, KeyStore, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = KeyStore::open(dir.path().join("keys.db"), b"bench pepper, 32 bytes or more!!")
-        .expect("open store");
+    let store = KeyStore::open(
+        dir.path().join("keys.db"),
+        b"bench pepper, 32 bytes or more!!",
+    )
+    .expect("open store");
     let keys: Vec<String> = (0..KEYS)
         .map(|i| {
             store
@@ -27,7 +30,9 @@ fn warm_store() -> (tempfile::TempDir, KeyStore, Vec<String>) {
         })
         .collect();
     for k in &keys {
-        store.authenticate([("X-API-Key", k.as_str())]).expect("warm");
+        store
+            .authenticate([("X-API-Key", k.as_str())])
+            .expect("warm");
     }
     (dir, store, keys)
 }
@@ -84,7 +89,13 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("reject_unknown_key", |b| {
         let unknown = format!("fe_live_{}", "Z".repeat(32));
-        b.iter(|| black_box(store.authenticate([("X-API-Key", unknown.as_str())]).is_err()))
+        b.iter(|| {
+            black_box(
+                store
+                    .authenticate([("X-API-Key", unknown.as_str())])
+                    .is_err(),
+            )
+        })
     });
     g.finish();
 }
