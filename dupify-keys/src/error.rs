@@ -1,0 +1,167 @@
+//! The one error type of `dupify-keys`. Every variant knows the hosted API's error code and
+//! HTTP status, so a host maps it to the hosted error envelope without string matching.
+
+use crate::limits::RateHeaders;
+use crate::scope::Scope;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a string is not a well-formed key. Never echoes the input (it may be a real secret
+/// with a typo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The key is the empty string.
+    #[error("the key is empty")]
+    Empty,
+    /// The key does not start with `fe_`.
+    #[error("the key does not start with `fe_`")]
+    WrongPrefix,
+    /// `fe_` is not followed by `live_` or `test_`.
+    #[error("the key's environment is not `live_` or `test_`")]
+    UnknownEnvironment,
+    /// The random part has the wrong number of characters.
+    #[error("the key's random part has {actual} characters, expected {expected}")]
+    WrongLength { expected: usize, actual: usize },
+    /// A character of the random part is outside `[A-Za-z0-9]`.
+    #[error("the key has a character outside [A-Za-z0-9] at position {position}")]
+    BadCharacter { position: usize },
+}
+
+/// Everything that can go wrong in `dupify-keys`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Neither `X-API-Key` nor `Authorization: Bearer` carries a key.
+    #[error("no API key: send it in `X-API-Key` or `Authorization: Bearer <key>`")]
+    MissingApiKey,
+
+    /// The presented key is not a well-formed Dupify key.
+    #[error("malformed API key: {0}")]
+    MalformedApiKey(#[from] FormatError),
+
+    /// The request carries two different keys (`X-API-Key` and `Authorization: Bearer`, or a
+    /// repeated header). Refused rather than guessing which one the client meant.
+    #[error("the request carries two different API keys; send exactly one")]
+    ConflictingApiKeys,
+
+    /// The key is well formed but no stored key has it.
+    #[error("unknown API key")]
+    UnknownApiKey,
+
+    /// The key was revoked (or its regeneration grace period ended).
+    #[error("the API key was revoked")]
+    RevokedApiKey,
+
+    /// The key passed its expiry time (unix seconds).
+    #[error("the API key expired at {expired_at} (unix seconds)")]
+    ExpiredApiKey { expired_at: i64 },
+
+    /// The key lacks scopes the operation needs.
+    #[error("the API key lacks the scope(s) {}", list(missing))]
+    InsufficientScope { missing: Vec<Scope> },
+
+    /// Too many requests in the per-minute window. Retry after `retry_after_secs`.
+    #[error("rate limit exceeded: retry after {retry_after_secs} s")]
+    RateLimitExceeded {
+        retry_after_secs: u64,
+        headers: RateHeaders,
+    },
+
+    /// The monthly quota is used up until `resets_at` (unix seconds).
+    #[error("monthly quota exceeded: {used} of {limit} calls used, resets at {resets_at}")]
+    QuotaExceeded {
+        used: u64,
+        limit: u64,
+        resets_at: i64,
+        retry_after_secs: u64,
+        headers: RateHeaders,
+    },
+
+    /// No key with this id.
+    #[error("API key {id} not found")]
+    KeyNotFound { id: i64 },
+
+    /// The operation needs an active key (for example regenerating a revoked one).
+    #[error("API key {id} is {status}, not active")]
+    KeyNotActive { id: i64, status: &'static str },
+
+    /// A caller-supplied value is out of its domain (empty pepper, empty name, zero rate…).
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+
+    /// The keys database failed.
+    #[error("keys database error: {0}")]
+    Database(#[from] rusqlite::Error),
+
+    /// An unexpected state (RNG failure, corrupt row); the message says which.
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+fn list(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Error {
+    /// The hosted API's error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::MissingApiKey => "missing_api_key",
+            Error::MalformedApiKey(_)
+            | Error::ConflictingApiKeys
+            | Error::UnknownApiKey
+            | Error::RevokedApiKey => "invalid_api_key",
+            Error::ExpiredApiKey { .. } => "expired_api_key",
+            Error::InsufficientScope { .. } => "insufficient_scope",
+            Error::RateLimitExceeded { .. } => "rate_limit_exceeded",
+            Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::KeyNotFound { .. } => "not_found",
+            Error::KeyNotActive { .. } | Error::InvalidParameter { .. } => "invalid_parameter",
+            Error::Database(_) | Error::Internal { .. } => "internal_error",
+        }
+    }
+
+    /// The HTTP status the hosted API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::MissingApiKey
+            | Error::MalformedApiKey(_)
+            | Error::ConflictingApiKeys
+            | Error::UnknownApiKey
+            | Error::RevokedApiKey
+            | Error::ExpiredApiKey { .. } => 401,
+            Error::InsufficientScope { .. } => 403,
+            Error::RateLimitExceeded { .. } | Error::QuotaExceeded { .. } => 429,
+            Error::KeyNotFound { .. } => 404,
+            Error::KeyNotActive { .. } => 409,
+            Error::InvalidParameter { .. } => 400,
+            Error::Database(_) | Error::Internal { .. } => 500,
+        }
+    }
+
+    /// `Retry-After` seconds for rate-limit errors.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimitExceeded {
+                retry_after_secs, ..
+            }
+            | Error::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
