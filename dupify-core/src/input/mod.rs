@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use self::base64::decode_base64;
 pub use decode::{DecodedImage, InputFormat};
 pub use limits::InputLimits;
 pub use preprocess::{
@@ -153,7 +154,7 @@ pub fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> 
 }
 
 /// Reads at most `max_bytes` from `path`, refusing larger files before reading them.
-fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -1,0 +1,844 @@
+//! One `Extractor` for every operation, single image or batch.
+//!
+//! Why one type: every operation starts from the same decoded image, so a request that asks
+//! for embeddings, colours and a silhouette decodes once, builds one small working image and
+//! one segmentation, and shares them. The handle is `Send + Sync` and cheap to clone (an
+//! `Arc`), so a host application builds it once and shares it across threads; the CLIP model
+//! and the attribute heads load lazily, the first time an operation needs them.
+//!
+//! Batches are processed in chunks of `batch_size`: the CPU stages of a chunk (decode,
+//! working image, segmentation, colours, quality, CLIP preprocessing) run in parallel on the
+//! extractor's rayon pool, then the chunk's pixels go through the model in one forward pass.
+//! On CUDA the CPU stages of the next chunk overlap the model on the current one (a bounded
+//! channel of one chunk keeps memory flat); on the CPU both stages would compete for the same
+//! cores, so chunks run one after the other. One bad image yields an error for that item
+//! only, never for the batch.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::attributes::{AttributePredictor, AttributeReport};
+use crate::clip::{ClipModel, ClipOptions};
+use crate::colors::{extract_colors, ColorOptions, ColorReport};
+use crate::device::{Device, Precision};
+use crate::error::{Error, Result};
+use crate::input::{self, ClipPreprocess, DecodedImage, ImageInput, InputLimits, ResizeMode};
+use crate::quality::{quality_score, QualityScore};
+use crate::silhouette::{
+    cutout_png, shape_embedding, BoundingBox, ClassicalSegmenter, Segmentation, Segmenter,
+};
+
+/// The operations an extraction can run. Parsed from comma-separated names
+/// (`"embed,colors,silhouette,cutout,attributes,quality"`, or `"all"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Ops {
+    /// CLIP image embedding.
+    pub embed: bool,
+    /// Dominant colours of the product.
+    pub colors: bool,
+    /// Silhouette: mask statistics and shape embedding.
+    pub silhouette: bool,
+    /// Cut-out PNG (the product on a transparent background); implies the segmentation.
+    pub cutout: bool,
+    /// Product attributes (needs the CLIP image embedding, computed if not asked for).
+    pub attributes: bool,
+    /// Image quality score.
+    pub quality: bool,
+}
+
+impl Ops {
+    /// Every operation.
+    pub const ALL: Ops = Ops {
+        embed: true,
+        colors: true,
+        silhouette: true,
+        cutout: true,
+        attributes: true,
+        quality: true,
+    };
+    /// Only the CLIP embedding.
+    pub const EMBED: Ops = Ops {
+        embed: true,
+        colors: false,
+        silhouette: false,
+        cutout: false,
+        attributes: false,
+        quality: false,
+    };
+
+    /// Whether no operation is selected.
+    pub fn is_empty(&self) -> bool {
+        *self == Ops::default()
+    }
+    fn needs_model(&self) -> bool {
+        self.embed || self.attributes
+    }
+    fn needs_segmentation(&self) -> bool {
+        self.colors || self.silhouette || self.cutout || self.quality
+    }
+    fn needs_working(&self) -> bool {
+        self.needs_segmentation()
+    }
+}
+
+impl FromStr for Ops {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let mut ops = Ops::default();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "all" => ops = Ops::ALL,
+                "embed" | "embedding" => ops.embed = true,
+                "colors" | "colours" => ops.colors = true,
+                "silhouette" => ops.silhouette = true,
+                "cutout" | "background-remove" => ops.cutout = true,
+                "attributes" => ops.attributes = true,
+                "quality" => ops.quality = true,
+                other => {
+                    return Err(Error::invalid(
+                        "ops",
+                        format!(
+                            "unknown operation `{other}` (expected embed, colors, silhouette, \
+                             cutout, attributes, quality or all)"
+                        ),
+                    ))
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Err(Error::MissingParameter { name: "ops".into() });
+        }
+        Ok(ops)
+    }
+}
+
+impl fmt::Display for Ops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [
+            (self.embed, "embed"),
+            (self.colors, "colors"),
+            (self.silhouette, "silhouette"),
+            (self.cutout, "cutout"),
+            (self.attributes, "attributes"),
+            (self.quality, "quality"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// Configuration of an [`Extractor`]; build one with [`Extractor::builder`].
+#[derive(Debug, Clone)]
+pub struct ExtractorConfig {
+    /// Directory with the CLIP checkpoint (`config.json` + `model.safetensors`). Required for
+    /// `embed`, `attributes` and text embeddings; the CPU-only operations work without it.
+    pub model_dir: Option<PathBuf>,
+    /// Device for model work. Default: `Auto` (first CUDA device, else CPU).
+    pub device: Device,
+    /// Model precision. Default: fp32.
+    pub precision: Precision,
+    /// CPU threads for the extractor's pool. Default: all cores.
+    pub threads: usize,
+    /// Input limits (bytes, pixels, side). Default: [`InputLimits::default`].
+    pub limits: InputLimits,
+    /// CLIP input framing. Default: centre crop (the CLIP reference); `PadToSquare` keeps
+    /// long garments whole.
+    pub resize_mode: ResizeMode,
+    /// Long side of the working image used by colours, silhouette and quality. Default: 256.
+    pub working_side: u32,
+    /// Images per model forward pass in batches. Default: 32.
+    pub batch_size: usize,
+    /// Entries of the content-hash result cache; 0 disables it. Default: 0.
+    pub cache_capacity: usize,
+    /// Colour extraction options.
+    pub color_options: ColorOptions,
+}
+
+impl Default for ExtractorConfig {
+    fn default() -> Self {
+        Self {
+            model_dir: None,
+            device: Device::Auto,
+            precision: Precision::F32,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            limits: InputLimits::default(),
+            resize_mode: ResizeMode::CenterCrop,
+            working_side: 256,
+            batch_size: 32,
+            cache_capacity: 0,
+            color_options: ColorOptions::default(),
+        }
+    }
+}
+
+/// Builder for [`Extractor`].
+#[derive(Debug, Clone, Default)]
+pub struct ExtractorBuilder {
+    config: ExtractorConfig,
+}
+
+impl ExtractorBuilder {
+    /// Sets the CLIP checkpoint directory.
+    pub fn model_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.model_dir = Some(dir.into());
+        self
+    }
+    /// Sets the device.
+    pub fn device(mut self, device: Device) -> Self {
+        self.config.device = device;
+        self
+    }
+    /// Sets the model precision.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.config.precision = precision;
+        self
+    }
+    /// Sets the number of CPU threads.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.config.threads = threads;
+        self
+    }
+    /// Sets the input limits.
+    pub fn limits(mut self, limits: InputLimits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+    /// Sets the CLIP input framing.
+    pub fn resize_mode(mut self, mode: ResizeMode) -> Self {
+        self.config.resize_mode = mode;
+        self
+    }
+    /// Sets the working-image long side.
+    pub fn working_side(mut self, side: u32) -> Self {
+        self.config.working_side = side;
+        self
+    }
+    /// Sets the model batch size.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.config.batch_size = n;
+        self
+    }
+    /// Sets the result-cache capacity (0 = off).
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.config.cache_capacity = n;
+        self
+    }
+    /// Sets the colour options.
+    pub fn color_options(mut self, opts: ColorOptions) -> Self {
+        self.config.color_options = opts;
+        self
+    }
+
+    /// Validates the configuration and builds the extractor. The model is not loaded here:
+    /// it loads on first use (call [`Extractor::warm_up`] to load it eagerly).
+    pub fn build(self) -> Result<Extractor> {
+        let c = self.config;
+        if c.threads == 0 {
+            return Err(Error::invalid("threads", "must be at least 1"));
+        }
+        if c.batch_size == 0 || c.batch_size > 4096 {
+            return Err(Error::invalid("batch_size", "must be in 1..=4096"));
+        }
+        if !(32..=2048).contains(&c.working_side) {
+            return Err(Error::invalid("working_side", "must be in 32..=2048"));
+        }
+        if let Some(dir) = &c.model_dir {
+            if !dir.is_dir() {
+                return Err(Error::ModelLoad {
+                    path: dir.clone(),
+                    reason: "model directory does not exist".into(),
+                });
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(c.threads)
+            .thread_name(|i| format!("dupify-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start thread pool: {e}")))?;
+        Ok(Extractor {
+            inner: Arc::new(Inner {
+                cache: NonZeroUsize::new(c.cache_capacity)
+                    .map(|n| Mutex::new(lru::LruCache::new(n))),
+                config: c,
+                pool,
+                clip: OnceLock::new(),
+                attributes: OnceLock::new(),
+                segmenter: Box::new(ClassicalSegmenter::default()),
+            }),
+        })
+    }
+}
+
+/// Silhouette features of one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilhouetteFeatures {
+    /// Bounding box of the product in original-image pixels.
+    pub bbox: BoundingBox,
+    /// Product area / frame area, 0..1.
+    pub area_fraction: f32,
+    /// Segmentation confidence, 0..1.
+    pub confidence: f32,
+    /// Shape embedding (L2-normalised, compare by cosine).
+    pub embedding: Vec<f32>,
+}
+
+/// Everything extracted from one image. Fields are `None` for operations not requested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// SHA-256 of the image bytes (hex): the cache key, and the catalog's content hash.
+    pub content_hash: String,
+    /// Original width (after EXIF orientation).
+    pub width: u32,
+    /// Original height (after EXIF orientation).
+    pub height: u32,
+    /// CLIP image embedding (L2-normalised).
+    pub embedding: Option<Vec<f32>>,
+    /// Dominant colours.
+    pub colors: Option<ColorReport>,
+    /// Silhouette features.
+    pub silhouette: Option<SilhouetteFeatures>,
+    /// Cut-out PNG bytes (serialised as base64 in JSON).
+    #[serde(
+        with = "base64_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cutout_png: Option<Vec<u8>>,
+    /// Product attributes.
+    pub attributes: Option<AttributeReport>,
+    /// Image quality.
+    pub quality: Option<QualityScore>,
+    /// The model that made `embedding`/`attributes` (its content hash).
+    pub model_id: Option<String>,
+    /// True when these features came from the cache.
+    pub cached: bool,
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+/// A cancellation flag shared between the caller and a running batch.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, not-cancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Requests cancellation: items not yet started finish with [`Error::Cancelled`].
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether cancellation was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Progress callback: `(done, total)`, called from the batch's coordinating thread.
+pub type ProgressFn = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+/// Options of one batch call.
+#[derive(Clone, Default)]
+pub struct BatchOptions {
+    /// Called after every finished item.
+    pub progress: Option<ProgressFn>,
+    /// Checked before every item.
+    pub cancel: Option<CancelToken>,
+}
+
+impl fmt::Debug for BatchOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchOptions")
+            .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
+            .finish()
+    }
+}
+
+/// The extraction pipeline. Cheap to clone; share it across threads.
+#[derive(Clone)]
+pub struct Extractor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ExtractorConfig,
+    pool: rayon::ThreadPool,
+    clip: OnceLock<std::result::Result<Arc<ClipModel>, String>>,
+    attributes: OnceLock<std::result::Result<Arc<AttributePredictor>, String>>,
+    segmenter: Box<dyn Segmenter>,
+    cache: Option<Mutex<lru::LruCache<CacheKey, Features>>>,
+}
+
+impl fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extractor")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Work of one item after the CPU stages.
+struct Staged {
+    features: Features,
+    pixels: Option<Vec<f32>>,
+}
+
+impl Extractor {
+    /// A builder with the documented defaults.
+    pub fn builder() -> ExtractorBuilder {
+        ExtractorBuilder::default()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ExtractorConfig {
+        &self.inner.config
+    }
+
+    /// Loads the CLIP model (and the attribute heads) now instead of on first use.
+    pub fn warm_up(&self) -> Result<()> {
+        self.clip()?;
+        self.attributes()?;
+        Ok(())
+    }
+
+    /// The loaded CLIP model, loading it on first use. A load failure is remembered and
+    /// returned to every later caller (it will not succeed on retry without a new extractor).
+    fn clip(&self) -> Result<Arc<ClipModel>> {
+        let loaded = self.inner.clip.get_or_init(|| {
+            let dir = self.inner.config.model_dir.as_ref().ok_or_else(|| {
+                "no model directory configured (ExtractorBuilder::model_dir)".to_string()
+            })?;
+            let opts = ClipOptions {
+                device: self.inner.config.device,
+                precision: self.inner.config.precision,
+                ..ClipOptions::default()
+            };
+            ClipModel::from_dir(dir, &opts)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        loaded.clone().map_err(|reason| Error::NotAvailable {
+            what: format!("CLIP model: {reason}"),
+        })
+    }
+
+    fn attributes(&self) -> Result<Arc<AttributePredictor>> {
+        let clip = self.clip()?;
+        let loaded = self.inner.attributes.get_or_init(|| {
+            let dir = self
+                .inner
+                .config
+                .model_dir
+                .as_ref()
+                .ok_or_else(|| "no model directory configured".to_string())?;
+            AttributePredictor::load_or_build(clip.as_ref(), dir)
+                .map(|(predictor, _status)| Arc::new(predictor))
+                .map_err(|e| e.to_string())
+        });
+        loaded.clone().map_err(|reason| Error::NotAvailable {
+            what: format!("attribute heads: {reason}"),
+        })
+    }
+
+    /// The content hash of the loaded model (loads it if needed).
+    pub fn model_id(&self) -> Result<String> {
+        Ok(self.clip()?.content_hash().to_string())
+    }
+
+    /// Dimension of CLIP embeddings (loads the model if needed).
+    pub fn embed_dim(&self) -> Result<usize> {
+        Ok(self.clip()?.embed_dim())
+    }
+
+    /// CLIP text embedding (L2-normalised), for text→image search.
+    pub fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
+        let mut v = self.embed_texts(&[text])?;
+        v.pop()
+            .ok_or_else(|| Error::Internal("text tower returned no embedding".into()))
+    }
+
+    /// CLIP text embeddings for several texts, in order.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.clip()?.embed_texts(texts)
+    }
+
+    /// Runs `ops` on one image.
+    pub fn extract(&self, input: &ImageInput, ops: Ops) -> Result<Features> {
+        let mut out =
+            self.extract_batch(std::slice::from_ref(input), ops, &BatchOptions::default())?;
+        out.pop()
+            .ok_or_else(|| Error::Internal("batch of one returned nothing".into()))?
+    }
+
+    /// Runs `ops` on every input. The outer `Result` fails only for problems that concern
+    /// the whole call (no operation selected, the model cannot load); each item has its own
+    /// result, in input order.
+    pub fn extract_batch(
+        &self,
+        inputs: &[ImageInput],
+        ops: Ops,
+        options: &BatchOptions,
+    ) -> Result<Vec<Result<Features>>> {
+        if ops.is_empty() {
+            return Err(Error::MissingParameter { name: "ops".into() });
+        }
+        // Fail fast, once, when the model is needed and unavailable.
+        let clip = if ops.needs_model() {
+            Some(self.clip()?)
+        } else {
+            None
+        };
+        let attrs = if ops.attributes {
+            Some(self.attributes()?)
+        } else {
+            None
+        };
+        let total = inputs.len();
+        let mut results: Vec<Option<Result<Features>>> = (0..total).map(|_| None).collect();
+        let mut done = 0usize;
+        let chunk = self.inner.config.batch_size;
+        let overlap = clip.as_ref().is_some_and(|c| c.is_cuda());
+
+        let mut finish = |start: usize, staged: Vec<Result<Staged>>| -> Result<()> {
+            let finished = self.model_stage(staged, ops, clip.as_deref(), attrs.as_deref());
+            for (i, r) in finished.into_iter().enumerate() {
+                results[start + i] = Some(r);
+                done += 1;
+                if let Some(p) = &options.progress {
+                    p(done, total);
+                }
+            }
+            Ok(())
+        };
+
+        if overlap {
+            // CPU stages of chunk i+1 run while chunk i is on the GPU.
+            std::thread::scope(|scope| -> Result<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Staged>>)>(1);
+                let producer = scope.spawn(move || {
+                    for (ci, part) in inputs.chunks(chunk).enumerate() {
+                        let staged = self.cpu_stage(part, ops, options.cancel.as_ref());
+                        if tx.send((ci * chunk, staged)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                for (start, staged) in rx {
+                    finish(start, staged)?;
+                }
+                producer
+                    .join()
+                    .map_err(|_| Error::Internal("batch producer thread panicked".into()))
+            })?;
+        } else {
+            for (ci, part) in inputs.chunks(chunk).enumerate() {
+                let staged = self.cpu_stage(part, ops, options.cancel.as_ref());
+                finish(ci * chunk, staged)?;
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("item was never processed".into()))))
+            .collect())
+    }
+
+    /// Decode, working image, segmentation, colours, quality, shape, cut-out and CLIP
+    /// preprocessing for a chunk, in parallel. Cached items come back complete.
+    fn cpu_stage(
+        &self,
+        part: &[ImageInput],
+        ops: Ops,
+        cancel: Option<&CancelToken>,
+    ) -> Vec<Result<Staged>> {
+        self.inner.pool.install(|| {
+            part.par_iter()
+                .map(|input| {
+                    if cancel.is_some_and(CancelToken::is_cancelled) {
+                        return Err(Error::Cancelled);
+                    }
+                    self.cpu_one(input, ops)
+                })
+                .collect()
+        })
+    }
+
+    fn cpu_one(&self, input: &ImageInput, ops: Ops) -> Result<Staged> {
+        let c = &self.inner.config;
+        let bytes = load_bytes(input, &c.limits)?;
+        let content_hash = hex(&Sha256::digest(&bytes));
+        let key = (content_hash.clone(), ops);
+        if let Some(hit) = self.cache_get(&key) {
+            return Ok(Staged {
+                features: Features {
+                    cached: true,
+                    ..hit
+                },
+                pixels: None,
+            });
+        }
+        let decoded: DecodedImage = match input {
+            ImageInput::Raw { .. } => input::decode(input, &c.limits)?,
+            _ => input::decode_bytes(&bytes, &c.limits)?,
+        };
+        let (w, h) = (decoded.width(), decoded.height());
+        let mut f = Features {
+            content_hash,
+            width: w,
+            height: h,
+            embedding: None,
+            colors: None,
+            silhouette: None,
+            cutout_png: None,
+            attributes: None,
+            quality: None,
+            model_id: None,
+            cached: false,
+        };
+        if ops.needs_working() {
+            let working = decoded.working(c.working_side)?;
+            let seg: Segmentation = self.inner.segmenter.segment(&working)?;
+            if ops.colors {
+                f.colors = Some(extract_colors(&working, Some(&seg.mask), &c.color_options)?);
+            }
+            if ops.quality {
+                f.quality = Some(quality_score(&working, Some(&seg.mask))?);
+            }
+            if ops.silhouette {
+                f.silhouette = Some(SilhouetteFeatures {
+                    bbox: seg.bbox.scaled(working.width(), working.height(), w, h),
+                    area_fraction: seg.area_fraction,
+                    confidence: seg.confidence,
+                    embedding: shape_embedding(&seg.mask)?,
+                });
+            }
+            if ops.cutout {
+                let full = seg.mask_at(w, h)?;
+                f.cutout_png = Some(cutout_png(w, h, decoded.rgb(), &full)?);
+            }
+        }
+        let pixels = if ops.needs_model() {
+            let size = self.clip()?.image_size();
+            let size = u32::try_from(size)
+                .map_err(|_| Error::Internal(format!("model image size {size} too large")))?;
+            let pre = ClipPreprocess::new(size).with_mode(c.resize_mode);
+            Some(pre.preprocess(&decoded)?)
+        } else {
+            None
+        };
+        Ok(Staged {
+            features: f,
+            pixels,
+        })
+    }
+
+    /// One forward pass over the chunk's pixels, then attributes; fills the cache.
+    fn model_stage(
+        &self,
+        staged: Vec<Result<Staged>>,
+        ops: Ops,
+        clip: Option<&ClipModel>,
+        attrs: Option<&AttributePredictor>,
+    ) -> Vec<Result<Features>> {
+        let mut batch = Vec::new();
+        let mut owners = Vec::new();
+        for (i, s) in staged.iter().enumerate() {
+            if let Ok(Staged {
+                pixels: Some(p), ..
+            }) = s
+            {
+                batch.extend_from_slice(p);
+                owners.push(i);
+            }
+        }
+        let mut embeddings: HashMap<usize, Vec<f32>> = HashMap::new();
+        let mut batch_error: Option<String> = None;
+        if let (Some(clip), false) = (clip, owners.is_empty()) {
+            match clip.embed_pixels(&batch, owners.len()) {
+                Ok(embs) => embeddings.extend(owners.iter().copied().zip(embs)),
+                Err(e) => batch_error = Some(e.to_string()),
+            }
+        }
+        let model_id = clip.map(|c| c.content_hash().to_string());
+        staged
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let Staged {
+                    mut features,
+                    pixels,
+                } = s?;
+                if pixels.is_some() {
+                    if let Some(reason) = &batch_error {
+                        return Err(Error::Internal(format!("model forward failed: {reason}")));
+                    }
+                    let emb = embeddings
+                        .remove(&i)
+                        .ok_or_else(|| Error::Internal("missing embedding".into()))?;
+                    if ops.attributes {
+                        if let Some(a) = attrs {
+                            features.attributes = Some(a.predict(&emb)?);
+                        }
+                    }
+                    features.model_id = model_id.clone();
+                    if ops.embed {
+                        features.embedding = Some(emb);
+                    }
+                    self.cache_put((features.content_hash.clone(), ops), &features);
+                } else if !features.cached {
+                    self.cache_put((features.content_hash.clone(), ops), &features);
+                }
+                Ok(features)
+            })
+            .collect()
+    }
+
+    fn cache_get(&self, key: &CacheKey) -> Option<Features> {
+        let cache = self.inner.cache.as_ref()?;
+        let mut guard = cache.lock().ok()?;
+        guard.get(key).cloned()
+    }
+
+    fn cache_put(&self, key: CacheKey, f: &Features) {
+        if let Some(Ok(mut c)) = self.inner.cache.as_ref().map(Mutex::lock) {
+            c.put(key, f.clone());
+        }
+    }
+}
+
+/// The bytes that identify an input (the cache key) and, except for raw pixels, the bytes
+/// that get decoded: read or base64-decoded once, under the byte limit.
+fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a, [u8]>> {
+    limits.validate()?;
+    match input {
+        ImageInput::Bytes(b) => {
+            if b.len() as u64 > limits.max_bytes {
+                return Err(Error::ImageTooLarge {
+                    what: "encoded size in bytes",
+                    actual: b.len() as u64,
+                    limit: limits.max_bytes,
+                });
+            }
+            Ok(Cow::Borrowed(b))
+        }
+        ImageInput::Base64(text) => Ok(Cow::Owned(input::decode_base64(text, limits.max_bytes)?)),
+        ImageInput::Path(path) => Ok(Cow::Owned(input::read_file(path, limits.max_bytes)?)),
+        ImageInput::Raw {
+            width,
+            height,
+            layout,
+            data,
+        } => {
+            // Geometry is part of the identity: the same bytes at another width are another image.
+            let mut key = Vec::with_capacity(data.len() + 12);
+            key.extend_from_slice(&width.to_le_bytes());
+            key.extend_from_slice(&height.to_le_bytes());
+            key.extend_from_slice(format!("{layout:?}").as_bytes());
+            key.extend_from_slice(data);
+            Ok(Cow::Owned(key))
+        }
+        ImageInput::Url(_) => input::decode(input, limits).map(|_| Cow::Borrowed(&[][..])),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+type CacheKey = (String, Ops);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_parse_print_and_reject() {
+        let ops: Ops = "embed, colors,quality".parse().unwrap();
+        assert!(ops.embed && ops.colors && ops.quality && !ops.silhouette);
+        assert_eq!(ops.to_string(), "embed,colors,quality");
+        assert_eq!("all".parse::<Ops>().unwrap(), Ops::ALL);
+        assert_eq!(
+            "background-remove".parse::<Ops>().unwrap().to_string(),
+            "cutout"
+        );
+        assert_eq!(
+            "emb".parse::<Ops>().unwrap_err().code(),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            " , ".parse::<Ops>().unwrap_err().code(),
+            "missing_parameter"
+        );
+    }
+
+    #[test]
+    fn builder_rejects_bad_values() {
+        assert!(Extractor::builder().threads(0).build().is_err());
+        assert!(Extractor::builder().batch_size(0).build().is_err());
+        assert!(Extractor::builder().working_side(8).build().is_err());
+        let e = Extractor::builder()
+            .model_dir("/nonexistent/dupify-model")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.code(), "model_error");
+    }
+
+    #[test]
+    fn model_ops_without_a_model_fail_once_for_the_call() {
+        let x = Extractor::builder().threads(1).build().unwrap();
+        let e = x
+            .extract_batch(
+                &[ImageInput::Bytes(vec![1, 2, 3])],
+                Ops::EMBED,
+                &BatchOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), "not_available");
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_padded() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}
