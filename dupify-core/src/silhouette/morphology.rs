@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn open_removes_specks_and_keeps_blocks() {
         let mut m = rect(20, 20, 5, 5, 15, 15);
-        m[1 * 20 + 1] = true;
+        m[20 + 1] = true;
         let o = open(&m, 20, 20, 1);
         assert!(!o[21], "speck survived opening");
         // A radius-1 disk is a plus sign: opening keeps the 10x10 block but its 4 corners.

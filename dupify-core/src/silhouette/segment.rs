@@ -153,7 +153,7 @@ impl Segmenter for ClassicalSegmenter {
             });
         }
         if let Some(alpha) = img.alpha() {
-            if let Some(seg) = self.from_alpha(alpha, w, h)? {
+            if let Some(seg) = self.segment_alpha(alpha, w, h)? {
                 return Ok(seg);
             }
         }
@@ -340,7 +340,7 @@ fn sigmoid(x: f32) -> f32 {
 impl ClassicalSegmenter {
     /// The alpha plane as the answer, when it carries real transparency. Returns `None` when
     /// alpha is (almost) all opaque or all transparent, so colour segmentation runs instead.
-    fn from_alpha(&self, alpha: &[u8], w: usize, h: usize) -> Result<Option<Segmentation>> {
+    fn segment_alpha(&self, alpha: &[u8], w: usize, h: usize) -> Result<Option<Segmentation>> {
         let n = alpha.len();
         let transparent = alpha.iter().filter(|&&a| a < 128).count();
         if transparent < n / 100 || transparent > n - n / 200 {

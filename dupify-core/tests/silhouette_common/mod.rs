@@ -65,8 +65,11 @@ pub fn tshirt() -> Vec<(f32, f32)> {
     ]
 }
 
+/// A named garment outline and its box aspect (width / height).
+pub type Garment = (&'static str, Vec<(f32, f32)>, f32);
+
 /// (name, polygon, box width / box height).
-pub fn shapes() -> Vec<(&'static str, Vec<(f32, f32)>, f32)> {
+pub fn shapes() -> Vec<Garment> {
     vec![
         ("trouser", trouser(), 0.45),
         ("dress", dress(), 0.7),
