@@ -349,8 +349,11 @@ impl NsIndex {
                     live.contains(id) && allowed.is_none_or(|a| a.binary_search(id).is_ok())
                 };
                 let filter: &dyn FilterT = &filter;
+                // No tombstones and no restriction: skip the per-candidate filter calls.
+                let filter =
+                    (allowed.is_some() || self.graph_points != self.live.len()).then_some(filter);
                 graph.with(|g| {
-                    g.search_filter(q, k, ef, Some(filter))
+                    g.search_filter(q, k, ef, filter)
                         .into_iter()
                         .map(|n| (n.d_id, 1.0 - n.distance))
                         .collect()
