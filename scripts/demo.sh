@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-cargo run -q -p dupify-examples --example quickstart
+cargo run -q -p dupify-examples --example demo

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::attributes::{AttributePredictor, AttributeReport};
+use crate::catalog::{ColorSwatch, ProductFeatures};
 use crate::clip::{ClipModel, ClipOptions};
 use crate::colors::{extract_colors, ColorOptions, ColorReport};
 use crate::device::{Device, Precision};
@@ -344,6 +345,35 @@ mod base64_bytes {
                 .map_err(serde::de::Error::custom)
         })
         .transpose()
+    }
+}
+
+impl Features {
+    /// The features in the catalog's form: CLIP and shape vectors, the product palette as
+    /// Lab swatches (shares as fractions), attributes as JSON, and the model that made them.
+    pub fn to_product_features(&self) -> ProductFeatures {
+        ProductFeatures {
+            clip: self.embedding.clone(),
+            shape: self.silhouette.as_ref().map(|s| s.embedding.clone()),
+            colors: self
+                .colors
+                .as_ref()
+                .map(|r| {
+                    r.colors
+                        .iter()
+                        .map(|c| ColorSwatch {
+                            lab: c.lab,
+                            share: c.share / 100.0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            attributes: self
+                .attributes
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+            model_id: self.model_id.clone(),
+        }
     }
 }
 
