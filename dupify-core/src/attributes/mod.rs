@@ -504,6 +504,23 @@ pub(crate) fn write_head_file(
     })
 }
 
+/// The CLIP model is the text encoder of every head: its content hash ties heads to it.
+impl TextEncoder for crate::clip::ClipModel {
+    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        crate::clip::ClipModel::embed_texts(self, texts)
+    }
+    fn model_hash(&self) -> String {
+        self.content_hash().to_string()
+    }
+    fn logit_scale(&self) -> f32 {
+        // The checkpoint stores log(scale); heads want the multiplier.
+        crate::clip::ClipModel::logit_scale(self).exp()
+    }
+    fn embed_dim(&self) -> usize {
+        crate::clip::ClipModel::embed_dim(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,22 +545,5 @@ mod tests {
         assert!(normalized(&[1.0], 2, "e").is_err());
         let v = normalized(&[3.0, 4.0], 2, "e").unwrap();
         assert!((v[0] - 0.6).abs() < 1e-7 && (v[1] - 0.8).abs() < 1e-7);
-    }
-}
-
-/// The CLIP model is the text encoder of every head: its content hash ties heads to it.
-impl TextEncoder for crate::clip::ClipModel {
-    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        crate::clip::ClipModel::embed_texts(self, texts)
-    }
-    fn model_hash(&self) -> String {
-        self.content_hash().to_string()
-    }
-    fn logit_scale(&self) -> f32 {
-        // The checkpoint stores log(scale); heads want the multiplier.
-        crate::clip::ClipModel::logit_scale(self).exp()
-    }
-    fn embed_dim(&self) -> usize {
-        crate::clip::ClipModel::embed_dim(self)
     }
 }
