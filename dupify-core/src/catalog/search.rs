@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::index::dot;
 use super::ColorSwatch;
+use crate::colors::delta_e2000;
 
 /// Weights of the score channels. Negative or non-finite weights are rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,17 +84,13 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
     Some(dot(a, b) / (na * nb))
 }
 
-fn delta_e76(a: &[f32; 3], b: &[f32; 3]) -> f32 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
-}
-
 fn directed(a: &[ColorSwatch], b: &[ColorSwatch]) -> f32 {
     let total: f32 = a.iter().map(|s| s.share.max(0.0)).sum();
     let mut acc = 0.0;
     for s in a {
         let near = b
             .iter()
-            .map(|t| delta_e76(&s.lab, &t.lab))
+            .map(|t| delta_e2000(s.lab, t.lab))
             .fold(f32::INFINITY, f32::min);
         let w = if total > 0.0 {
             s.share.max(0.0) / total
@@ -105,7 +102,9 @@ fn directed(a: &[ColorSwatch], b: &[ColorSwatch]) -> f32 {
     acc
 }
 
-/// Palette similarity in [0, 1] (None when either palette is empty).
+/// Palette similarity in [0, 1] (None when either palette is empty): one minus the mean of
+/// the two directed share-weighted nearest-colour ΔE2000 distances (the colour stage's
+/// perceptual distance), scaled by 100 and clamped.
 pub fn palette_similarity(a: &[ColorSwatch], b: &[ColorSwatch]) -> Option<f32> {
     if a.is_empty() || b.is_empty() {
         return None;
