@@ -802,7 +802,14 @@ fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a,
             key.extend_from_slice(data);
             Ok(Cow::Owned(key))
         }
-        ImageInput::Url(_) => input::decode(input, limits).map(|_| Cow::Borrowed(&[][..])),
+        // URL inputs are refused by the input module today; should fetching land, it must hand
+        // back the fetched bytes here — never an empty key that every URL would share.
+        ImageInput::Url(_) => match input::decode(input, limits) {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::NotAvailable {
+                what: "content hashing of image_url inputs".into(),
+            }),
+        },
     }
 }
 
