@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -296,7 +297,7 @@ pub struct SilhouetteFeatures {
 }
 
 /// Everything extracted from one image. Fields are `None` for operations not requested.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Features {
     /// SHA-256 of the image bytes (hex): the cache key, and the catalog's content hash.
     pub content_hash: String,
@@ -306,6 +307,8 @@ pub struct Features {
     pub height: u32,
     /// CLIP image embedding (L2-normalised).
     pub embedding: Option<Vec<f32>>,
+    /// Length of `embedding` (the hosted API's `dimensions`).
+    pub dimensions: Option<usize>,
     /// Dominant colours.
     pub colors: Option<ColorReport>,
     /// Silhouette features.
@@ -321,10 +324,17 @@ pub struct Features {
     pub attributes: Option<AttributeReport>,
     /// Image quality.
     pub quality: Option<QualityScore>,
-    /// The model that made `embedding`/`attributes` (its content hash).
+    /// The model that made `embedding`/`attributes` (its content hash), so stored features
+    /// can be matched to the model that made them. `model` in JSON, as the hosted API names it.
+    #[serde(rename = "model", alias = "model_id")]
     pub model_id: Option<String>,
     /// True when these features came from the cache.
     pub cached: bool,
+    /// Wall time from the start of this item's CPU stage to its result, including the
+    /// batched forward pass it shared (for a cache hit, the lookup). Excluded from equality:
+    /// the only field that differs between two runs on the same input.
+    #[serde(default)]
+    pub processing_time_ms: f64,
 }
 
 mod base64_bytes {
@@ -345,6 +355,24 @@ mod base64_bytes {
                 .map_err(serde::de::Error::custom)
         })
         .transpose()
+    }
+}
+
+/// Equal when every extracted value is equal; `processing_time_ms` is ignored.
+impl PartialEq for Features {
+    fn eq(&self, o: &Self) -> bool {
+        self.content_hash == o.content_hash
+            && self.width == o.width
+            && self.height == o.height
+            && self.embedding == o.embedding
+            && self.dimensions == o.dimensions
+            && self.colors == o.colors
+            && self.silhouette == o.silhouette
+            && self.cutout_png == o.cutout_png
+            && self.attributes == o.attributes
+            && self.quality == o.quality
+            && self.model_id == o.model_id
+            && self.cached == o.cached
     }
 }
 
@@ -444,6 +472,7 @@ impl fmt::Debug for Extractor {
 struct Staged {
     features: Features,
     pixels: Option<Vec<f32>>,
+    started: Instant,
 }
 
 impl Extractor {
@@ -629,6 +658,7 @@ impl Extractor {
     }
 
     fn cpu_one(&self, input: &ImageInput, ops: Ops) -> Result<Staged> {
+        let started = Instant::now();
         let c = &self.inner.config;
         let bytes = load_bytes(input, &c.limits)?;
         let content_hash = hex(&Sha256::digest(&bytes));
@@ -640,6 +670,7 @@ impl Extractor {
                     ..hit
                 },
                 pixels: None,
+                started,
             });
         }
         let decoded: DecodedImage = match input {
@@ -652,6 +683,7 @@ impl Extractor {
             width: w,
             height: h,
             embedding: None,
+            dimensions: None,
             colors: None,
             silhouette: None,
             cutout_png: None,
@@ -659,6 +691,7 @@ impl Extractor {
             quality: None,
             model_id: None,
             cached: false,
+            processing_time_ms: 0.0,
         };
         if ops.needs_working() {
             let working = decoded.working(c.working_side)?;
@@ -694,6 +727,7 @@ impl Extractor {
         Ok(Staged {
             features: f,
             pixels,
+            started,
         })
     }
 
@@ -732,6 +766,7 @@ impl Extractor {
                 let Staged {
                     mut features,
                     pixels,
+                    started,
                 } = s?;
                 if pixels.is_some() {
                     if let Some(reason) = &batch_error {
@@ -747,12 +782,16 @@ impl Extractor {
                     }
                     features.model_id = model_id.clone();
                     if ops.embed {
+                        features.dimensions = Some(emb.len());
                         features.embedding = Some(emb);
                     }
                     self.cache_put((features.content_hash.clone(), ops), &features);
                 } else if !features.cached {
                     self.cache_put((features.content_hash.clone(), ops), &features);
                 }
+                // From the start of this item's CPU stage to its result: includes the
+                // batched forward pass it shared (what a caller of one item would wait for).
+                features.processing_time_ms = started.elapsed().as_secs_f64() * 1e3;
                 Ok(features)
             })
             .collect()

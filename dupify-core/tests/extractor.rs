@@ -199,6 +199,15 @@ fn features_round_trip_through_json() {
         "cut-out serialised as base64"
     );
     assert_eq!(v["content_hash"].as_str().unwrap().len(), 64);
+    // The hosted API's field names.
+    let dims = v["dimensions"].as_u64().unwrap() as usize;
+    assert_eq!(dims, v["embedding"].as_array().unwrap().len());
+    assert_eq!(v["model"].as_str(), Some(x.model_id().unwrap().as_str()));
+    assert!(v["processing_time_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["cached"], serde_json::Value::Bool(false));
+    for k in ["overall", "sharpness", "brightness", "composition"] {
+        assert!(v["quality"][k].is_number(), "quality.{k}");
+    }
 }
 
 #[test]
