@@ -136,7 +136,11 @@ mod tests {
 
     #[test]
     fn product_fields_come_from_the_path() {
-        let p = product_for(Path::new("/shop"), Path::new("/shop/dress/red.jpg"), Some("Acme"));
+        let p = product_for(
+            Path::new("/shop"),
+            Path::new("/shop/dress/red.jpg"),
+            Some("Acme"),
+        );
         assert_eq!(p.external_id, "dress/red.jpg");
         assert_eq!(p.title.as_deref(), Some("red"));
         assert_eq!(p.category.as_deref(), Some("dress"));

@@ -123,8 +123,8 @@ fn list(store: &KeyStore, json: bool) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{DIM}{:>4}  {:<20} {:<5} {:<9} {:<17} {:<28} {:<20} {}{DIM:#}",
-        "id", "name", "env", "status", "key", "scopes", "limits", "last used"
+        "{DIM}{:>4}  {:<20} {:<5} {:<9} {:<17} {:<28} {:<20} last used{DIM:#}",
+        "id", "name", "env", "status", "key", "scopes", "limits"
     )?;
     for k in &keys {
         writeln!(

@@ -91,8 +91,8 @@ pub fn run(global: &Global, args: &SearchArgs) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
-        "{DIM}{:>3}  {:>6}  {:>6} {:>6} {:>6}  {:<40} {:<12} {:<12} {}{DIM:#}",
-        "#", "score", "clip", "shape", "color", "product", "category", "brand", "price"
+        "{DIM}{:>3}  {:>6}  {:>6} {:>6} {:>6}  {:<40} {:<12} {:<12} price{DIM:#}",
+        "#", "score", "clip", "shape", "color", "product", "category", "brand"
     )?;
     for (i, h) in hits.iter().enumerate() {
         let p = &h.product;
