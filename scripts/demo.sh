@@ -27,6 +27,7 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
 say dupify index "$DEMO/photos" --catalog "$DEMO/shop.db"
 "$DUPIFY" index "$DEMO/photos" --catalog "$DEMO/shop.db"
 
+printf '\nquery: %s (a dress, held back from the catalog)\n' "$DEMO/query.jpg" >&2
 say dupify search "$DEMO/query.jpg" --catalog "$DEMO/shop.db" --limit 5
 "$DUPIFY" search "$DEMO/query.jpg" --catalog "$DEMO/shop.db" --limit 5
 

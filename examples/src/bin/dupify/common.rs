@@ -44,7 +44,7 @@ pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
         }
         None => {
             let roots = [
-                PathBuf::from("."),
+                PathBuf::new(),
                 Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
             ];
             let found = [REAL_MODEL, TEST_MODEL].iter().find_map(|rel| {

@@ -21,11 +21,25 @@
 //! Model: see `dupify --help`; a seeded random-weight test model is announced with a warning
 //! because its CLIP channel is not semantic.
 //!
-//! Real run (seeded test model, the bundled photos):
+//! Real run (`scripts/demo.sh`: the seeded ViT-B/32 test model, 39 bundled photos indexed,
+//! one dress held back; scores are therefore not semantic on the CLIP channel):
 //! ```text
-//! $ dupify index dupify-core/tests/assets/clothing --catalog /tmp/shop.db
-//! warning: weights/test/clip/vit-b-32 is a seeded RANDOM-weight test model: …
-//! indexed 40, unchanged 0 (skipped), failed 0 — /tmp/shop.db holds 40 products in local/test
+//! $ dupify index target/demo/photos --catalog target/demo/shop.db
+//! warning: weights/test/clip/vit-b-32 is a seeded RANDOM-weight test model: the CLIP channel …
+//! indexed 39, unchanged 0 (skipped), failed 0 — target/demo/shop.db holds 39 products in local/test
+//! $ dupify search target/demo/query.jpg --catalog target/demo/shop.db --limit 3
+//!   #   score    clip  shape  color  product                                              category    brand  price
+//!   1   0.970   0.992  0.939  0.898  shirt/01b3083f-4387-4753-8ae2-a2470dc53f19.jpg       shirt       -      -
+//!   2   0.970   0.993  0.953  0.876  longsleeve/03a33083-e7bf-414d-bd35-c56273ae779c.jpg  longsleeve  -      -
+//!   3   0.960   0.985  0.965  0.838  pants/046d0a65-f5a6-47f6-afaf-e692bfcfcb00.jpg       pants       -      -
+//! $ dupify extract target/demo/query.jpg --ops colors,silhouette,quality
+//! target/demo/query.jpg  400x711 sha256 fd659f97bab7…
+//!   colours     product 42% of the frame, family multicolour
+//!           26.6%  #a76e65  indianred            red
+//!           22.6%  #1e1b25  black                black
+//!   …
+//!   silhouette  bbox 290x557 at (55, 77), area 42%, confidence 0.94, shape 192-d
+//!   quality     0.86 (sharpness 0.75, brightness 0.89, composition 0.98)
 //! ```
 
 mod cli;

@@ -89,9 +89,27 @@ pub fn run(global: &Global, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "  no product matches")?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Column widths from the content, so long external ids (paths) keep the table aligned.
+    let width = |f: &dyn Fn(&SearchHit) -> usize, min: usize| {
+        hits.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let wp = width(&|h| h.product.external_id.chars().count(), 7);
+    let wc = width(
+        &|h| {
+            h.product
+                .category
+                .as_deref()
+                .map_or(1, |c| c.chars().count())
+        },
+        8,
+    );
+    let wb = width(
+        &|h| h.product.brand.as_deref().map_or(1, |b| b.chars().count()),
+        5,
+    );
     writeln!(
         out,
-        "{DIM}{:>3}  {:>6}  {:>6} {:>6} {:>6}  {:<40} {:<12} {:<12} price{DIM:#}",
+        "{DIM}{:>3}  {:>6}  {:>6} {:>6} {:>6}  {:<wp$}  {:<wc$}  {:<wb$}  price{DIM:#}",
         "#", "score", "clip", "shape", "color", "product", "category", "brand"
     )?;
     for (i, h) in hits.iter().enumerate() {
@@ -101,7 +119,7 @@ pub fn run(global: &Global, args: &SearchArgs) -> anyhow::Result<ExitCode> {
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2} {}", p.currency));
         writeln!(
             out,
-            "{:>3}  {BOLD}{:>6.3}{BOLD:#}  {:>6} {:>6} {:>6}  {:<40} {:<12} {:<12} {}",
+            "{:>3}  {BOLD}{:>6.3}{BOLD:#}  {:>6} {:>6} {:>6}  {:<wp$}  {:<wc$}  {:<wb$}  {}",
             i + 1,
             h.score,
             common::score(h.scores.clip),
