@@ -306,6 +306,35 @@ fn extract_human_output_and_model_free_operations() {
         "escape codes with NO_COLOR:\n{out:?}"
     );
 
+    // On a terminal (forced here) each colour gets a truecolor swatch of its sRGB value.
+    let o = Command::new(env!("CARGO_BIN_EXE_dupify"))
+        .args(["extract", s(&img), "--ops", "colors"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .expect("run");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let first = out
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('#') && w.len() == 7)
+        })
+        .expect("a #rrggbb colour in the plain output");
+    let rgb: Vec<String> = (0..3)
+        .map(|i| {
+            u8::from_str_radix(&first[1 + 2 * i..3 + 2 * i], 16)
+                .expect("hex")
+                .to_string()
+        })
+        .collect();
+    let swatch = format!("\x1b[48;2;{}m", rgb.join(";"));
+    assert!(
+        stdout(&o).contains(&swatch),
+        "no swatch {swatch:?} in {:?}",
+        stdout(&o)
+    );
+
     // Colours and silhouette need no model: no model, no warning, even with none configured.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupify"));
     let o = cmd
