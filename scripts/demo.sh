@@ -1,7 +1,35 @@
 #!/usr/bin/env bash
-# Sets up (idempotent), builds and runs the demo.
+# The README demo, through the `dupify` CLI: set up (idempotent), build once, index the bundled
+# CC0 sample photos (dupify-core/tests/assets/clothing, licence there) minus one held-back photo
+# into a fresh catalog, then search with the held-back photo (top dupes with per-channel
+# scores) and print its colours, silhouette, attributes and quality.
+#
+# Model: weights/real/clip-vit-base-patch32 when it holds a checkpoint, else the seeded random
+# test model from scripts/setup.sh, and then `dupify` warns that the CLIP channel is not
+# semantic. DUPIFY_MODEL=DIR picks another checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-cargo run -q -p dupify-examples --example demo
+
+cargo build -q -p dupify-examples --bin dupify
+DUPIFY="${CARGO_TARGET_DIR:-target}/$CARGO_BUILD_TARGET/debug/dupify"
+
+DEMO=target/demo
+QUERY=dress/06a00c0f-5f9a-410d-a7da-3881a9df3a71.jpg
+rm -rf "$DEMO"
+mkdir -p "$DEMO/photos"
+cp -R dupify-core/tests/assets/clothing/. "$DEMO/photos/"
+mv "$DEMO/photos/$QUERY" "$DEMO/query.jpg"
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; }
+
+say dupify index "$DEMO/photos" --catalog "$DEMO/shop.db"
+"$DUPIFY" index "$DEMO/photos" --catalog "$DEMO/shop.db"
+
+printf '\nquery: %s (a dress, held back from the catalog)\n' "$DEMO/query.jpg" >&2
+say dupify search "$DEMO/query.jpg" --catalog "$DEMO/shop.db" --limit 5
+"$DUPIFY" search "$DEMO/query.jpg" --catalog "$DEMO/shop.db" --limit 5
+
+say dupify extract "$DEMO/query.jpg" --ops colors,silhouette,attributes,quality
+"$DUPIFY" extract "$DEMO/query.jpg" --ops colors,silhouette,attributes,quality

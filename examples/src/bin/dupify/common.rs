@@ -1,0 +1,186 @@
+//! What several subcommands share: choosing the model (and warning about the seeded one),
+//! building the extractor, opening the catalog, progress bars, terminal styles.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Color, RgbColor, Style};
+use anyhow::{bail, Context};
+use dupify_core::catalog::{Catalog, CatalogOptions, Namespace};
+use dupify_core::Extractor;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{CatalogArgs, Global};
+
+/// The real checkpoint the project's `weights/fetch_real.py` installs by default.
+const REAL_MODEL: &str = "weights/real/clip-vit-base-patch32";
+/// The seeded random ViT-B/32 that `scripts/setup.sh` generates.
+const TEST_MODEL: &str = "weights/test/clip/vit-b-32";
+
+/// A model directory and whether it holds a seeded random-weight test model.
+#[derive(Debug, Clone)]
+pub struct ModelChoice {
+    pub dir: PathBuf,
+    pub seeded: bool,
+}
+
+/// Chooses the CLIP checkpoint: `--model` when given, else the real default checkpoint, else
+/// the seeded test model. Defaults are looked up relative to the working directory first, then
+/// to the source tree this binary was built from (so `dupify` works from any directory of a
+/// checkout). Prints the "not semantic" warning to stderr when the choice is a seeded model.
+pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
+    let dir = match &global.model {
+        Some(dir) => {
+            if !dir.join("config.json").is_file() || !dir.join("model.safetensors").is_file() {
+                bail!(
+                    "--model {}: not a CLIP checkpoint directory (needs config.json and \
+                     model.safetensors)",
+                    dir.display()
+                );
+            }
+            dir.clone()
+        }
+        None => {
+            let roots = [
+                PathBuf::new(),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+            ];
+            let found = [REAL_MODEL, TEST_MODEL].iter().find_map(|rel| {
+                roots
+                    .iter()
+                    .map(|r| r.join(rel))
+                    .find(|d| d.join("model.safetensors").is_file())
+            });
+            match found {
+                Some(d) => d,
+                None => bail!(
+                    "no CLIP model found: pass --model DIR, put a checkpoint in {REAL_MODEL} \
+                     (see weights/README.md), or run scripts/setup.sh to generate the test model"
+                ),
+            }
+        }
+    };
+    let choice = ModelChoice {
+        seeded: is_seeded(&dir),
+        dir,
+    };
+    if choice.seeded {
+        let warn = Style::new()
+            .bold()
+            .fg_color(Some(Color::Ansi(AnsiColor::Yellow)));
+        let mut err = anstream::stderr();
+        // A failed warning write must not stop the work; stderr is best effort.
+        let _ = writeln!(
+            err,
+            "{warn}warning:{warn:#} {} is a seeded RANDOM-weight test model: the CLIP channel \
+             (embeddings, text search, attributes) is NOT semantic; colours, silhouette and \
+             quality are real. Put real weights in {REAL_MODEL} (see weights/README.md) or \
+             pass --model DIR.",
+            choice.dir.display()
+        );
+    }
+    Ok(choice)
+}
+
+/// A checkpoint made by `weights/gen_clip.py` carries `reference.json` with the seed it was
+/// drawn from; real checkpoints have no such file.
+fn is_seeded(dir: &Path) -> bool {
+    std::fs::read(dir.join("reference.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("seed").is_some())
+}
+
+/// An extractor on `--device`, with the model when one is given (loaded on first use).
+pub fn extractor(global: &Global, model: Option<&ModelChoice>) -> anyhow::Result<Extractor> {
+    let mut b = Extractor::builder().device(global.device);
+    if let Some(m) = model {
+        b = b.model_dir(&m.dir);
+    }
+    b.build().context("building the extractor")
+}
+
+/// The namespace the catalog arguments name.
+pub fn namespace(args: &CatalogArgs) -> anyhow::Result<Namespace> {
+    Ok(Namespace::new(args.account.clone(), args.environment)?)
+}
+
+/// Opens the catalog; with `must_exist`, refuses a path with no database instead of creating
+/// an empty one (a search of a mistyped path should say so, not find nothing).
+pub fn open_catalog(args: &CatalogArgs, must_exist: bool) -> anyhow::Result<Catalog> {
+    if must_exist && !args.catalog.is_file() {
+        bail!(
+            "catalog {} does not exist (create it with `dupify index FOLDER --catalog {}`)",
+            args.catalog.display(),
+            args.catalog.display()
+        );
+    }
+    if let Some(parent) = args.catalog.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!("catalog folder {} does not exist", parent.display());
+        }
+    }
+    Catalog::open(&args.catalog, CatalogOptions::default())
+        .with_context(|| format!("opening catalog {}", args.catalog.display()))
+}
+
+/// A progress bar on stderr with rate and ETA; drawn only when stderr is a terminal.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    // The template is a constant: a parse failure is a bug caught by every test run.
+    let style = ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar:.cyan/blue} {pos}/{len} {per_sec} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(Duration::from_millis(250));
+    pb
+}
+
+/// A `(done, total)` callback that moves `pb`.
+pub fn progress_fn(pb: &ProgressBar) -> Arc<dyn Fn(usize, usize) + Send + Sync> {
+    let pb = pb.clone();
+    Arc::new(move |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    })
+}
+
+/// Bold, for headings.
+pub const BOLD: Style = Style::new().bold();
+/// Dim, for secondary details.
+pub const DIM: Style = Style::new().dimmed();
+/// Red bold, for failures.
+pub const RED: Style = Style::new()
+    .bold()
+    .fg_color(Some(Color::Ansi(AnsiColor::Red)));
+
+/// Two cells painted in `rgb` (a colour swatch); plain spaces when styles are stripped.
+pub fn swatch(rgb: [u8; 3]) -> String {
+    let s = Style::new().bg_color(Some(Color::Rgb(RgbColor(rgb[0], rgb[1], rgb[2]))));
+    format!("{s}    {s:#}")
+}
+
+/// A similarity or `-` when the channel is absent.
+pub fn score(v: Option<f32>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+}
+
+/// A Unix time (seconds) as RFC 3339 UTC, or the number itself when out of range.
+pub fn time(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// Writes JSON to stdout followed by a newline.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}

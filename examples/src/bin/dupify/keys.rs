@@ -1,0 +1,262 @@
+//! `dupify keys …`: the hosted dashboard's key management on a local key database.
+//!
+//! The pepper (the HMAC secret keys are stored under) comes from, in order: `--pepper-file`,
+//! the `DUPIFY_KEY_PEPPER` environment variable, or the file `<db>.pepper` next to the
+//! database. `keys create` on a database that does not exist yet, with none of these, generates
+//! `<db>.pepper` (32 random bytes as hex, mode 0600) and says so. Every other case without a
+//! pepper is refused: a pepper made up for an existing database would silently make every
+//! stored key unverifiable.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use dupify_keys::{KeyRecord, KeySpec, KeyStore, Limits, UsageCounts};
+use ring::rand::SecureRandom;
+use serde::Serialize;
+
+use crate::cli::{KeyCreateArgs, KeysArgs, KeysCommand};
+use crate::common::{self, BOLD, DIM};
+
+/// The environment variable holding the pepper.
+const PEPPER_ENV: &str = "DUPIFY_KEY_PEPPER";
+
+#[derive(Serialize)]
+struct CreatedJson<'a> {
+    key: &'a str,
+    record: &'a KeyRecord,
+}
+
+pub fn run(args: &KeysArgs) -> anyhow::Result<ExitCode> {
+    let creating = matches!(args.command, KeysCommand::Create(_));
+    let pepper = pepper(args, creating)?;
+    let store = KeyStore::open(&args.db, &pepper)
+        .with_context(|| format!("opening key database {}", args.db.display()))?;
+    match &args.command {
+        KeysCommand::Create(c) => create(&store, c)?,
+        KeysCommand::List { json } => list(&store, *json)?,
+        KeysCommand::Revoke { id } => {
+            store.revoke(*id)?;
+            eprintln!("revoked key {id}");
+        }
+        KeysCommand::Regenerate {
+            id,
+            grace_secs,
+            json,
+        } => {
+            let grace = (*grace_secs > 0).then(|| Duration::from_secs(*grace_secs));
+            let created = store.regenerate(*id, grace)?;
+            print_created(&created, *json)?;
+            eprintln!(
+                "key {id} {}; its replacement is key {}",
+                if grace.is_some() {
+                    format!("keeps working for {grace_secs} s")
+                } else {
+                    "is revoked".to_string()
+                },
+                created.record.id
+            );
+        }
+        KeysCommand::Usage { id, json } => usage(&store, *id, *json)?,
+    }
+    store.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create(store: &KeyStore, c: &KeyCreateArgs) -> anyhow::Result<()> {
+    let tier = Limits::tier(c.tier.into());
+    let monthly = if c.no_monthly_cap {
+        None
+    } else {
+        c.monthly.or(tier.monthly)
+    };
+    let limits = Limits::custom(c.per_minute.unwrap_or(tier.per_minute), monthly)?;
+    let mut spec = KeySpec::new(c.name.clone(), c.environment)
+        .with_scopes(c.scopes.iter().copied())
+        .with_limits(limits);
+    if let Some(days) = c.expires_in_days {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_secs();
+        let at = now + u64::from(days) * 86_400;
+        spec = spec.with_expiry(i64::try_from(at).context("expiry out of range")?);
+    }
+    let created = store.create(spec)?;
+    print_created(&created, c.json)?;
+    eprintln!(
+        "created key {} \"{}\" ({}, scopes {}, {}); this is the only time it is shown",
+        created.record.id,
+        created.record.name,
+        created.record.env,
+        scopes(&created.record),
+        limits_text(created.record.limits)
+    );
+    Ok(())
+}
+
+/// The plaintext key alone on stdout (so `KEY=$(dupify keys create …)` works), or JSON.
+fn print_created(created: &dupify_keys::CreatedKey, json: bool) -> anyhow::Result<()> {
+    if json {
+        common::print_json(&CreatedJson {
+            key: created.key.expose(),
+            record: &created.record,
+        })
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", created.key.expose())?;
+        Ok(())
+    }
+}
+
+fn list(store: &KeyStore, json: bool) -> anyhow::Result<()> {
+    let keys = store.list()?;
+    if json {
+        return common::print_json(&keys);
+    }
+    let mut out = anstream::stdout().lock();
+    if keys.is_empty() {
+        writeln!(out, "no keys")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{DIM}{:>4}  {:<20} {:<5} {:<9} {:<17} {:<28} {:<20} last used{DIM:#}",
+        "id", "name", "env", "status", "key", "scopes", "limits"
+    )?;
+    for k in &keys {
+        writeln!(
+            out,
+            "{:>4}  {:<20} {:<5} {:<9} {:<17} {:<28} {:<20} {}",
+            k.id,
+            k.name,
+            k.env.as_str(),
+            serde_json::to_value(k.status)?.as_str().unwrap_or("?"),
+            k.preview,
+            scopes(k),
+            limits_text(k.limits),
+            k.last_used_at.map_or_else(|| "never".into(), common::time)
+        )?;
+    }
+    Ok(())
+}
+
+fn usage(store: &KeyStore, id: i64, json: bool) -> anyhow::Result<()> {
+    let u = store.usage(id)?;
+    if json {
+        return common::print_json(&u);
+    }
+    let mut out = anstream::stdout().lock();
+    writeln!(
+        out,
+        "{BOLD}key {id}{BOLD:#}: last used {}",
+        u.last_used_at.map_or_else(|| "never".into(), common::time)
+    )?;
+    for (title, table) in [("per month", &u.monthly), ("per day", &u.daily)] {
+        writeln!(out, "{title}:")?;
+        if table.is_empty() {
+            writeln!(out, "  no requests")?;
+        }
+        for (period, counts) in table {
+            writeln!(out, "  {period:<10} {}", counts_text(counts))?;
+        }
+    }
+    Ok(())
+}
+
+fn counts_text(c: &UsageCounts) -> String {
+    let scopes: Vec<String> = c.by_scope.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    if scopes.is_empty() {
+        format!("{} requests", c.requests)
+    } else {
+        format!("{} requests ({})", c.requests, scopes.join(", "))
+    }
+}
+
+fn scopes(k: &KeyRecord) -> String {
+    if k.scopes.is_all() {
+        "all".into()
+    } else {
+        let s: Vec<&str> = k.scopes.listed().map(|s| s.as_str()).collect();
+        s.join(",")
+    }
+}
+
+fn limits_text(l: Limits) -> String {
+    match l.monthly {
+        Some(m) => format!("{}/min, {m}/month", l.per_minute),
+        None => format!("{}/min, no cap", l.per_minute),
+    }
+}
+
+/// The pepper, as described in the module docs.
+fn pepper(args: &KeysArgs, creating: bool) -> anyhow::Result<Vec<u8>> {
+    if let Some(file) = &args.pepper_file {
+        return read_pepper(file);
+    }
+    if let Ok(v) = std::env::var(PEPPER_ENV) {
+        if v.trim().is_empty() {
+            bail!("{PEPPER_ENV} is set but empty");
+        }
+        return Ok(v.trim().as_bytes().to_vec());
+    }
+    let default = default_pepper_path(&args.db);
+    if default.exists() {
+        return read_pepper(&default);
+    }
+    if creating && !args.db.exists() {
+        return generate_pepper(&default);
+    }
+    bail!(
+        "no key pepper: pass --pepper-file FILE, set {PEPPER_ENV}, or keep {} next to the \
+         database (`dupify keys create` generates it when it creates a new database)",
+        default.display()
+    )
+}
+
+fn default_pepper_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".pepper");
+    db.with_file_name(name)
+}
+
+fn read_pepper(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading the key pepper {}", path.display()))?;
+    let trimmed = bytes.trim_ascii();
+    if trimmed.is_empty() {
+        bail!("the key pepper file {} is empty", path.display());
+    }
+    Ok(trimmed.to_vec())
+}
+
+/// 32 bytes from the system CSPRNG, hex-encoded, written with owner-only permissions; fails
+/// rather than overwrite an existing file.
+fn generate_pepper(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating the key pepper {}", path.display()))?;
+    f.write_all(hex.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    eprintln!(
+        "generated a new key pepper in {}: keep it secret and keep it with the database \
+         (without it no key in it can be verified)",
+        path.display()
+    );
+    Ok(hex.into_bytes())
+}
