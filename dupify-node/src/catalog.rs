@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use dupify_core::catalog::{
-    self as core_catalog, CatalogOptions, IndexParams, Namespace, NewProduct, Page,
-    ProductFilter, SearchQuery,
+    self as core_catalog, CatalogOptions, IndexParams, IngestItem, IngestOptions, Namespace,
+    NewProduct, Page, ProductFilter, SearchQuery,
 };
-use napi::bindgen_prelude::{AsyncTask, ClassInstance, Unknown};
-use napi::Env;
+use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsObjectValue, JsValue, Object, Unknown};
+use napi::{Env, ValueType};
 use napi_derive::napi;
 use serde::Deserialize;
 
@@ -21,7 +21,8 @@ use crate::convert::{
     with_defaults, Js,
 };
 use crate::error::{sync, ErrInfo, Res};
-use crate::extractor::Extractor;
+use crate::extractor::{batch_options, Extractor};
+use crate::input;
 use crate::task::{Job, Opened, Opener};
 
 /// Options of `Catalog.open` / `Catalog.openInMemory`; defaults as in the core's
@@ -142,8 +143,12 @@ impl Catalog {
     )]
     pub fn upsert(&self, ns: Option<Unknown>, product: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref())
-            .and_then(|ns| Ok((ns, arg_with_defaults::<NewProduct>(product.as_ref(), "product")?)));
+        let args = ns_arg(ns.as_ref()).and_then(|ns| {
+            Ok((
+                ns,
+                arg_with_defaults::<NewProduct>(product.as_ref(), "product")?,
+            ))
+        });
         Job::try_run(args, move |(ns, p)| Js::from_serde(&c.upsert(&ns, p)?))
     }
 
@@ -152,23 +157,22 @@ impl Catalog {
         ts_args_type = "namespace: Namespace, products: NewProduct[]",
         ts_return_type = "Promise<Product[]>"
     )]
-    pub fn upsert_batch(
-        &self,
-        ns: Option<Unknown>,
-        products: Option<Unknown>,
-    ) -> AsyncTask<Job> {
+    pub fn upsert_batch(&self, ns: Option<Unknown>, products: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref())
-            .and_then(|ns| Ok((ns, products_arg(products.as_ref())?)));
-        Job::try_run(args, move |(ns, p)| Js::from_serde(&c.upsert_batch(&ns, p)?))
+        let args = ns_arg(ns.as_ref()).and_then(|ns| Ok((ns, products_arg(products.as_ref())?)));
+        Job::try_run(args, move |(ns, p)| {
+            Js::from_serde(&c.upsert_batch(&ns, p)?)
+        })
     }
 
     /// Deletes a product by id (`not_found` when it does not exist).
-    #[napi(ts_args_type = "namespace: Namespace, id: string", ts_return_type = "Promise<void>")]
+    #[napi(
+        ts_args_type = "namespace: Namespace, id: string",
+        ts_return_type = "Promise<void>"
+    )]
     pub fn delete(&self, ns: Option<Unknown>, id: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref())
-            .and_then(|ns| Ok((ns, id_arg(id.as_ref(), "id")?)));
+        let args = ns_arg(ns.as_ref()).and_then(|ns| Ok((ns, id_arg(id.as_ref(), "id")?)));
         Job::try_run(args, move |(ns, id)| {
             c.delete(&ns, &id)?;
             Ok(Js::Undefined)
@@ -182,8 +186,7 @@ impl Catalog {
     )]
     pub fn get(&self, ns: Option<Unknown>, id: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref())
-            .and_then(|ns| Ok((ns, id_arg(id.as_ref(), "id")?)));
+        let args = ns_arg(ns.as_ref()).and_then(|ns| Ok((ns, id_arg(id.as_ref(), "id")?)));
         Job::try_run(args, move |(ns, id)| Js::from_serde(&c.get(&ns, &id)?))
     }
 
@@ -237,9 +240,109 @@ impl Catalog {
     )]
     pub fn search(&self, ns: Option<Unknown>, query: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref())
-            .and_then(|ns| Ok((ns, arg_with_defaults::<SearchQuery>(query.as_ref(), "query")?)));
+        let args = ns_arg(ns.as_ref()).and_then(|ns| {
+            Ok((
+                ns,
+                arg_with_defaults::<SearchQuery>(query.as_ref(), "query")?,
+            ))
+        });
         Job::try_run(args, move |(ns, q)| Js::from_serde(&c.search(&ns, &q)?))
+    }
+
+    /// Number of products in the namespace matching `filter`.
+    #[napi(
+        ts_args_type = "namespace: Namespace, filter?: ProductFilter",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn count(&self, ns: Option<Unknown>, filter: Option<Unknown>) -> AsyncTask<Job> {
+        let c = self.inner.clone();
+        let args = ns_arg(ns.as_ref()).and_then(|ns| {
+            let f: ProductFilter = opt_arg_with_defaults(filter.as_ref(), "filter")?;
+            Ok((ns, f))
+        });
+        Job::try_run(args, move |(ns, f)| Ok(Js::Num(c.count(&ns, &f)? as f64)))
+    }
+
+    /// Searches with the features of a query image (embedding, shape, colours) extracted by
+    /// `extractor`; `query` adds filters, weights, paging (its channels are replaced).
+    #[napi(
+        ts_args_type = "namespace: Namespace, extractor: Extractor, image: ImageInput, query?: SearchQuery",
+        ts_return_type = "Promise<SearchHit[]>"
+    )]
+    pub fn search_image(
+        &self,
+        ns: Option<Unknown>,
+        extractor: Option<Unknown>,
+        image: Option<Unknown>,
+        query: Option<Unknown>,
+    ) -> AsyncTask<Job> {
+        let c = self.inner.clone();
+        let args = (|| {
+            let ns = ns_arg(ns.as_ref())?;
+            let x = extractor_arg(extractor.as_ref())?;
+            let image = input::image(image.as_ref(), "image")?;
+            let q: SearchQuery = opt_arg_with_defaults(query.as_ref(), "query")?;
+            Ok((ns, x, image, q))
+        })();
+        Job::try_run(args, move |(ns, x, image, q)| {
+            Js::from_serde(&c.search_image(&ns, &x, &image, q)?)
+        })
+    }
+
+    /// Text→image search through the CLIP text tower (`"red floral summer dress"`).
+    #[napi(
+        ts_args_type = "namespace: Namespace, extractor: Extractor, text: string, query?: SearchQuery",
+        ts_return_type = "Promise<SearchHit[]>"
+    )]
+    pub fn search_text(
+        &self,
+        ns: Option<Unknown>,
+        extractor: Option<Unknown>,
+        text: Option<Unknown>,
+        query: Option<Unknown>,
+    ) -> AsyncTask<Job> {
+        let c = self.inner.clone();
+        let args = (|| {
+            let ns = ns_arg(ns.as_ref())?;
+            let x = extractor_arg(extractor.as_ref())?;
+            let text = string_arg(text.as_ref(), "text")?;
+            let q: SearchQuery = opt_arg_with_defaults(query.as_ref(), "query")?;
+            Ok((ns, x, text, q))
+        })();
+        Job::try_run(args, move |(ns, x, text, q)| {
+            Js::from_serde(&c.search_text(&ns, &x, &text, q)?)
+        })
+    }
+
+    /// Bulk ingest: extracts each item's image features with `extractor` (batched) and
+    /// upserts the products. Items already stored with the same image are skipped (resume);
+    /// per-item failures are reported, never abort the run.
+    #[napi(
+        ts_args_type = "namespace: Namespace, extractor: Extractor, items: IngestItem[], options?: BatchOptions",
+        ts_return_type = "Promise<IngestReport>"
+    )]
+    pub fn ingest(
+        &self,
+        ns: Option<Unknown>,
+        extractor: Option<Unknown>,
+        items: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> AsyncTask<Job> {
+        let c = self.inner.clone();
+        let args = (|| {
+            let ns = ns_arg(ns.as_ref())?;
+            let x = extractor_arg(extractor.as_ref())?;
+            let items = ingest_items(items.as_ref())?;
+            let b = batch_options(options.as_ref())?;
+            let opts = IngestOptions {
+                progress: b.progress,
+                cancel: b.cancel.unwrap_or_default(),
+            };
+            Ok((ns, x, items, opts))
+        })();
+        Job::try_run(args, move |(ns, x, items, opts)| {
+            Js::from_serde(&c.ingest(&ns, &x, items, &opts)?)
+        })
     }
 
     /// Saves the ANN graphs next to the database (also done when the catalog is dropped).
@@ -258,6 +361,44 @@ impl Catalog {
         let c = self.inner.clone();
         Job::run(move || Js::from_serde(&c.index_report()?))
     }
+}
+
+/// `[{ product, image }]` → ingest items (errors name the index).
+fn ingest_items(v: Option<&Unknown<'_>>) -> Res<Vec<IngestItem>> {
+    let Some(v) = v.filter(|v| !is_nullish(v)) else {
+        return Err(ErrInfo::missing("items"));
+    };
+    if !v.is_array().unwrap_or(false) {
+        return Err(ErrInfo::invalid(
+            "items",
+            "must be an array of { product, image }",
+        ));
+    }
+    let arr: Object = unsafe { v.cast() }.map_err(|e| ErrInfo::invalid("items", e.reason))?;
+    let len = arr
+        .get_array_length()
+        .map_err(|e| ErrInfo::invalid("items", e.reason))?;
+    (0..len)
+        .map(|i| {
+            let name = format!("items[{i}]");
+            let item: Unknown = arr
+                .get_element(i)
+                .map_err(|e| ErrInfo::invalid(&name, e.reason))?;
+            if !matches!(item.get_type(), Ok(ValueType::Object)) {
+                return Err(ErrInfo::invalid(&name, "must be { product, image }"));
+            }
+            let obj: Object =
+                unsafe { item.cast() }.map_err(|e| ErrInfo::invalid(&name, e.reason))?;
+            let get = |k: &str| -> Res<Unknown<'_>> {
+                obj.get_named_property(k)
+                    .map_err(|e| ErrInfo::invalid(&name, e.reason))
+            };
+            let product: NewProduct =
+                arg_with_defaults(Some(&get("product")?), &format!("{name}.product"))?;
+            let image = input::image(Some(&get("image")?), &format!("{name}.image"))?;
+            Ok(IngestItem::new(product, image))
+        })
+        .collect()
 }
 
 /// The extractor behind a `Catalog` search/ingest argument.

@@ -14,8 +14,8 @@
 use std::ptr;
 
 use napi::bindgen_prelude::{
-    Buffer, Float32Array, JsObjectValue, JsValue, Object, ToNapiValue, TypedArray,
-    TypedArrayType, Unknown,
+    Buffer, Float32Array, JsObjectValue, JsValue, Object, ToNapiValue, TypedArray, TypedArrayType,
+    Unknown,
 };
 use napi::{sys, ValueType};
 use serde::de::DeserializeOwned;
@@ -112,7 +112,9 @@ impl ToNapiValue for Js {
         unsafe {
             match val {
                 Js::Undefined => <()>::to_napi_value(env, ()),
-                Js::Null => napi::bindgen_prelude::Null::to_napi_value(env, napi::bindgen_prelude::Null),
+                Js::Null => {
+                    napi::bindgen_prelude::Null::to_napi_value(env, napi::bindgen_prelude::Null)
+                }
                 Js::Bool(b) => bool::to_napi_value(env, b),
                 Js::Num(n) => f64::to_napi_value(env, n),
                 Js::Str(s) => String::to_napi_value(env, s),
@@ -157,10 +159,7 @@ impl ToNapiValue for Js {
 
 /// Whether a JS argument is absent (`undefined` or `null`).
 pub(crate) fn is_nullish(v: &Unknown<'_>) -> bool {
-    matches!(
-        v.get_type(),
-        Ok(ValueType::Undefined) | Ok(ValueType::Null)
-    )
+    matches!(v.get_type(), Ok(ValueType::Undefined) | Ok(ValueType::Null))
 }
 
 /// Reads a JS value as JSON. `undefined` object properties are left out (as JSON.stringify
@@ -343,8 +342,9 @@ pub(crate) fn from_value<T: DeserializeOwned>(v: Value, name: &str) -> Res<T> {
 pub(crate) fn string_arg(v: Option<&Unknown<'_>>, name: &str) -> Res<String> {
     match v {
         Some(v) if !is_nullish(v) => match v.get_type() {
-            Ok(ValueType::String) => unsafe { v.cast::<String>() }
-                .map_err(|e| ErrInfo::invalid(name, e.reason)),
+            Ok(ValueType::String) => {
+                unsafe { v.cast::<String>() }.map_err(|e| ErrInfo::invalid(name, e.reason))
+            }
             _ => Err(ErrInfo::invalid(name, "must be a string")),
         },
         _ => Err(ErrInfo::missing(name)),

@@ -79,9 +79,7 @@ impl ErrInfo {
     /// built by [`ErrInfo::to_js`] (napi keeps a reference to the original object).
     pub fn into_napi(self, env: &Env) -> napi::Error {
         let raw = env.raw();
-        match unsafe { self.to_js(raw) }
-            .and_then(|v| unsafe { Unknown::from_napi_value(raw, v) })
-        {
+        match unsafe { self.to_js(raw) }.and_then(|v| unsafe { Unknown::from_napi_value(raw, v) }) {
             Ok(obj) => napi::Error::from(obj),
             // Creating the error object itself failed (out of memory, a pending exception):
             // fall back to napi's own error, which still carries the message.

@@ -87,10 +87,7 @@ impl Extractor {
     /// Builds an extractor. Cheap: no model is loaded until a call needs it (or `warmUp`).
     /// Throws `invalid_parameter` for bad options and `model_error` for a missing model
     /// directory.
-    #[napi(
-        constructor,
-        ts_args_type = "options?: ExtractorOptions"
-    )]
+    #[napi(constructor, ts_args_type = "options?: ExtractorOptions")]
     pub fn new(env: Env, options: Option<Unknown>) -> napi::Result<Self> {
         sync(&env, || {
             let o: ExtractorOptions = arg_or_default(options.as_ref(), "options")?;
@@ -159,7 +156,10 @@ impl Extractor {
     }
 
     /// CLIP text embedding (L2-normalised), for text→image search.
-    #[napi(ts_args_type = "text: string", ts_return_type = "Promise<Float32Array>")]
+    #[napi(
+        ts_args_type = "text: string",
+        ts_return_type = "Promise<Float32Array>"
+    )]
     pub fn embed_text(&self, text: Option<Unknown>) -> AsyncTask<Job> {
         let x = self.inner.clone();
         Job::try_run(string_arg(text.as_ref(), "text"), move |t| {
@@ -168,7 +168,10 @@ impl Extractor {
     }
 
     /// CLIP text embeddings of several texts, in order.
-    #[napi(ts_args_type = "texts: string[]", ts_return_type = "Promise<Float32Array[]>")]
+    #[napi(
+        ts_args_type = "texts: string[]",
+        ts_return_type = "Promise<Float32Array[]>"
+    )]
     pub fn embed_texts(&self, texts: Option<Unknown>) -> AsyncTask<Job> {
         let x = self.inner.clone();
         Job::try_run(arg::<Vec<String>>(texts.as_ref(), "texts"), move |t| {
@@ -186,9 +189,11 @@ impl Extractor {
     )]
     pub fn extract(&self, image: Option<Unknown>, ops: Option<Unknown>) -> AsyncTask<Job> {
         let x = self.inner.clone();
-        let args = input::image(image.as_ref(), "image")
-            .and_then(|i| Ok((i, parse_ops(ops.as_ref())?)));
-        Job::try_run(args, move |(image, ops)| features_js(x.extract(&image, ops)?))
+        let args =
+            input::image(image.as_ref(), "image").and_then(|i| Ok((i, parse_ops(ops.as_ref())?)));
+        Job::try_run(args, move |(image, ops)| {
+            features_js(x.extract(&image, ops)?)
+        })
     }
 
     /// Runs `ops` on every image, batched. Resolves to one entry per image, in order: its
@@ -211,17 +216,20 @@ impl Extractor {
             let opts = batch_options(options.as_ref())?;
             Ok((images, ops, opts))
         })();
-        Job::try_run(args, move |(images, ops, opts): (Vec<ImageInput>, Ops, BatchOptions)| {
-            let results = x.extract_batch(&images, ops, &opts)?;
-            let items = results
-                .into_iter()
-                .map(|r| match r {
-                    Ok(f) => features_js(f),
-                    Err(e) => Ok(Js::Err(e.into())),
-                })
-                .collect::<Res<Vec<Js>>>()?;
-            Ok(Js::Arr(items))
-        })
+        Job::try_run(
+            args,
+            move |(images, ops, opts): (Vec<ImageInput>, Ops, BatchOptions)| {
+                let results = x.extract_batch(&images, ops, &opts)?;
+                let items = results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(f) => features_js(f),
+                        Err(e) => Ok(Js::Err(e.into())),
+                    })
+                    .collect::<Res<Vec<Js>>>()?;
+                Ok(Js::Arr(items))
+            },
+        )
     }
 }
 

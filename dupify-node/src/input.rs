@@ -29,9 +29,7 @@ pub(crate) fn image(v: Option<&Unknown<'_>>, name: &str) -> Res<ImageInput> {
     let Some(v) = v.filter(|v| !is_nullish(v)) else {
         return Err(ErrInfo::missing(name));
     };
-    let ty = v
-        .get_type()
-        .map_err(|e| ErrInfo::invalid(name, e.reason))?;
+    let ty = v.get_type().map_err(|e| ErrInfo::invalid(name, e.reason))?;
     match ty {
         ValueType::String => {
             let s: String = unsafe { v.cast() }.map_err(|e| ErrInfo::invalid(name, e.reason))?;

@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dupify_keys::{
-    parse_key, Environment, KeySpec, Limits, Operation, Scope, StoreOptions, Tier,
-};
+use dupify_keys::{parse_key, Environment, KeySpec, Limits, Operation, Scope, StoreOptions, Tier};
 use napi::bindgen_prelude::{AsyncTask, ClassInstance, Unknown};
 use napi::Env;
 use napi_derive::napi;
@@ -317,7 +315,9 @@ impl KeyStore {
             };
             Ok((id, grace))
         })();
-        Job::try_run(args, move |(id, grace)| created_js(s.regenerate(id, grace)?))
+        Job::try_run(args, move |(id, grace)| {
+            created_js(s.regenerate(id, grace)?)
+        })
     }
 
     /// Replaces a key's limits: a tier name or `{ per_minute, monthly }`.
@@ -420,7 +420,10 @@ impl KeyStore {
 
 /// `[name, value]` pairs of the rate-limit response headers for a `checkRate` result's
 /// `headers` (the `X-Monthly-*` pair only for capped keys).
-#[napi(ts_args_type = "headers: RateHeaders", ts_return_type = "Array<[string, string]>")]
+#[napi(
+    ts_args_type = "headers: RateHeaders",
+    ts_return_type = "Array<[string, string]>"
+)]
 pub fn rate_limit_header_pairs(env: Env, headers: Option<Unknown>) -> napi::Result<Js> {
     #[derive(Deserialize)]
     struct H {

@@ -73,7 +73,10 @@ impl TypeName for Opened {
 }
 
 impl ToNapiValue for Opened {
-    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> napi::Result<napi::sys::napi_value> {
+    unsafe fn to_napi_value(
+        env: napi::sys::napi_env,
+        val: Self,
+    ) -> napi::Result<napi::sys::napi_value> {
         unsafe {
             match val {
                 Opened::Catalog(c) => ToNapiValue::to_napi_value(env, c),
