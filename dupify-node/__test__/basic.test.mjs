@@ -22,3 +22,19 @@ test('ESM named exports are the CommonJS exports', () => {
     assert.equal(named[name], cjs[name], name)
   }
 })
+
+test('index.d.ts declares every export and the data types it refers to', async () => {
+  const { readFileSync } = await import('node:fs')
+  const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
+  for (const name of Object.keys(cjs)) {
+    assert.match(dts, new RegExp(`export declare (class|function) ${name}\\b`), name)
+  }
+  // Every capitalised type named in a generated signature is declared in the header.
+  const used = new Set([...dts.matchAll(/\b(?:Promise<|: |\| )([A-Z][A-Za-z0-9]+)/g)].map((m) => m[1]))
+  const builtins = new Set(['Promise', 'Float32Array', 'Uint8Array', 'ArrayBuffer', 'Buffer',
+    'Array', 'Record', 'Partial', 'Error'])
+  for (const t of used) {
+    if (builtins.has(t)) continue
+    assert.match(dts, new RegExp(`export (declare class|interface|type) ${t}\\b`), t)
+  }
+})

@@ -73,27 +73,47 @@ export function plain(v, key) {
  * decimal, JS holds them widened to f64), everything else strictly.
  */
 export function assertSameAsRust(js, ref, path = '$') {
-  const a = plain(js)
-  const b = plain(ref)
-  compare(a, b, path)
+  compare(plain(js), plain(ref), path, 0)
 }
 
-function compare(a, b, path) {
+/**
+ * The core's contract between a batched and a one-by-one extraction (its own test,
+ * `batch_results_equal_single_results`): model outputs — the CLIP embedding and the attribute
+ * probabilities computed from it — agree within 1e-5 (a different batch size runs different
+ * GEMM kernels); every other value is identical.
+ */
+export const BATCH_VS_SINGLE = 1e-5
+
+/** `assertSameAsRust`, allowing `BATCH_VS_SINGLE` on model outputs only. */
+export function assertSameUpToBatching(a, b, path = '$') {
+  compare(plain(a), plain(b), path, BATCH_VS_SINGLE)
+}
+
+function isModelOutput(path) {
+  return /^[^.]*\.embedding\[\d+\]$/.test(path) ||
+    (path.includes('.attributes.') && path.endsWith('.probability'))
+}
+
+function compare(a, b, path, modelTol) {
   if (typeof b === 'number') {
     assert.equal(typeof a, 'number', `${path}: expected a number, got ${typeof a}`)
+    if (modelTol > 0 && isModelOutput(path)) {
+      assert.ok(Math.abs(a - b) <= modelTol, `${path}: |${a} - ${b}| > ${modelTol}`)
+      return
+    }
     assert.equal(Math.fround(a), Math.fround(b), `${path}: ${a} != ${b}`)
     return
   }
   if (Array.isArray(b)) {
     assert.ok(Array.isArray(a), `${path}: expected an array`)
     assert.equal(a.length, b.length, `${path}: length`)
-    b.forEach((x, i) => compare(a[i], x, `${path}[${i}]`))
+    b.forEach((x, i) => compare(a[i], x, `${path}[${i}]`, modelTol))
     return
   }
   if (b && typeof b === 'object') {
     assert.ok(a && typeof a === 'object', `${path}: expected an object`)
     assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), `${path}: keys`)
-    for (const k of Object.keys(b)) compare(a[k], b[k], `${path}.${k}`)
+    for (const k of Object.keys(b)) compare(a[k], b[k], `${path}.${k}`, modelTol)
     return
   }
   assert.equal(a, b, path)

@@ -4,7 +4,7 @@ import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { CancelToken, Catalog, Extractor } from '../index.mjs'
-import { clothingPhotos, modelDir, plain, rejectsWithCode } from './helpers.mjs'
+import { BATCH_VS_SINGLE, clothingPhotos, modelDir, plain, rejectsWithCode } from './helpers.mjs'
 
 const ns = { account: 'shop', environment: 'live' }
 const photos = clothingPhotos().filter((_, i) => i % 4 === 0) // one per category: 10
@@ -36,11 +36,13 @@ test('ingest stores extracted features, reports progress, and resumes by image h
   assert.equal(await cat.count(ns, { brand: 'Zara' }), photos.length / 2)
   assert.equal(await cat.count(ns, { exclude_brands: ['Zara'] }), photos.length / 2)
 
-  // The stored features are the extractor's.
+  // The stored features are the extractor's (ingest extracts in batches: model outputs
+  // agree with a single extraction within the core's batch-vs-single bound).
   const p0 = await cat.getByExternalId(ns, 'p0')
-  const f0 = await x.extract(photos[0], 'embed')
+  const f0 = await x.extract(photos[0], 'embed,silhouette')
   assert.equal(p0.image_hash, f0.content_hash)
-  assert.deepEqual(Array.from(p0.features.clip), Array.from(f0.embedding))
+  assert.ok(p0.features.clip.every((v, i) => Math.abs(v - f0.embedding[i]) <= BATCH_VS_SINGLE))
+  assert.deepEqual(Array.from(p0.features.shape), Array.from(f0.silhouette.embedding))
 
   const again = await cat.ingest(ns, x, items())
   assert.deepEqual(again, { indexed: 0, skipped: photos.length, failed: [] })

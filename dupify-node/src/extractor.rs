@@ -278,12 +278,25 @@ pub(crate) fn batch_options(v: Option<&Unknown<'_>>) -> Res<BatchOptions> {
             .build_threadsafe_function::<FnArgs<(u32, u32)>>()
             .build()
             .map_err(|e| ErrInfo::internal(format!("cannot wrap the progress callback: {e}")))?;
+        // Each report waits until the callback has run on the JS thread: every progress call
+        // is delivered before the promise settles (a queued call could otherwise land after
+        // it). The wait ends without a call if the environment is shutting down (the queued
+        // closure, and with it the sender, is dropped). The callback's return value and any
+        // exception it throws are ignored: progress reporting never fails the work.
         out.progress = Some(Arc::new(move |done: usize, total: usize| {
             let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-            tsfn.call(
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let status = tsfn.call_with_return_value(
                 FnArgs::from((clamp(done), clamp(total))),
                 ThreadsafeFunctionCallMode::NonBlocking,
+                move |_returned, _env| {
+                    let _ = tx.send(());
+                    Ok(())
+                },
             );
+            if status == napi::Status::Ok {
+                let _ = rx.recv();
+            }
         }));
     }
     let cancel: Unknown = obj
