@@ -20,7 +20,9 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::convert::Js;
+// Exported to JS by `#[napi]`; re-exported here so the Rust side sees it used.
 use crate::error::sync;
+pub use crate::keys::rate_limit_header_pairs;
 
 /// The device `auto` resolves to in this process (`cpu` or `cuda:N`).
 #[napi]
