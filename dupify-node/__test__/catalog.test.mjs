@@ -121,6 +121,10 @@ test('bad catalog arguments reject with the hosted codes', async () => {
   await rejectsWithCode(cat.upsert(ns, product(1, { features: { clip: [1, NaN, 0] } })), 'invalid_parameter')
   await rejectsWithCode(cat.upsert(ns, { title: 'no id' }), 'invalid_parameter')
   await rejectsWithCode(cat.upsert(ns), 'missing_parameter')
+  const cyclic = product(1)
+  cyclic.metadata = { self: cyclic }
+  await rejectsWithCode(cat.upsert(ns, cyclic), 'invalid_parameter')
+  await rejectsWithCode(cat.upsert(ns, product(1, { metadata: { f: () => 1 } })), 'invalid_parameter')
   await rejectsWithCode(cat.upsert({ account: '', environment: 'test' }, product(1)), 'invalid_parameter')
   await rejectsWithCode(cat.upsert({ account: 'a', environment: 'staging' }, product(1)), 'invalid_parameter')
   await rejectsWithCode(cat.upsert(undefined, product(1)), 'missing_parameter')
