@@ -2,5 +2,14 @@
 import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const binding = require('./index.js')
-export const { autoDevice } = binding
+export const {
+  autoDevice,
+  deviceReport,
+  rateLimitHeaderPairs,
+  CancelToken,
+  Catalog,
+  Extractor,
+  KeyStore,
+  Principal,
+} = binding
 export default binding

@@ -1,8 +1,37 @@
 //! Node.js bindings for Dupify: conversions only, every piece of logic lives in the Rust crates.
+//!
+//! - [`extractor`]: `Extractor` (every operation, batches with progress and cancellation).
+//! - [`catalog`]: `Catalog` (products, search, ingest).
+//! - [`keys`]: `KeyStore`, `Principal` (authentication, scopes, rate limits, usage).
+//!
+//! Heavy calls return promises and run on libuv's worker pool ([`task`]); arguments are
+//! converted on the JS thread ([`convert`], [`input`]); every error is a JS `Error` with the
+//! hosted `.code` ([`error`]).
+
+mod catalog;
+mod convert;
+mod error;
+mod extractor;
+mod input;
+mod keys;
+mod task;
+
+use napi::Env;
 use napi_derive::napi;
+
+use crate::convert::Js;
+// Exported to JS by `#[napi]`; re-exported here so the Rust side sees it used.
+use crate::error::sync;
+pub use crate::keys::rate_limit_header_pairs;
 
 /// The device `auto` resolves to in this process (`cpu` or `cuda:N`).
 #[napi]
 pub fn auto_device() -> String {
     dupify_core::device_report().auto_device
+}
+
+/// What LibTorch sees in this process: CUDA availability, device count, `auto`'s choice.
+#[napi(ts_return_type = "DeviceReport")]
+pub fn device_report(env: Env) -> napi::Result<Js> {
+    sync(&env, || Js::from_serde(&dupify_core::device_report()))
 }

@@ -1,0 +1,354 @@
+/* eslint-disable */
+// Header of index.d.ts (package.json napi.dtsHeaderFile); the rest of index.d.ts is generated.
+// Data types of the Dupify Node binding. Data objects are the Rust core's JSON (snake_case
+// keys, the hosted API's names); embeddings are Float32Array in results and
+// Float32Array | number[] in arguments; f32 values arrive widened exactly to JS numbers.
+// Binding options (constructor/open options, batch options) use camelCase.
+// This header is prepended by `napi build` (package.json napi.dtsHeaderFile); the classes
+// and functions below it are generated from the Rust source.
+
+/** A vector argument: `Float32Array` or plain numbers. */
+export type Vector = Float32Array | number[]
+
+/** An image: encoded bytes, a file path, or an explicit form. */
+export type ImageInput =
+  | Uint8Array
+  | ArrayBuffer
+  | string
+  | { path: string }
+  | { base64: string }
+  | { bytes: Uint8Array }
+  | { url: string }
+  | { width: number; height: number; layout: 'rgb' | 'rgba'; data: Uint8Array }
+
+export type OpName =
+  | 'embed' | 'colors' | 'colours' | 'silhouette' | 'cutout' | 'background-remove'
+  | 'attributes' | 'quality' | 'all'
+/** Operations: `"embed,colors"`, `["embed", "colors"]` or `"all"`. */
+export type Ops = string | OpName[]
+
+/** An `Error` with the hosted error code. */
+export interface DupifyError extends Error {
+  /** Hosted error code: `invalid_parameter`, `invalid_base64`, `image_processing_failed`, … */
+  code: string
+  /** HTTP status the hosted API answers with. */
+  status: number
+  /** `Retry-After` seconds for `rate_limit_exceeded` / `quota_exceeded`. */
+  retryAfterSecs?: number
+}
+
+export interface ExtractorOptions {
+  /** CLIP checkpoint directory (`config.json` + `model.safetensors`). */
+  modelDir?: string
+  /** `auto` (default), `cpu`, `cuda`, `cuda:N`. */
+  device?: string
+  /** `f32` (default), `f16`, `bf16`. */
+  precision?: string
+  threads?: number
+  limits?: { maxBytes?: number; maxPixels?: number; maxSide?: number }
+  resizeMode?: 'center_crop' | 'pad_to_square'
+  workingSide?: number
+  batchSize?: number
+  cacheCapacity?: number
+  /** The core's ColorOptions JSON; missing fields keep their defaults. */
+  colorOptions?: {
+    num_colors?: number
+    exclude_background?: boolean
+    min_share?: number
+    merge_delta_e?: number
+    num_background_colors?: number
+    suppress_skin?: boolean
+  }
+}
+
+export interface BatchOptions {
+  /** Called on the JS thread after items finish: `(done, total)`. */
+  progress?: (done: number, total: number) => void
+  cancel?: CancelToken
+}
+
+export interface DominantColor {
+  share: number
+  hex: string
+  rgb: [number, number, number]
+  lab: [number, number, number]
+  name: string
+  name_distance: number
+  family: string
+}
+
+export interface ColorReport {
+  colors: DominantColor[]
+  background: DominantColor[]
+  product_fraction: number
+  family: string | null
+  foreground: string
+  skin_share: number
+}
+
+export interface BoundingBox { x: number; y: number; width: number; height: number }
+
+export interface SilhouetteFeatures {
+  bbox: BoundingBox
+  area_fraction: number
+  confidence: number
+  embedding: Float32Array
+}
+
+export interface LabelScore { label: string; probability: number }
+
+export interface AttributePrediction {
+  attribute: string
+  label: string
+  probability: number
+  distribution: LabelScore[]
+  head: string
+}
+
+export interface AttributeReport {
+  category: string
+  group: string
+  category_source: 'predicted' | 'given'
+  attributes: AttributePrediction[]
+}
+
+export interface QualityScore {
+  overall: number
+  sharpness: number
+  brightness: number
+  composition: number
+}
+
+/** Everything extracted from one image; `null` for operations not requested. */
+export interface Features {
+  content_hash: string
+  width: number
+  height: number
+  embedding: Float32Array | null
+  dimensions: number | null
+  colors: ColorReport | null
+  silhouette: SilhouetteFeatures | null
+  /** Cut-out PNG (present only when `cutout` was requested). */
+  cutout_png?: Buffer
+  attributes: AttributeReport | null
+  quality: QualityScore | null
+  model: string | null
+  cached: boolean
+  processing_time_ms: number
+}
+
+export interface DeviceReport {
+  cuda_available: boolean
+  cuda_device_count: number
+  cudnn_available: boolean
+  intra_op_threads: number
+  auto_device: string
+}
+
+// ---- catalog -----------------------------------------------------------------------------
+
+export interface CatalogOptions {
+  dim?: number
+  index?: {
+    m?: number
+    efConstruction?: number
+    efSearch?: number
+    maxLayers?: number
+    bruteForceBelow?: number
+    rebuildTombstoneRatio?: number
+  }
+  persistIndex?: boolean
+  synchronousFull?: boolean
+}
+
+export interface Namespace { account: string; environment: 'live' | 'test' }
+
+export interface ColorSwatch { lab: [number, number, number]; share: number }
+
+export interface ProductFeaturesInput {
+  clip?: Vector | null
+  shape?: Vector | null
+  colors?: ColorSwatch[]
+  attributes?: unknown
+  model_id?: string | null
+}
+
+export interface ProductFeatures {
+  clip: Float32Array | null
+  shape: Float32Array | null
+  colors: ColorSwatch[]
+  attributes: unknown
+  model_id: string | null
+}
+
+export interface NewProduct {
+  external_id: string
+  title?: string | null
+  sku?: string | null
+  description?: string | null
+  brand?: string | null
+  category?: string | null
+  price?: number | null
+  currency?: string | null
+  image_url?: string | null
+  product_url?: string | null
+  metadata?: Record<string, unknown>
+  features?: ProductFeaturesInput
+  image_hash?: string | null
+}
+
+export interface Product {
+  id: string
+  external_id: string
+  title: string | null
+  sku: string | null
+  description: string | null
+  brand: string | null
+  category: string | null
+  price: number | null
+  currency: string
+  image_url: string | null
+  product_url: string | null
+  metadata: Record<string, unknown>
+  features: ProductFeatures
+  image_hash: string | null
+  created_at_ms: number
+  updated_at_ms: number
+  namespace: Namespace
+}
+
+export interface ProductFilter {
+  category?: string | null
+  brand?: string | null
+  exclude_brands?: string[]
+  min_price?: number | null
+  max_price?: number | null
+  currency?: string | null
+  /** `[key, value]` pairs a product's metadata must equal. */
+  metadata_eq?: Array<[string, unknown]>
+}
+
+export interface Page { limit?: number; cursor?: string | null }
+
+export interface ListPage { items: Product[]; next_cursor: string | null }
+
+export interface ChannelWeights { clip: number; shape: number; color: number }
+
+export interface ChannelScores { clip: number | null; shape: number | null; color: number | null }
+
+export interface SearchQuery {
+  embedding?: Vector | null
+  shape?: Vector | null
+  colors?: ColorSwatch[]
+  by_product?: string | null
+  filter?: ProductFilter
+  cheaper_by_percent?: number | null
+  weights?: ChannelWeights | null
+  min_score?: number | null
+  exclude_own_brand?: boolean
+  limit?: number
+  offset?: number
+}
+
+export interface SearchHit { product: Product; score: number; scores: ChannelScores }
+
+export interface IndexReport {
+  namespace: Namespace
+  mode: 'exact' | 'ann'
+  source: 'memory' | 'loaded' | 'reconciled' | 'rebuilt'
+  live: number
+  tombstones: number
+}
+
+export interface IngestItem { product: NewProduct; image: ImageInput }
+
+export interface IngestFailure { external_id: string; code: string; message: string }
+
+export interface IngestReport { indexed: number; skipped: number; failed: IngestFailure[] }
+
+// ---- keys --------------------------------------------------------------------------------
+
+export interface KeyStoreOptions { flushIntervalMs?: number; busyTimeoutMs?: number }
+
+export type Scope = 'embed' | 'colors' | 'silhouette' | 'attributes' | 'batch' | 'catalog'
+
+export type Tier = 'free' | 'starter' | 'pro' | 'unlimited'
+
+export interface Limits { per_minute: number; monthly: number | null }
+
+export interface KeySpec {
+  name: string
+  environment: 'live' | 'test'
+  /** Empty or absent: every scope. */
+  scopes?: Scope[]
+  /** Unix seconds. */
+  expiresAt?: number
+  limits?: Tier | Limits
+}
+
+export interface KeyRecord {
+  id: number
+  lineage_id: number
+  name: string
+  env: 'live' | 'test'
+  scopes: 'all' | Scope[]
+  limits: Limits
+  created_at: number
+  last_used_at: number | null
+  expires_at: number | null
+  revoked_at: number | null
+  replaced_by: number | null
+  preview: string
+  status: 'active' | 'rotating' | 'expired' | 'revoked'
+}
+
+export interface CreatedKey {
+  /** The plaintext key: shown once, never stored. */
+  key: string
+  record: KeyRecord
+}
+
+export interface UsageCounts { requests: number; by_scope: Partial<Record<Scope, number>> }
+
+export interface KeyUsage {
+  key_id: number
+  last_used_at: number | null
+  daily: Record<string, UsageCounts>
+  monthly: Record<string, UsageCounts>
+}
+
+/** Node's `req.headers` shape, or `[name, value]` pairs. */
+export type Headers = Record<string, string | string[] | undefined> | Array<[string, string]>
+
+export type Operation =
+  | 'embed' | 'colors' | 'silhouette' | 'attributes' | 'catalog'
+  | { batch: Scope[] }
+
+export interface RateHeaders {
+  limit: number
+  remaining: number
+  reset: number
+  monthly_limit: number | null
+  monthly_remaining: number | null
+}
+
+export type RateDecision =
+  | { decision: 'allowed'; headers: RateHeaders }
+  | { decision: 'rate_limited'; retry_after_secs: number; headers: RateHeaders }
+  | {
+      decision: 'quota_exceeded'
+      used: number
+      limit: number
+      resets_at: number
+      retry_after_secs: number
+      headers: RateHeaders
+    }
+
+export interface PrincipalJson {
+  key_id: number
+  lineage_id: number
+  env: 'live' | 'test'
+  scopes: 'all' | Scope[]
+  limits: Limits
+}
+
