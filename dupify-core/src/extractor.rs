@@ -841,14 +841,10 @@ fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a,
             key.extend_from_slice(data);
             Ok(Cow::Owned(key))
         }
-        // URL inputs are refused by the input module today; should fetching land, it must hand
-        // back the fetched bytes here — never an empty key that every URL would share.
-        ImageInput::Url(_) => match input::decode(input, limits) {
-            Err(e) => Err(e),
-            Ok(_) => Err(Error::NotAvailable {
-                what: "content hashing of image_url inputs".into(),
-            }),
-        },
+        // Fetched once (under the URL policy and the byte limit); the key is the hash of the
+        // fetched bytes, so two URLs serving the same image share a cache entry and one URL
+        // whose content changes does not serve stale features.
+        ImageInput::Url(url) => Ok(Cow::Owned(input::fetch_url_bytes(url, limits)?)),
     }
 }
 

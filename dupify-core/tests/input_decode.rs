@@ -264,6 +264,8 @@ fn every_input_kind_gives_the_same_image() {
     assert_eq!(img.alpha().unwrap()[0], 0);
 }
 
+// With the `url-fetch` feature the URL is fetched instead: see tests/input_url.rs.
+#[cfg(not(feature = "url-fetch"))]
 #[test]
 fn url_input_is_not_available() {
     let e = decode(

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::url::UrlPolicy;
 use crate::error::{Error, Result};
 
 /// Limits applied to every image input, checked as early as possible: the encoded size before
@@ -12,7 +13,8 @@ use crate::error::{Error, Result};
 /// Defaults: 25 MB encoded ([`InputLimits::DEFAULT_MAX_BYTES`], the hosted API's upload
 /// limit), 50 megapixels ([`InputLimits::DEFAULT_MAX_PIXELS`]; Pillow's own bomb threshold is
 /// 89.5 MP), 20 000 pixels per side ([`InputLimits::DEFAULT_MAX_SIDE`], generous for
-/// panoramas and long product strips while stopping 1×50M "line" images).
+/// panoramas and long product strips while stopping 1×50M "line" images), and the safe
+/// [`UrlPolicy::default`] for `image_url` inputs (public addresses only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputLimits {
     /// Largest accepted encoded input in bytes (file size, bytes, decoded base64
@@ -22,6 +24,10 @@ pub struct InputLimits {
     pub max_pixels: u64,
     /// Largest accepted width or height.
     pub max_side: u32,
+    /// What an `image_url` fetch may reach (feature `url-fetch`); the body is also bounded by
+    /// `max_bytes`.
+    #[serde(default)]
+    pub url: UrlPolicy,
 }
 
 impl Default for InputLimits {
@@ -30,6 +36,7 @@ impl Default for InputLimits {
             max_bytes: Self::DEFAULT_MAX_BYTES,
             max_pixels: Self::DEFAULT_MAX_PIXELS,
             max_side: Self::DEFAULT_MAX_SIDE,
+            url: UrlPolicy::default(),
         }
     }
 }
@@ -49,6 +56,7 @@ impl InputLimits {
             max_bytes,
             max_pixels,
             max_side,
+            url: UrlPolicy::default(),
         };
         l.validate()?;
         Ok(l)
@@ -72,7 +80,14 @@ impl InputLimits {
         self
     }
 
-    /// Checks that every limit is positive. [`crate::input::decode`] calls this first.
+    /// Sets the `image_url` policy.
+    pub fn with_url_policy(mut self, url: UrlPolicy) -> Self {
+        self.url = url;
+        self
+    }
+
+    /// Checks that every limit is positive and the URL policy is valid.
+    /// [`crate::input::decode`] calls this first.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
             ("max_bytes", self.max_bytes),
@@ -83,7 +98,7 @@ impl InputLimits {
                 return Err(Error::invalid(name, "must be greater than 0"));
             }
         }
-        Ok(())
+        self.url.validate()
     }
 
     /// Refuses an encoded input longer than `max_bytes`.

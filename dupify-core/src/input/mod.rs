@@ -1,7 +1,7 @@
 //! Image input: every operation starts here.
 //!
-//! An [`ImageInput`] (encoded bytes, base64, a file path, a raw RGB/RGBA buffer; URLs are not
-//! fetched yet) is checked against [`InputLimits`] and decoded **once** into a
+//! An [`ImageInput`] (encoded bytes, base64, a file path, a raw RGB/RGBA buffer, or an
+//! `http(s)` URL when the `url-fetch` feature is on) is checked against [`InputLimits`] and decoded **once** into a
 //! [`DecodedImage`] (full-resolution RGB8, EXIF orientation applied, alpha kept as a separate
 //! plane). Every view the operations need is derived from that one decode with
 //! `fast_image_resize`: the CLIP tensor ([`ClipPreprocess`]) and the small
@@ -27,8 +27,11 @@
 
 mod base64;
 mod decode;
+#[cfg(feature = "url-fetch")]
+mod fetch;
 mod limits;
 mod preprocess;
+mod url;
 mod working;
 
 use std::io::Read;
@@ -37,7 +40,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::base64::decode_base64;
+pub use self::url::{classify_ip, AddressClass, UrlPolicy};
 pub use decode::{DecodedImage, InputFormat};
+#[cfg(feature = "url-fetch")]
+pub use fetch::fetch_image_url;
 pub use limits::InputLimits;
 pub use preprocess::{
     shortest_edge_size, ClipPreprocess, ResizeMode, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
@@ -77,8 +83,10 @@ pub enum ImageInput {
         /// `width * height * channels` bytes.
         data: Vec<u8>,
     },
-    /// An `http(s)` URL. Not fetched by this version: always refused with
-    /// [`Error::NotAvailable`]; fetch the bytes and pass [`ImageInput::Bytes`].
+    /// An `http(s)` URL, fetched under [`InputLimits::url`] (a [`UrlPolicy`]: public
+    /// addresses only by default, checked after DNS and on every redirect, with byte and time
+    /// limits). Needs the `url-fetch` cargo feature; without it the input is refused with
+    /// [`Error::NotAvailable`].
     Url(String),
 }
 
@@ -143,7 +151,10 @@ pub fn decode(input: &ImageInput, limits: &InputLimits) -> Result<DecodedImage> 
             layout,
             data,
         } => decode::decode_raw(*width, *height, *layout, data, limits),
-        ImageInput::Url(url) => fetch_url(url, limits),
+        ImageInput::Url(url) => {
+            let bytes = fetch_url_bytes(url, limits)?;
+            decode::decode_bytes(&bytes, limits)
+        }
     }
 }
 
@@ -189,14 +200,20 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// URL inputs are refused: fetching with the protections of DESIGN.md §6 (http(s) only,
-/// private/loopback/link-local/CGNAT/metadata addresses refused after DNS resolution and on
-/// every redirect, byte and time limits) is not implemented yet, with or without the
-/// `url-fetch` feature. Callers fetch the bytes themselves and pass [`ImageInput::Bytes`].
-fn fetch_url(_url: &str, _limits: &InputLimits) -> Result<DecodedImage> {
+/// The bytes behind an `image_url` (feature `url-fetch`): see
+/// [`fetch_image_url`](crate::input::fetch_image_url) for the protections.
+#[cfg(feature = "url-fetch")]
+pub(crate) fn fetch_url_bytes(url: &str, limits: &InputLimits) -> Result<Vec<u8>> {
+    fetch::fetch_image_url(url, limits)
+}
+
+/// Without the `url-fetch` feature URL inputs are refused: the caller fetches the bytes and
+/// passes [`ImageInput::Bytes`], or builds dupify-core with the feature.
+#[cfg(not(feature = "url-fetch"))]
+pub(crate) fn fetch_url_bytes(_url: &str, _limits: &InputLimits) -> Result<Vec<u8>> {
     Err(Error::NotAvailable {
-        what: "image_url inputs (URL fetching is not implemented in this build; fetch the \
-               bytes yourself and pass ImageInput::Bytes)"
+        what: "image_url inputs (this build of dupify-core has no `url-fetch` feature; fetch \
+               the bytes yourself and pass ImageInput::Bytes)"
             .into(),
     })
 }
