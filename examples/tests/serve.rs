@@ -108,12 +108,16 @@ struct Server {
     base: String,
     state: AppState,
     agent: ureq::Agent,
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(extractor())
+    }
+
+    fn start_with(extractor: Extractor) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = dupify_keys::KeyStore::open(dir.path().join("keys.db"), b"test pepper")
             .expect("key store");
@@ -121,7 +125,7 @@ impl Server {
             Catalog::open(dir.path().join("catalog.db"), CatalogOptions::default()).expect("cat");
         let state = AppState::new(
             keys,
-            extractor(),
+            extractor,
             catalog,
             ServeConfig::default().with_max_body_bytes(BODY_LIMIT),
         )
@@ -145,7 +149,7 @@ impl Server {
             base: format!("http://{addr}"),
             state,
             agent,
-            _rt: rt,
+            rt,
             _dir: dir,
         }
     }
@@ -471,6 +475,7 @@ fn catalog_crud_and_search() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_rate_headers(&r, 1000);
     assert_eq!(r.body["items"].as_array().expect("items").len(), 3);
+    assert_eq!(r.body["total"], 3);
     let r = s.get("/v1/catalog/products?limit=2", Some(&key));
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
     let cursor = r.body["next_cursor"].as_str().expect("cursor").to_owned();
@@ -517,6 +522,21 @@ fn catalog_crud_and_search() {
     let hits = r.body["results"].as_array().unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0]["product"]["external_id"], "sku-c");
+    let r = s.post(
+        "/v1/catalog/search",
+        Some(&key),
+        &json!({ "image_base64": b64(&dress), "filter": {"exclude_brands": ["Acme"]} }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["results"], json!([]), "every product is an Acme one");
+    let r = s.post(
+        "/v1/catalog/search",
+        Some(&key),
+        &json!({ "image_base64": b64(&dress), "min_score": 0.999 }),
+    );
+    let hits = r.body["results"].as_array().unwrap();
+    assert!(hits.iter().all(|h| h["score"].as_f64().unwrap() >= 0.999));
+    assert_eq!(hits[0]["product"]["id"], a_id.as_str());
     // Dupes of A: never A itself.
     let r = s.post(
         "/v1/catalog/search",
@@ -537,6 +557,8 @@ fn catalog_crud_and_search() {
     assert_eq!(r.body["results"].as_array().unwrap().len(), 3);
     // Exactly one query.
     s.post("/v1/catalog/search", Some(&key), &json!({ "limit": 3 }))
+        .assert_error(400, "missing_parameter");
+    s.post("/v1/catalog/search", Some(&key), &json!({ "text": "  " }))
         .assert_error(400, "missing_parameter");
     s.post(
         "/v1/catalog/search",
@@ -706,6 +728,61 @@ fn blocked_image_urls() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["results"][0]["error"]["code"], "invalid_image_url");
     assert_eq!(r.body["results"][1]["ok"], true);
+}
+
+/// A URL the policy allows is fetched and processed like the same bytes sent as base64. The
+/// image is served by a second loopback server; the extractor here allows loopback (the
+/// default policy, used by every other test and by the example binary, refuses it).
+#[test]
+fn image_url_is_fetched_when_the_policy_allows_it() {
+    let mut limits = dupify_core::InputLimits::default();
+    limits.url.allow_loopback = true;
+    let x = Extractor::builder()
+        .model_dir(root().join("weights/test/clip/tiny"))
+        .threads(2)
+        .limits(limits)
+        .build()
+        .expect("extractor");
+    let s = Server::start_with(x);
+    let img = photo("shoes");
+    let served = img.clone();
+    let files = axum::Router::new().route(
+        "/shoe.jpg",
+        axum::routing::get(move || {
+            let b = served.clone();
+            async move { ([("content-type", "image/jpeg")], b) }
+        }),
+    );
+    let listener = s
+        .rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    s.rt.spawn(async move { axum::serve(listener, files).await });
+
+    let key = s.key_with(Environment::Live, &[]);
+    let by_url = s.post(
+        "/v1/colors",
+        Some(&key),
+        &json!({ "image_url": format!("http://{addr}/shoe.jpg") }),
+    );
+    assert_eq!(by_url.status, 200, "{}", by_url.body);
+    let by_b64 = s.post("/v1/colors", Some(&key), &json!({ "image_base64": b64(&img) }));
+    assert_eq!(by_url.body["colors"], by_b64.body["colors"]);
+    s.post(
+        "/v1/colors",
+        Some(&key),
+        &json!({ "image_url": format!("http://{addr}/missing.jpg") }),
+    )
+    .assert_error(502, "image_fetch_failed");
+    // The product keeps its image URL.
+    let r = s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "external_id": "u", "image_url": format!("http://{addr}/shoe.jpg") }),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["image_url"], format!("http://{addr}/shoe.jpg"));
 }
 
 #[test]

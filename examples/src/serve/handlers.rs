@@ -62,23 +62,18 @@ async fn extract_one(s: &AppState, input: ImageInput, ops: Ops) -> Result<Featur
     blocking(move || Ok(x.extract(&input, ops)?)).await
 }
 
-/// Features the catalog stores (`attributes` true) and searches with. Attributes are added
-/// when the extractor has attribute heads; an extractor without them still indexes
-/// embeddings, colours and shape.
-fn catalog_features(
-    x: &dupify_core::Extractor,
-    input: &ImageInput,
-    attributes: bool,
-) -> Result<Features, ApiError> {
+/// Features the catalog stores. Attributes are added when the extractor has attribute heads;
+/// an extractor without them still indexes embeddings, colours and shape.
+fn catalog_features(x: &dupify_core::Extractor, input: &ImageInput) -> Result<Features, ApiError> {
     let full = Ops {
         embed: true,
         colors: true,
         silhouette: true,
-        attributes,
+        attributes: true,
         ..Ops::default()
     };
     match x.extract(input, full) {
-        Err(dupify_core::Error::NotAvailable { .. }) if attributes => Ok(x.extract(
+        Err(dupify_core::Error::NotAvailable { .. }) => Ok(x.extract(
             input,
             Ops {
                 attributes: false,
@@ -353,7 +348,7 @@ pub(crate) async fn create_product(
         let ns = s.namespace(&gate.who)?;
         let st = s.clone();
         let (product, existed) = blocking(move || {
-            let f = catalog_features(st.extractor(), &input, true)?;
+            let f = catalog_features(st.extractor(), &input)?;
             let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
             let mut p = NewProduct::new(external_id);
             p.title = req.title;
@@ -408,9 +403,13 @@ pub(crate) async fn list_products(
             ..ProductFilter::default()
         };
         let st = s.clone();
-        let listed = blocking(move || Ok(st.catalog().list(&ns, &page, &filter)?)).await?;
+        let (listed, total) = blocking(move || {
+            let cat = st.catalog();
+            Ok((cat.list(&ns, &page, &filter)?, cat.count(&ns, &filter)?))
+        })
+        .await?;
         let items: Vec<ProductView> = listed.items.into_iter().map(ProductView::from).collect();
-        ok_json(json!({ "items": items, "next_cursor": listed.next_cursor }))
+        ok_json(json!({ "items": items, "next_cursor": listed.next_cursor, "total": total }))
     }
     .await;
     gate.finish(r)
@@ -452,8 +451,9 @@ pub(crate) async fn delete_product(
     gate.finish(r)
 }
 
-/// `POST /v1/catalog/search`: dupes of an image (embedding + shape + colours), of a text, of
-/// a stored product or of an embedding, with filters and the per-channel score breakdown.
+/// `POST /v1/catalog/search`: dupes of an image (embedding + shape + colours,
+/// `Catalog::search_image`), of a text (`Catalog::search_text`), of a stored product or of an
+/// embedding, with filters and the per-channel score breakdown.
 pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let gate = gate!(s, headers);
     let r = async {
@@ -487,10 +487,13 @@ pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: 
             min_price: req.filter.min_price,
             max_price: req.filter.max_price,
             currency: req.filter.currency,
+            exclude_brands: req.filter.exclude_brands,
             ..ProductFilter::default()
         };
-        let mut q = SearchQuery {
+        let q = SearchQuery {
             by_product: req.product_id,
+            exclude_own_brand: req.exclude_own_brand,
+            min_score: req.min_score,
             embedding: req.embedding,
             filter,
             cheaper_by_percent: req.cheaper_by_percent,
@@ -504,23 +507,15 @@ pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: 
         } else {
             None
         };
-        if let Some(t) = &req.text {
-            if t.trim().is_empty() {
-                return Err(ApiError::invalid("text", "must not be empty"));
-            }
-        }
         let text = req.text;
         let st = s.clone();
         let hits = blocking(move || {
-            if let Some(input) = image {
-                let f = catalog_features(st.extractor(), &input, false)?.to_product_features();
-                q.embedding = f.clip;
-                q.shape = f.shape;
-                q.colors = f.colors;
-            } else if let Some(t) = text {
-                q.embedding = Some(st.extractor().embed_text(&t)?);
-            }
-            Ok(st.catalog().search(&ns, &q)?)
+            let (cat, x) = (st.catalog(), st.extractor());
+            Ok(match (image, text) {
+                (Some(input), _) => cat.search_image(&ns, x, &input, q)?,
+                (None, Some(t)) => cat.search_text(&ns, x, &t, q)?,
+                (None, None) => cat.search(&ns, &q)?,
+            })
         })
         .await?;
         let results: Vec<SearchResult> = hits

@@ -178,6 +178,9 @@ pub(crate) struct SearchFilter {
     pub min_price: Option<f64>,
     pub max_price: Option<f64>,
     pub currency: Option<String>,
+    /// Brands left out of the results.
+    #[serde(default)]
+    pub exclude_brands: Vec<String>,
 }
 
 /// `POST /v1/catalog/search`: exactly one query (image, `text`, `product_id`, `embedding`).
@@ -191,6 +194,11 @@ pub(crate) struct SearchRequest {
     #[serde(default)]
     pub filter: SearchFilter,
     pub cheaper_by_percent: Option<f64>,
+    /// With `product_id`: leave out products of the same brand.
+    #[serde(default)]
+    pub exclude_own_brand: bool,
+    /// Drop hits whose combined score is below this.
+    pub min_score: Option<f32>,
     pub weights: Option<ChannelWeights>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
