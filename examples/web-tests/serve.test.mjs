@@ -79,13 +79,14 @@ test("the web page shows swatches, cut-out, attributes and dupes for an uploaded
       ids.push((await ingest(url, key, `fx-${cat}`, photo(cat), 20 + 10 * i)).id);
     }
 
-    browser = await chromium.launch({
+    // A fresh profile directory per run (playwright passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
+      viewport: { width: 1200, height: 900 },
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             `--user-data-dir=${profile}`],
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
-    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const page = browser.pages()[0] ?? await browser.newPage();
     const pageErrors = [];
     page.on("pageerror", (e) => pageErrors.push(String(e)));
     await page.goto(`${url}/#key=${key}`);
