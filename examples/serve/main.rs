@@ -1,21 +1,32 @@
 //! The hosted Dupify v1 HTTP API and its web page, served by the library on a loopback port.
 //!
 //! ```text
-//! $ cargo run -p dupify-examples --example serve -- --port 8080
-//! dupify serve: model weights/test/clip/vit-b-32
-//! WARNING: no real CLIP weights in weights/real/; ...
-//! dupify serve: data in target/serve (keys.db, catalog.db)
-//! listening: http://127.0.0.1:8080
-//! live key: fe_live_…   (shown once; only printed when the key store is new, or with --new-key)
-//! test key: fe_test_…
-//! web page: http://127.0.0.1:8080/#key=fe_live_…
+//! $ cargo run -p dupify-examples --example serve -- --port 0 --data-dir /tmp/serve_demo
+//! dupify serve: model /work/wt/serve/examples/../weights/test/clip/vit-b-32
+//! WARNING: no real CLIP weights in weights/real/; using the seeded RANDOM ViT-B/32 test model. …
+//! dupify serve: data in /tmp/serve_demo (keys.db, catalog.db)
+//! listening: http://127.0.0.1:43467
+//! live key: fe_live_YP5z…(32 characters in all)
+//! test key: fe_test_3NE2…
+//! web page: http://127.0.0.1:43467/#key=fe_live_YP5z…
 //! ```
+//! (Keys shortened here. They are printed once, when the key store is new or with
+//! `--new-key`.)
 //!
 //! Then, for example:
 //! ```text
-//! $ curl -s -X POST http://127.0.0.1:8080/v1/colors -H "X-API-Key: $KEY" \
+//! $ curl -s -i -X POST http://127.0.0.1:43467/v1/colors -H "X-API-Key: $KEY" \
 //!     -H 'Content-Type: application/json' \
-//!     -d "{\"image_base64\": \"$(base64 -w0 photo.jpg)\"}"
+//!     -d "{\"image_base64\": \"$(base64 -w0 hat.jpg)\"}"
+//! HTTP/1.1 200 OK
+//! content-type: application/json
+//! x-ratelimit-limit: 1000
+//! x-ratelimit-remaining: 999
+//! x-ratelimit-reset: 1795755585
+//!
+//! {"background":[{"family":"white","hex":"#f1eff0", … "colors":[ … ], …}
+//! $ curl -s -X POST http://127.0.0.1:43467/v1/embed -d '{}'
+//! {"error":{"code":"missing_api_key","details":{},"message":"no API key: send it in …"}}
 //! ```
 //!
 //! Keys live in `<data-dir>/keys.db`, hashed with a pepper read from `DUPIFY_PEPPER` or, when

@@ -753,10 +753,9 @@ fn image_url_is_fetched_when_the_policy_allows_it() {
             async move { ([("content-type", "image/jpeg")], b) }
         }),
     );
-    let listener = s
-        .rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
+    let listener =
+        s.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
     let addr = listener.local_addr().expect("addr");
     s.rt.spawn(async move { axum::serve(listener, files).await });
 
@@ -767,7 +766,11 @@ fn image_url_is_fetched_when_the_policy_allows_it() {
         &json!({ "image_url": format!("http://{addr}/shoe.jpg") }),
     );
     assert_eq!(by_url.status, 200, "{}", by_url.body);
-    let by_b64 = s.post("/v1/colors", Some(&key), &json!({ "image_base64": b64(&img) }));
+    let by_b64 = s.post(
+        "/v1/colors",
+        Some(&key),
+        &json!({ "image_base64": b64(&img) }),
+    );
     assert_eq!(by_url.body["colors"], by_b64.body["colors"]);
     s.post(
         "/v1/colors",

@@ -24,8 +24,9 @@ pub struct ApiError {
     pub details: Value,
     /// `Retry-After` seconds (429 responses).
     pub retry_after: Option<u64>,
-    /// Rate-limit headers, when the caller was authenticated.
-    pub rate: Option<RateHeaders>,
+    /// Rate-limit headers, when the caller was authenticated (boxed: keeps `Result<_, ApiError>`
+    /// small on the happy path).
+    pub rate: Option<Box<RateHeaders>>,
     /// Answer with `Connection: close` (the request body was left unread).
     pub close: bool,
 }
@@ -117,7 +118,7 @@ impl From<dupify_keys::Error> for ApiError {
                 headers,
             } => {
                 out.details = json!({ "retry_after": retry_after_secs, "limit": headers.limit });
-                out.rate = Some(headers.clone());
+                out.rate = Some(Box::new(*headers));
             }
             K::QuotaExceeded {
                 used,
@@ -130,7 +131,7 @@ impl From<dupify_keys::Error> for ApiError {
                     "used": used, "limit": limit, "resets_at": resets_at,
                     "retry_after": retry_after_secs,
                 });
-                out.rate = Some(headers.clone());
+                out.rate = Some(Box::new(*headers));
             }
             K::InvalidParameter { name, .. } => out.details = json!({ "parameter": name }),
             _ => {}
