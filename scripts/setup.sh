@@ -46,4 +46,23 @@ if [ -f dupify-node/package.json ] && command -v npm >/dev/null; then
         echo "$lock_hash" > dupify-node/node_modules/.dupify-stamp
     fi
 fi
+# Headless browser for the serve example's web-page test (examples/web-tests): Debian's
+# chromium, driven by playwright-core (which downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing chromium (apt-get)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        log "WARNING: /usr/bin/chromium is missing; install Debian's chromium package (as root) for the web-page test"
+    fi
+fi
+if [ -f examples/web-tests/package.json ] && command -v npm >/dev/null; then
+    lock_hash=$(cat examples/web-tests/package.json examples/web-tests/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$(cat examples/web-tests/node_modules/.dupify-stamp 2>/dev/null)" != "$lock_hash" ]; then
+        log "installing the web-page test tooling (playwright-core)"
+        (cd examples/web-tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        echo "$lock_hash" > examples/web-tests/node_modules/.dupify-stamp
+    fi
+fi
 log "ready"

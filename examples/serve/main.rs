@@ -1,0 +1,201 @@
+//! The hosted Dupify v1 HTTP API and its web page, served by the library on a loopback port.
+//!
+//! ```text
+//! $ cargo run -p dupify-examples --example serve -- --port 0 --data-dir /tmp/serve_demo
+//! dupify serve: model /work/wt/serve/examples/../weights/test/clip/vit-b-32
+//! WARNING: no real CLIP weights in weights/real/; using the seeded RANDOM ViT-B/32 test model. …
+//! dupify serve: data in /tmp/serve_demo (keys.db, catalog.db)
+//! listening: http://127.0.0.1:43467
+//! live key: fe_live_YP5z…(32 characters in all)
+//! test key: fe_test_3NE2…
+//! web page: http://127.0.0.1:43467/#key=fe_live_YP5z…
+//! ```
+//! (Keys shortened here. They are printed once, when the key store is new or with
+//! `--new-key`.)
+//!
+//! Then, for example:
+//! ```text
+//! $ curl -s -i -X POST http://127.0.0.1:43467/v1/colors -H "X-API-Key: $KEY" \
+//!     -H 'Content-Type: application/json' \
+//!     -d "{\"image_base64\": \"$(base64 -w0 hat.jpg)\"}"
+//! HTTP/1.1 200 OK
+//! content-type: application/json
+//! x-ratelimit-limit: 1000
+//! x-ratelimit-remaining: 999
+//! x-ratelimit-reset: 1795755585
+//!
+//! {"background":[{"family":"white","hex":"#f1eff0", … "colors":[ … ], …}
+//! $ curl -s -X POST http://127.0.0.1:43467/v1/embed -d '{}'
+//! {"error":{"code":"missing_api_key","details":{},"message":"no API key: send it in …"}}
+//! ```
+//!
+//! Keys live in `<data-dir>/keys.db`, hashed with a pepper read from `DUPIFY_PEPPER` or, when
+//! unset, from `<data-dir>/pepper` (32 random bytes created on first run, mode 0600). The first
+//! keys are Unlimited-tier keys with every scope: one live, one test. `--port 0` picks a free
+//! port (the printed URL has it). The page takes the key from the URL fragment, which browsers
+//! never send to the server.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use dupify_core::catalog::{Catalog, CatalogOptions};
+use dupify_core::{Device, Extractor};
+use dupify_examples::serve::{serve, AppState, ServeConfig};
+use dupify_keys::{Environment, KeySpec, KeyStore, Limits, Tier};
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Serve the hosted Dupify v1 API and its web page")]
+struct Args {
+    /// Address to bind (loopback by default: the demo is not hardened for the open internet).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port; 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Directory for keys.db, catalog.db and the pepper. Default: target/serve.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// CLIP checkpoint directory. Default: weights/real/clip-vit-base-patch32 when present,
+    /// else the seeded random test model weights/test/clip/vit-b-32.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Device for model work: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Create and print a new live and test key even when the key store has keys.
+    #[arg(long)]
+    new_key: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = match args.model {
+        Some(m) => m,
+        None => default_model(&root)?,
+    };
+    println!("dupify serve: model {}", model.display());
+    let data_dir = args.data_dir.unwrap_or_else(|| root.join("target/serve"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+
+    let pepper = pepper(&data_dir)?;
+    let keys = KeyStore::open(data_dir.join("keys.db"), &pepper)?;
+    let device: Device = args.device.parse()?;
+    let extractor = Extractor::builder()
+        .model_dir(&model)
+        .device(device)
+        .build()?;
+    extractor.embed_dim().context("loading the CLIP model")?;
+    if let Err(e) = extractor.warm_up() {
+        eprintln!("dupify serve: attributes unavailable ({e}); the other operations work");
+    }
+    let catalog = Catalog::open(data_dir.join("catalog.db"), CatalogOptions::default())?;
+    println!(
+        "dupify serve: data in {} (keys.db, catalog.db)",
+        data_dir.display()
+    );
+
+    let first = if args.new_key || keys.list()?.is_empty() {
+        let live = keys.create(
+            KeySpec::new("First live key", Environment::Live)
+                .with_limits(Limits::tier(Tier::Unlimited)),
+        )?;
+        let test = keys.create(
+            KeySpec::new("First test key", Environment::Test)
+                .with_limits(Limits::tier(Tier::Unlimited)),
+        )?;
+        Some((live, test))
+    } else {
+        None
+    };
+    let state = AppState::new(keys, extractor, catalog, ServeConfig::default())?;
+
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
+            .await
+            .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening: {url}")?;
+        match &first {
+            Some((live, test)) => {
+                writeln!(out, "live key: {}", live.key.expose())?;
+                writeln!(out, "test key: {}", test.key.expose())?;
+                writeln!(out, "web page: {url}/#key={}", live.key.expose())?;
+            }
+            None => writeln!(
+                out,
+                "web page: {url}/ (keys exist already; pass --new-key to print a new one)"
+            )?,
+        }
+        out.flush()?;
+        drop(out);
+        serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!("dupify serve: stopped");
+    Ok(())
+}
+
+fn default_model(root: &Path) -> anyhow::Result<PathBuf> {
+    let real = root.join("weights/real/clip-vit-base-patch32");
+    if real.join("model.safetensors").is_file() {
+        return Ok(real);
+    }
+    let test = root.join("weights/test/clip/vit-b-32");
+    if !test.join("model.safetensors").is_file() {
+        bail!("no model in weights/: run scripts/setup.sh first (or pass --model)");
+    }
+    eprintln!(
+        "WARNING: no real CLIP weights in weights/real/; using the seeded RANDOM ViT-B/32 test \
+         model. Embeddings, attributes and the CLIP score channel are NOT semantic (colours and \
+         silhouette are). See weights/README.md to fetch real weights."
+    );
+    Ok(test)
+}
+
+/// The key-hashing pepper: `DUPIFY_PEPPER`, else `<data_dir>/pepper`, created on first run
+/// from the system CSPRNG and readable by the owner only.
+fn pepper(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(p) = std::env::var("DUPIFY_PEPPER") {
+        if p.is_empty() {
+            bail!("DUPIFY_PEPPER is set but empty");
+        }
+        return Ok(p.into_bytes());
+    }
+    let path = data_dir.join("pepper");
+    match std::fs::read(&path) {
+        Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+        Ok(_) => bail!("{} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    Ok(bytes.to_vec())
+}

@@ -1,0 +1,210 @@
+//! The hosted error envelope: `{"error": {"code", "message", "details"}}` with the hosted HTTP
+//! status, plus the rate-limit headers and `Retry-After` where they apply.
+//!
+//! Every failure of the server goes through [`ApiError`], built from the library errors
+//! (`dupify_keys::Error`, `dupify_core::Error`), which already know their hosted code and
+//! status, so nothing here matches on message strings.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dupify_keys::RateHeaders;
+use serde_json::{json, Value};
+
+/// One error response of the v1 API.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Hosted error code (`invalid_api_key`, `invalid_base64`, …).
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Structured context (missing scopes, the parameter at fault, limits); `{}` when none.
+    pub details: Value,
+    /// `Retry-After` seconds (429 responses).
+    pub retry_after: Option<u64>,
+    /// Rate-limit headers, when the caller was authenticated (boxed: keeps `Result<_, ApiError>`
+    /// small on the happy path).
+    pub rate: Option<Box<RateHeaders>>,
+    /// Answer with `Connection: close` (the request body was left unread).
+    pub close: bool,
+}
+
+impl ApiError {
+    /// An error with an explicit status and code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: json!({}),
+            retry_after: None,
+            rate: None,
+            close: false,
+        }
+    }
+
+    /// Marks the error as one sent before the body was fully read: the connection closes.
+    pub fn close_connection(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
+    /// Adds structured details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// `missing_parameter` (400) for `name`.
+    pub fn missing(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_parameter",
+            format!("missing parameter `{name}`"),
+        )
+        .with_details(json!({ "parameter": name }))
+    }
+
+    /// `invalid_parameter` (400) for `name`.
+    pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!("invalid parameter `{name}`: {reason}"),
+        )
+        .with_details(json!({ "parameter": name }))
+    }
+
+    /// `internal_error` (500). The cause is logged on the server, never sent: it can hold
+    /// paths and library internals.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        eprintln!("dupify serve: internal error: {cause}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+    }
+
+    fn status_from(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<dupify_keys::Error> for ApiError {
+    fn from(e: dupify_keys::Error) -> Self {
+        use dupify_keys::Error as K;
+        if matches!(e, K::Database(_) | K::Internal { .. }) {
+            return ApiError::internal(&e);
+        }
+        let mut out = ApiError::new(
+            ApiError::status_from(e.http_status()),
+            e.code(),
+            e.to_string(),
+        );
+        out.retry_after = e.retry_after_secs();
+        match &e {
+            K::InsufficientScope { missing } => {
+                out.details = json!({ "missing_scopes": missing });
+            }
+            K::ExpiredApiKey { expired_at } => {
+                out.details = json!({ "expired_at": expired_at });
+            }
+            K::RateLimitExceeded {
+                retry_after_secs,
+                headers,
+            } => {
+                out.details = json!({ "retry_after": retry_after_secs, "limit": headers.limit });
+                out.rate = Some(Box::new(*headers));
+            }
+            K::QuotaExceeded {
+                used,
+                limit,
+                resets_at,
+                retry_after_secs,
+                headers,
+            } => {
+                out.details = json!({
+                    "used": used, "limit": limit, "resets_at": resets_at,
+                    "retry_after": retry_after_secs,
+                });
+                out.rate = Some(Box::new(*headers));
+            }
+            K::InvalidParameter { name, .. } => out.details = json!({ "parameter": name }),
+            _ => {}
+        }
+        out
+    }
+}
+
+impl From<dupify_core::Error> for ApiError {
+    fn from(e: dupify_core::Error) -> Self {
+        use dupify_core::Error as C;
+        if matches!(
+            e,
+            C::Torch(_) | C::Database(_) | C::Internal(_) | C::ModelLoad { .. } | C::Io { .. }
+        ) {
+            return ApiError::internal(&e);
+        }
+        let details = match &e {
+            C::MissingParameter { name } | C::InvalidParameter { name, .. } => {
+                json!({ "parameter": name })
+            }
+            C::ImageTooLarge {
+                what,
+                actual,
+                limit,
+            } => json!({ "what": what, "actual": actual, "limit": limit }),
+            C::InvalidImageUrl { url, .. } | C::ImageFetchFailed { url, .. } => {
+                json!({ "image_url": url })
+            }
+            C::NotFound { what, id } => json!({ "resource": what, "id": id }),
+            _ => json!({}),
+        };
+        ApiError::new(
+            ApiError::status_from(e.http_status()),
+            e.code(),
+            e.to_string(),
+        )
+        .with_details(details)
+    }
+}
+
+/// Writes the rate-limit headers (`X-RateLimit-*`, `X-Monthly-*`) into `headers`.
+pub fn put_rate_headers(headers: &mut HeaderMap, rate: &RateHeaders) {
+    for (name, value) in rate.pairs() {
+        // `from_bytes` lower-cases the mixed-case names `pairs` uses.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": { "code": self.code, "message": self.message, "details": self.details }
+        });
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(rate) = &self.rate {
+            put_rate_headers(resp.headers_mut(), rate);
+        }
+        if self.close {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}

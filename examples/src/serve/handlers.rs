@@ -1,0 +1,533 @@
+//! Route handlers. Each one: gate (auth + rate), read and parse the body, check scopes, run
+//! the library call on the blocking pool, answer with the rate headers.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use dupify_core::catalog::{NewProduct, Page, ProductFilter, SearchQuery};
+use dupify_core::{Features, ImageInput, Ops};
+use dupify_keys::{Operation, Scope};
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::types::{
+    parse_body, BatchOperation, BatchRequest, CreateProduct, EmbedRequest, ImageRequest, ListQuery,
+    ProductView, SearchRequest, SearchResult, SilhouetteRequest,
+};
+use super::{blocking, AppState};
+
+/// Opens the gate or returns the error response. The request body is not read for a caller
+/// that failed authentication or the rate limit, so the connection is closed after the answer
+/// (`Connection: close`): a client reusing it would otherwise race the server's close.
+macro_rules! gate {
+    ($s:expr, $headers:expr) => {
+        match $s.gate(&$headers).await {
+            Ok(g) => g,
+            Err(e) => return close_after(e.into_response()),
+        }
+    };
+}
+
+fn close_after(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
+/// Reads the body up to the configured limit. A body over the limit (announced or streamed)
+/// is `payload_too_large` (413); the only other read failure is a client that went away, for
+/// which no answer is read anyway.
+async fn read_body(s: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = s.config().max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::close_connection(
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+            .with_details(json!({ "limit": limit })),
+        )
+    })
+}
+
+/// Runs `ops` on one image on the blocking pool.
+async fn extract_one(s: &AppState, input: ImageInput, ops: Ops) -> Result<Features, ApiError> {
+    let x = s.extractor().clone();
+    blocking(move || Ok(x.extract(&input, ops)?)).await
+}
+
+/// Features the catalog stores. Attributes are added when the extractor has attribute heads;
+/// an extractor without them still indexes embeddings, colours and shape.
+fn catalog_features(x: &dupify_core::Extractor, input: &ImageInput) -> Result<Features, ApiError> {
+    let full = Ops {
+        embed: true,
+        colors: true,
+        silhouette: true,
+        attributes: true,
+        ..Ops::default()
+    };
+    match x.extract(input, full) {
+        Err(dupify_core::Error::NotAvailable { .. }) => Ok(x.extract(
+            input,
+            Ops {
+                attributes: false,
+                ..full
+            },
+        )?),
+        other => Ok(other?),
+    }
+}
+
+fn ok_json(v: Value) -> Result<Response, ApiError> {
+    Ok(Json(v).into_response())
+}
+
+/// `POST /v1/embed`.
+pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: EmbedRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Embed)?;
+        let ops = Ops {
+            embed: true,
+            quality: req.include_quality,
+            ..Ops::default()
+        };
+        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        let mut out = json!({
+            "embedding": f.embedding,
+            "dimensions": f.dimensions,
+            "model": f.model_id,
+            "width": f.width,
+            "height": f.height,
+            "processing_time_ms": f.processing_time_ms,
+        });
+        if let Some(q) = f.quality {
+            out["quality"] = json!(q);
+        }
+        ok_json(out)
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/colors`.
+pub(crate) async fn colors(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Colors)?;
+        let ops = Ops {
+            colors: true,
+            ..Ops::default()
+        };
+        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        let report = f
+            .colors
+            .ok_or_else(|| ApiError::internal("colors requested but not returned"))?;
+        let mut out = json!(report);
+        out["width"] = json!(f.width);
+        out["height"] = json!(f.height);
+        out["processing_time_ms"] = json!(f.processing_time_ms);
+        ok_json(out)
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/silhouette`.
+pub(crate) async fn silhouette(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: SilhouetteRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Silhouette)?;
+        let ops = Ops {
+            silhouette: true,
+            cutout: req.include_cutout,
+            ..Ops::default()
+        };
+        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        let sil = f
+            .silhouette
+            .ok_or_else(|| ApiError::internal("silhouette requested but not returned"))?;
+        let mut out = json!({
+            "bbox": sil.bbox,
+            "area_fraction": sil.area_fraction,
+            "confidence": sil.confidence,
+            "dimensions": sil.embedding.len(),
+            "embedding": sil.embedding,
+            "width": f.width,
+            "height": f.height,
+            "processing_time_ms": f.processing_time_ms,
+        });
+        if let Some(png) = f.cutout_png {
+            out["cutout_base64"] = json!(b64(&png));
+        }
+        ok_json(out)
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/attributes`.
+pub(crate) async fn attributes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Attributes)?;
+        let ops = Ops {
+            attributes: true,
+            ..Ops::default()
+        };
+        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        let report = f
+            .attributes
+            .ok_or_else(|| ApiError::internal("attributes requested but not returned"))?;
+        let mut out = json!(report);
+        out["model"] = json!(f.model_id);
+        out["processing_time_ms"] = json!(f.processing_time_ms);
+        ok_json(out)
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/background-remove`: the product on a transparent background, as a PNG.
+pub(crate) async fn background_remove(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Silhouette)?;
+        let ops = Ops {
+            cutout: true,
+            ..Ops::default()
+        };
+        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        let png = f
+            .cutout_png
+            .ok_or_else(|| ApiError::internal("cut-out requested but not returned"))?;
+        ok_json(json!({
+            "image_base64": b64(&png),
+            "format": "png",
+            "width": f.width,
+            "height": f.height,
+            "processing_time_ms": f.processing_time_ms,
+        }))
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/batch`: `operations` over up to `max_batch_images` `images`. The key needs
+/// `batch` and the scope of every operation. One bad image gives that item an error; the
+/// batch still answers 200.
+pub(crate) async fn batch(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: BatchRequest = parse_body(&read_body(&s, body).await?)?;
+        if req.images.is_empty() {
+            return Err(ApiError::missing("images"));
+        }
+        let max = s.config().max_batch_images;
+        if req.images.len() > max {
+            return Err(ApiError::invalid(
+                "images",
+                format!("at most {max} images per batch, got {}", req.images.len()),
+            )
+            .with_details(
+                json!({ "parameter": "images", "max": max, "count": req.images.len() }),
+            ));
+        }
+        if req.operations.is_empty() {
+            return Err(ApiError::missing("operations"));
+        }
+        let scopes: Vec<Scope> = req.operations.iter().map(|o| o.scope()).collect();
+        gate.authorize(Operation::batch(scopes))?;
+        let ops = BatchOperation::ops(&req.operations)?;
+
+        // Items whose image field is itself wrong get their error without reaching the
+        // extractor; the others run as one batch.
+        let parsed: Vec<Result<ImageInput, ApiError>> =
+            req.images.iter().map(|i| i.image.to_input()).collect();
+        let inputs: Vec<ImageInput> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
+        let x = s.extractor().clone();
+        let extracted = blocking(move || {
+            Ok(x.extract_batch(&inputs, ops, &dupify_core::BatchOptions::default())?)
+        })
+        .await?;
+        let mut extracted = extracted.into_iter();
+        let mut results = Vec::with_capacity(req.images.len());
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for (index, (item, p)) in req.images.iter().zip(parsed).enumerate() {
+            let outcome: Result<Features, ApiError> = match p {
+                Err(e) => Err(e),
+                Ok(_) => match extracted.next() {
+                    Some(r) => r.map_err(ApiError::from),
+                    None => Err(ApiError::internal("batch returned fewer items than sent")),
+                },
+            };
+            let mut entry = Map::new();
+            entry.insert("index".into(), json!(index));
+            if let Some(id) = &item.id {
+                entry.insert("id".into(), id.clone());
+            }
+            match outcome {
+                Ok(f) => {
+                    ok += 1;
+                    entry.insert("ok".into(), json!(true));
+                    entry.insert("result".into(), features_json(&f));
+                }
+                Err(e) => {
+                    failed += 1;
+                    entry.insert("ok".into(), json!(false));
+                    entry.insert(
+                        "error".into(),
+                        json!({ "code": e.code, "message": e.message, "details": e.details }),
+                    );
+                }
+            }
+            results.push(Value::Object(entry));
+        }
+        ok_json(json!({ "results": results, "succeeded": ok, "failed": failed }))
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// The JSON of one batch item: the extracted fields, absent ones left out.
+fn features_json(f: &Features) -> Value {
+    let mut v = json!(f);
+    if let Value::Object(m) = &mut v {
+        m.retain(|_, val| !val.is_null());
+        if let Some(png) = m.remove("cutout_png") {
+            m.insert("cutout_base64".into(), png);
+        }
+    }
+    v
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// `POST /v1/catalog/products`: stores (or replaces, matched by `external_id`) a product
+/// with the features of its image. 201 when new, 200 when replaced.
+pub(crate) async fn create_product(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: CreateProduct = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Catalog)?;
+        let external_id = req
+            .external_id
+            .clone()
+            .ok_or_else(|| ApiError::missing("external_id"))?;
+        let input = req.image.to_input()?;
+        let ns = s.namespace(&gate.who)?;
+        let st = s.clone();
+        let (product, existed) = blocking(move || {
+            let f = catalog_features(st.extractor(), &input)?;
+            let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
+            let mut p = NewProduct::new(external_id);
+            p.title = req.title;
+            p.sku = req.sku;
+            p.description = req.description;
+            p.brand = req.brand;
+            p.category = req.category;
+            p.price = req.price;
+            p.currency = req.currency;
+            p.product_url = req.product_url;
+            p.image_url = req.image.image_url;
+            if let Some(m) = req.metadata {
+                p.metadata = m;
+            }
+            p.image_hash = Some(f.content_hash.clone());
+            p.features = f.to_product_features();
+            Ok((st.catalog().upsert(&ns, p)?, existed))
+        })
+        .await?;
+        let status = if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok((status, Json(ProductView::from(product))).into_response())
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `GET /v1/catalog/products`: one page of the caller's environment's products.
+pub(crate) async fn list_products(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+        gate.authorize(Operation::Catalog)?;
+        let ns = s.namespace(&gate.who)?;
+        let page = Page {
+            limit: q.limit.unwrap_or(0),
+            cursor: q.cursor,
+        };
+        let filter = ProductFilter {
+            category: q.category,
+            brand: q.brand,
+            min_price: q.min_price,
+            max_price: q.max_price,
+            currency: q.currency,
+            ..ProductFilter::default()
+        };
+        let st = s.clone();
+        let (listed, total) = blocking(move || {
+            let cat = st.catalog();
+            Ok((cat.list(&ns, &page, &filter)?, cat.count(&ns, &filter)?))
+        })
+        .await?;
+        let items: Vec<ProductView> = listed.items.into_iter().map(ProductView::from).collect();
+        ok_json(json!({ "items": items, "next_cursor": listed.next_cursor, "total": total }))
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `GET /v1/catalog/products/{id}`.
+pub(crate) async fn get_product(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        gate.authorize(Operation::Catalog)?;
+        let ns = s.namespace(&gate.who)?;
+        let st = s.clone();
+        let p = blocking(move || Ok(st.catalog().get(&ns, &id)?)).await?;
+        ok_json(json!(ProductView::from(p)))
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `DELETE /v1/catalog/products/{id}`: 204 on success.
+pub(crate) async fn delete_product(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        gate.authorize(Operation::Catalog)?;
+        let ns = s.namespace(&gate.who)?;
+        let st = s.clone();
+        blocking(move || Ok(st.catalog().delete(&ns, &id)?)).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// `POST /v1/catalog/search`: dupes of an image (embedding + shape + colours,
+/// `Catalog::search_image`), of a text (`Catalog::search_text`), of a stored product or of an
+/// embedding, with filters and the per-channel score breakdown.
+pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        let req: SearchRequest = parse_body(&read_body(&s, body).await?)?;
+        gate.authorize(Operation::Catalog)?;
+        let kinds = [
+            req.image.is_set(),
+            req.text.is_some(),
+            req.product_id.is_some(),
+            req.embedding.is_some(),
+        ];
+        match kinds.iter().filter(|k| **k).count() {
+            0 => {
+                return Err(ApiError::missing("image_base64").with_details(json!({
+                    "parameter": "image_base64",
+                    "alternatives": ["image_url", "text", "product_id", "embedding"],
+                })))
+            }
+            1 => {}
+            _ => {
+                return Err(ApiError::invalid(
+                    "query",
+                    "send exactly one of an image, `text`, `product_id` or `embedding`",
+                ))
+            }
+        }
+        let ns = s.namespace(&gate.who)?;
+        let filter = ProductFilter {
+            category: req.filter.category,
+            brand: req.filter.brand,
+            min_price: req.filter.min_price,
+            max_price: req.filter.max_price,
+            currency: req.filter.currency,
+            exclude_brands: req.filter.exclude_brands,
+            ..ProductFilter::default()
+        };
+        let q = SearchQuery {
+            by_product: req.product_id,
+            exclude_own_brand: req.exclude_own_brand,
+            min_score: req.min_score,
+            embedding: req.embedding,
+            filter,
+            cheaper_by_percent: req.cheaper_by_percent,
+            weights: req.weights,
+            limit: req.limit.unwrap_or(0),
+            offset: req.offset.unwrap_or(0),
+            ..SearchQuery::default()
+        };
+        let image = if req.image.is_set() {
+            Some(req.image.to_input()?)
+        } else {
+            None
+        };
+        let text = req.text;
+        let st = s.clone();
+        let hits = blocking(move || {
+            let (cat, x) = (st.catalog(), st.extractor());
+            Ok(match (image, text) {
+                (Some(input), _) => cat.search_image(&ns, x, &input, q)?,
+                (None, Some(t)) => cat.search_text(&ns, x, &t, q)?,
+                (None, None) => cat.search(&ns, &q)?,
+            })
+        })
+        .await?;
+        let results: Vec<SearchResult> = hits
+            .into_iter()
+            .map(|h| SearchResult {
+                product: ProductView::from(h.product),
+                score: h.score,
+                scores: h.scores,
+            })
+            .collect();
+        ok_json(json!({ "results": results }))
+    }
+    .await;
+    gate.finish(r)
+}

@@ -1,0 +1,286 @@
+//! The hosted Dupify v1 HTTP API, served by the library (issue #14).
+//!
+//! An [axum] router over one [`dupify_keys::KeyStore`], one [`dupify_core::Extractor`] and one
+//! [`dupify_core::catalog::Catalog`]:
+//!
+//! | route | scope | body / answer |
+//! |---|---|---|
+//! | `POST /v1/embed` | `embed` | image → `embedding`, `dimensions`, `model` (+ `quality` when asked) |
+//! | `POST /v1/colors` | `colors` | image → dominant colours with shares, hex, Lab, names |
+//! | `POST /v1/silhouette` | `silhouette` | image → bbox, area, shape `embedding` (+ cut-out when asked) |
+//! | `POST /v1/attributes` | `attributes` | image → attributes with probabilities |
+//! | `POST /v1/background-remove` | `silhouette` | image → transparent PNG (base64) |
+//! | `POST /v1/batch` | `batch` + each operation's | `images` (≤ 10) × `operations` → per-item results |
+//! | `POST /v1/catalog/products` | `catalog` | product + image → stored product (201, or 200 on upsert) |
+//! | `GET /v1/catalog/products` | `catalog` | `?limit&cursor&category&brand&min_price&max_price&currency` |
+//! | `GET`/`DELETE /v1/catalog/products/{id}` | `catalog` | one product / 204 |
+//! | `POST /v1/catalog/search` | `catalog` | image, `text`, `product_id` or `embedding` → dupes with per-channel scores |
+//! | `GET /` | none | the demo web page |
+//!
+//! An image is `image_base64` (standard or URL-safe, `data:` URLs accepted) or `image_url`
+//! (fetched by `dupify-core`'s `url-fetch` feature, which refuses private, loopback and
+//! link-local addresses after DNS resolution and on every redirect).
+//!
+//! **Request flow** (every `/v1` route): the key is taken from `X-API-Key` or
+//! `Authorization: Bearer` and verified (401), the per-minute rate limit and monthly quota are
+//! applied (429 with `Retry-After`), the body is read up to [`ServeConfig::max_body_bytes`]
+//! (413), parsed, the scopes the request needs are checked (403), then the work runs on
+//! tokio's blocking pool (`spawn_blocking`): model and CPU work never stall the async workers.
+//! Every response to an authenticated caller carries `X-RateLimit-Limit/Remaining/Reset` (and
+//! `X-Monthly-Limit/Remaining` for keys with a monthly quota). Errors use the hosted envelope
+//! `{"error": {"code", "message", "details"}}` ([`ApiError`]).
+//!
+//! **Test/live isolation**: the catalog namespace is `(account, key environment)`, so an
+//! `fe_test_` key reads and writes only test products and never sees a live one (a live
+//! product id asked for with a test key is `not_found`).
+
+mod error;
+mod handlers;
+mod types;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use dupify_core::catalog::{Catalog, Environment as CatalogEnv, Namespace};
+use dupify_core::Extractor;
+use dupify_keys::{Environment, KeyStore, Operation, Principal, RateHeaders};
+
+pub use error::{put_rate_headers, ApiError};
+pub use types::{BatchOperation, ProductView};
+
+/// The web page, compiled in so the binary serves it from anywhere.
+const INDEX_HTML: &str = include_str!("../../serve/web/index.html");
+
+/// Server settings, with documented defaults.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Largest request body in bytes. Default 48 MiB: ten base64 images of a few MB each
+    /// (base64 adds a third); single images are also bounded by the extractor's byte limit.
+    pub max_body_bytes: usize,
+    /// Most images in one `/v1/batch` call. Default 10, as in the hosted API.
+    pub max_batch_images: usize,
+    /// The account whose catalog this server serves (one account per server). Default
+    /// `"default"`.
+    pub account: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_body_bytes: 48 << 20,
+            max_batch_images: 10,
+            account: "default".into(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Sets the body limit.
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+}
+
+/// Everything a request handler needs; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: KeyStore,
+    extractor: Extractor,
+    catalog: Catalog,
+    config: ServeConfig,
+}
+
+impl AppState {
+    /// Bundles the stores and the extractor. Refuses a zero body limit, a batch limit outside
+    /// 1..=1000 or an empty/oversized account id.
+    pub fn new(
+        keys: KeyStore,
+        extractor: Extractor,
+        catalog: Catalog,
+        config: ServeConfig,
+    ) -> anyhow::Result<AppState> {
+        anyhow::ensure!(config.max_body_bytes > 0, "max_body_bytes must be > 0");
+        anyhow::ensure!(
+            (1..=1000).contains(&config.max_batch_images),
+            "max_batch_images must be in 1..=1000"
+        );
+        Namespace::new(config.account.clone(), CatalogEnv::Live)?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                keys,
+                extractor,
+                catalog,
+                config,
+            }),
+        })
+    }
+
+    /// The key store (to create keys, read usage).
+    pub fn keys(&self) -> &KeyStore {
+        &self.inner.keys
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The extractor.
+    pub fn extractor(&self) -> &Extractor {
+        &self.inner.extractor
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServeConfig {
+        &self.inner.config
+    }
+
+    /// The catalog namespace of a caller: this server's account in the key's environment.
+    pub(crate) fn namespace(&self, who: &Principal) -> Result<Namespace, ApiError> {
+        let env = match who.environment() {
+            Environment::Live => CatalogEnv::Live,
+            Environment::Test => CatalogEnv::Test,
+        };
+        Ok(Namespace::new(self.inner.config.account.clone(), env)?)
+    }
+
+    /// Authenticates the request and applies its rate limit and quota, on the blocking pool
+    /// (the key lookup reads SQLite).
+    pub(crate) async fn gate(&self, headers: &HeaderMap) -> Result<Gate, ApiError> {
+        let mut creds = Vec::new();
+        for (name, value) in headers {
+            let n = name.as_str();
+            if n == "x-api-key" || n == "authorization" {
+                let v = value.to_str().map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_api_key",
+                        "the API key header is not valid ASCII",
+                    )
+                })?;
+                creds.push((n.to_owned(), v.to_owned()));
+            }
+        }
+        let state = self.clone();
+        let (who, decision) = blocking(move || {
+            let who = state
+                .inner
+                .keys
+                .authenticate(creds.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+            let decision = state.inner.keys.check_rate(&who);
+            Ok((who, decision))
+        })
+        .await?;
+        let rate = decision.into_result()?;
+        Ok(Gate {
+            state: self.clone(),
+            who,
+            rate,
+        })
+    }
+}
+
+/// An authenticated, rate-checked caller. Responses go through [`Gate::finish`] so each one
+/// carries the rate-limit headers.
+pub(crate) struct Gate {
+    state: AppState,
+    pub(crate) who: Principal,
+    rate: RateHeaders,
+}
+
+impl Gate {
+    /// Checks the scopes `op` needs (403 `insufficient_scope`) and counts the call. In-memory
+    /// counters only: no I/O, fine on the async thread.
+    pub(crate) fn authorize(&self, op: Operation) -> Result<(), ApiError> {
+        Ok(self.state.inner.keys.authorize(&self.who, &op)?)
+    }
+
+    /// Adds the rate-limit headers to the handler's answer.
+    pub(crate) fn finish(self, result: Result<Response, ApiError>) -> Response {
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        put_rate_headers(resp.headers_mut(), &self.rate);
+        resp
+    }
+}
+
+/// Runs `f` on tokio's blocking pool; a panic inside becomes a 500 envelope.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+}
+
+/// The v1 API and the web page.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/v1/embed", post(handlers::embed))
+        .route("/v1/colors", post(handlers::colors))
+        .route("/v1/silhouette", post(handlers::silhouette))
+        .route("/v1/attributes", post(handlers::attributes))
+        .route("/v1/background-remove", post(handlers::background_remove))
+        .route("/v1/batch", post(handlers::batch))
+        .route(
+            "/v1/catalog/products",
+            post(handlers::create_product).get(handlers::list_products),
+        )
+        .route(
+            "/v1/catalog/products/{id}",
+            get(handlers::get_product).delete(handlers::delete_product),
+        )
+        .route("/v1/catalog/search", post(handlers::search))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a request handler panicked").into_response()
+}
