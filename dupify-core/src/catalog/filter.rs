@@ -12,6 +12,10 @@ pub struct ProductFilter {
     pub category: Option<String>,
     /// Exact brand.
     pub brand: Option<String>,
+    /// Brands to leave out (exact match). Products without a brand are kept: they are not
+    /// any of these brands.
+    #[serde(default)]
+    pub exclude_brands: Vec<String>,
     /// Minimum price (inclusive). Products without a price never match a price bound.
     pub min_price: Option<f64>,
     /// Maximum price (inclusive).
@@ -38,6 +42,11 @@ impl ProductFilter {
         if let Some(b) = &self.brand {
             sql.push_str(" AND brand = ?");
             params.push(Value::Text(b.clone()));
+        }
+        if !self.exclude_brands.is_empty() {
+            let marks = vec!["?"; self.exclude_brands.len()].join(", ");
+            sql.push_str(&format!(" AND (brand IS NULL OR brand NOT IN ({marks}))"));
+            params.extend(self.exclude_brands.iter().cloned().map(Value::Text));
         }
         for (name, v) in [("min_price", self.min_price), ("max_price", self.max_price)] {
             if let Some(p) = v {

@@ -16,7 +16,7 @@
 //! embedding is written, so an updated embedding gets a fresh id and the old one becomes a
 //! tombstone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,97 @@ use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::{AnnT, FilterT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
+use super::filter::ProductFilter;
+use super::ColorSwatch;
 use crate::error::{Error, Result};
+
+/// The per-product data ranking and filtering need, as read from SQLite or taken from an
+/// upsert, before its strings are interned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct HotSource {
+    pub id: String,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub currency: String,
+    pub price: Option<f64>,
+    pub shape: Option<Vec<f32>>,
+    pub colors: Vec<ColorSwatch>,
+}
+
+/// What search needs of one live product, kept in memory next to the graph so a query never
+/// touches SQLite until it has its final page: the filterable fields (strings interned per
+/// namespace) and the non-CLIP ranking channels. The CLIP vector itself lives in the graph
+/// (or in the flat list while the namespace is small).
+#[derive(Debug)]
+pub(crate) struct HotRow {
+    /// Product id (tie-break of equal scores, as in the SQL path).
+    pub id: Box<str>,
+    brand: Option<u32>,
+    category: Option<u32>,
+    currency: u32,
+    price: Option<f64>,
+    pub shape: Option<Box<[f32]>>,
+    pub colors: Box<[ColorSwatch]>,
+}
+
+/// Interned strings of one namespace (brands, categories, currencies repeat a lot).
+#[derive(Default)]
+struct Interner {
+    names: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.names.get(s) {
+            return *i;
+        }
+        let i = self.names.len() as u32;
+        self.names.insert(s.into(), i);
+        i
+    }
+    fn get(&self, s: &str) -> Option<u32> {
+        self.names.get(s).copied()
+    }
+}
+
+/// A [`ProductFilter`]'s in-memory fields compiled against one namespace's interned strings.
+/// `Some(None)` is a wanted value no product has: nothing matches. `metadata_eq` is not
+/// here: it is answered by SQLite (see `Catalog::ann_candidates`).
+pub(crate) struct HotFilter {
+    category: Option<Option<u32>>,
+    brand: Option<Option<u32>>,
+    exclude_brands: Vec<u32>,
+    min_price: Option<f64>,
+    max_price: Option<f64>,
+    currency: Option<Option<u32>>,
+    /// Whether any field is set.
+    active: bool,
+}
+
+impl HotFilter {
+    pub(crate) fn matches(&self, r: &HotRow) -> bool {
+        if !self.active {
+            return true;
+        }
+        let eq = |want: Option<Option<u32>>, have: Option<u32>| match want {
+            None => true,
+            Some(w) => w.is_some() && w == have,
+        };
+        eq(self.category, r.category)
+            && eq(self.brand, r.brand)
+            && eq(self.currency, Some(r.currency))
+            && r.brand.is_none_or(|b| !self.exclude_brands.contains(&b))
+            && self
+                .min_price
+                .is_none_or(|lo| r.price.is_some_and(|p| p >= lo))
+            && self
+                .max_price
+                .is_none_or(|hi| r.price.is_some_and(|p| p <= hi))
+    }
+    pub(crate) fn is_active(&self) -> bool {
+        self.active
+    }
+}
 
 /// HNSW and brute-force parameters, with documented defaults.
 ///
@@ -149,6 +239,9 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 type Graph<'a> = Hnsw<'a, f32, NormalizedCosine>;
 
+/// `(ANN id, normalised vector, ranking data)` of one product.
+pub(crate) type Entry = (usize, Vec<f32>, HotSource);
+
 self_cell::self_cell!(
     /// A graph reloaded from disk together with the loader it borrows.
     struct LoadedGraph {
@@ -200,8 +293,9 @@ pub enum IndexSource {
 pub(crate) struct NsIndex {
     dim: usize,
     params: IndexParams,
-    /// Live ANN ids (everything else in the graph is a tombstone).
-    live: HashSet<usize>,
+    /// Live ANN ids and their ranking data (every other id in the graph is a tombstone).
+    live: HashMap<usize, HotRow>,
+    strings: Interner,
     /// Vectors for exact search while the namespace is small (no graph).
     flat: Vec<(usize, Vec<f32>)>,
     graph: Option<GraphHolder>,
@@ -219,7 +313,8 @@ impl NsIndex {
         NsIndex {
             dim,
             params,
-            live: HashSet::new(),
+            live: HashMap::new(),
+            strings: Interner::default(),
             flat: Vec::new(),
             graph: None,
             graph_points: 0,
@@ -229,8 +324,8 @@ impl NsIndex {
         }
     }
 
-    /// Builds from `(id, vector)` pairs: exact when small, a graph otherwise.
-    pub(crate) fn build(dim: usize, params: IndexParams, items: Vec<(usize, Vec<f32>)>) -> Self {
+    /// Builds from `(id, vector, ranking data)`: exact when small, a graph otherwise.
+    pub(crate) fn build(dim: usize, params: IndexParams, items: Vec<Entry>) -> Self {
         let mut ix = NsIndex::new(dim, params);
         ix.insert(items);
         ix.dirty = true;
@@ -244,6 +339,58 @@ impl NsIndex {
             IndexMode::Exact
         }
     }
+    fn hot(&mut self, h: HotSource) -> HotRow {
+        let s = &mut self.strings;
+        HotRow {
+            id: h.id.into(),
+            brand: h.brand.as_deref().map(|b| s.intern(b)),
+            category: h.category.as_deref().map(|c| s.intern(c)),
+            currency: s.intern(&h.currency),
+            price: h.price,
+            shape: h.shape.map(Vec::into_boxed_slice),
+            colors: h.colors.into_boxed_slice(),
+        }
+    }
+
+    /// Compiles `f`'s in-memory fields for this namespace.
+    pub(crate) fn compile(&self, f: &ProductFilter) -> HotFilter {
+        let s = &self.strings;
+        HotFilter {
+            category: f.category.as_deref().map(|c| s.get(c)),
+            brand: f.brand.as_deref().map(|b| s.get(b)),
+            exclude_brands: f.exclude_brands.iter().filter_map(|b| s.get(b)).collect(),
+            min_price: f.min_price,
+            max_price: f.max_price,
+            currency: f
+                .currency
+                .as_deref()
+                .map(|c| s.get(&c.to_ascii_uppercase())),
+            active: f.category.is_some()
+                || f.brand.is_some()
+                || !f.exclude_brands.is_empty()
+                || f.min_price.is_some()
+                || f.max_price.is_some()
+                || f.currency.is_some(),
+        }
+    }
+
+    /// The ranking data of a live id.
+    pub(crate) fn row(&self, id: usize) -> Option<&HotRow> {
+        self.live.get(&id)
+    }
+
+    /// Sorted live ids whose rows match `f`.
+    pub(crate) fn matching(&self, f: &HotFilter) -> Vec<usize> {
+        let mut ids: Vec<usize> = self
+            .live
+            .iter()
+            .filter(|(_, r)| f.matches(r))
+            .map(|(i, _)| *i)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     pub(crate) fn live_len(&self) -> usize {
         self.live.len()
     }
@@ -269,14 +416,17 @@ impl NsIndex {
     }
 
     /// Inserts vectors (already normalised, of the index dimension) under fresh ids.
-    pub(crate) fn insert(&mut self, items: Vec<(usize, Vec<f32>)>) {
-        if items.is_empty() {
+    pub(crate) fn insert(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
             return;
         }
         self.dirty = true;
-        for (id, _) in &items {
-            self.live.insert(*id);
-            self.max_id = self.max_id.max(*id);
+        let mut items = Vec::with_capacity(entries.len());
+        for (id, v, h) in entries {
+            let row = self.hot(h);
+            self.live.insert(id, row);
+            self.max_id = self.max_id.max(id);
+            items.push((id, v));
         }
         if let Some(graph) = &self.graph {
             graph.with(|g| {
@@ -307,7 +457,7 @@ impl NsIndex {
     /// should be rebuilt from the database.
     pub(crate) fn remove(&mut self, ids: &[usize]) -> bool {
         for id in ids {
-            if self.live.remove(id) {
+            if self.live.remove(id).is_some() {
                 self.dirty = true;
             }
         }
@@ -320,12 +470,13 @@ impl NsIndex {
         t > 0 && t as f32 > self.params.rebuild_tombstone_ratio * self.graph_points as f32
     }
 
-    /// The `k` nearest live vectors as `(id, cosine similarity)`, best first. `allowed`
-    /// restricts results further (sorted ids).
+    /// The `k` nearest live vectors as `(id, cosine similarity)`, best first, among those
+    /// matching `filter` and, when given, in `allowed` (sorted ids).
     pub(crate) fn search(
         &self,
         q: &[f32],
         k: usize,
+        filter: &HotFilter,
         allowed: Option<&[usize]>,
     ) -> Vec<(usize, f32)> {
         if k == 0 {
@@ -336,7 +487,10 @@ impl NsIndex {
                 let mut hits: Vec<(usize, f32)> = self
                     .flat
                     .iter()
-                    .filter(|(i, _)| allowed.is_none_or(|a| a.binary_search(i).is_ok()))
+                    .filter(|(i, _)| {
+                        allowed.is_none_or(|a| a.binary_search(i).is_ok())
+                            && self.live.get(i).is_some_and(|r| filter.matches(r))
+                    })
                     .map(|(i, v)| (*i, dot(q, v)))
                     .collect();
                 top_k(&mut hits, k);
@@ -345,15 +499,18 @@ impl NsIndex {
             Some(graph) => {
                 let ef = self.params.ef_search.max(k);
                 let live = &self.live;
-                let filter = |id: &usize| {
-                    live.contains(id) && allowed.is_none_or(|a| a.binary_search(id).is_ok())
+                let pass = |id: &usize| {
+                    allowed.is_none_or(|a| a.binary_search(id).is_ok())
+                        && live.get(id).is_some_and(|r| filter.matches(r))
                 };
-                let filter: &dyn FilterT = &filter;
+                let pass: &dyn FilterT = &pass;
                 // No tombstones and no restriction: skip the per-candidate filter calls.
-                let filter =
-                    (allowed.is_some() || self.graph_points != self.live.len()).then_some(filter);
+                let pass = (allowed.is_some()
+                    || filter.is_active()
+                    || self.graph_points != self.live.len())
+                .then_some(pass);
                 graph.with(|g| {
-                    g.search_filter(q, k, ef, filter)
+                    g.search_filter(q, k, ef, pass)
                         .into_iter()
                         .map(|n| (n.d_id, 1.0 - n.distance))
                         .collect()
@@ -383,7 +540,7 @@ impl NsIndex {
         dim: usize,
         params: IndexParams,
         points: usize,
-        live: HashSet<usize>,
+        in_graph: Vec<(usize, HotSource)>,
         max_id: usize,
     ) -> Result<Self> {
         let dir_owned = dir.to_path_buf();
@@ -405,17 +562,23 @@ impl NsIndex {
                 "hnsw file holds {n} points of dimension {d}, metadata says {points} of {dim}"
             )));
         }
-        Ok(NsIndex {
+        let mut ix = NsIndex {
             dim,
             params,
-            live,
+            live: HashMap::with_capacity(in_graph.len()),
+            strings: Interner::default(),
             flat: Vec::new(),
             graph: Some(GraphHolder::Loaded(loaded)),
             graph_points: points,
             max_id,
             dirty: false,
             source: IndexSource::Loaded,
-        })
+        };
+        for (id, h) in in_graph {
+            let row = ix.hot(h);
+            ix.live.insert(id, row);
+        }
+        Ok(ix)
     }
 
     pub(crate) fn graph_points(&self) -> usize {
@@ -496,6 +659,33 @@ mod tests {
         v.into_iter().map(|x| x / n).collect()
     }
 
+    fn hot(id: usize, brand: &str) -> HotSource {
+        HotSource {
+            id: format!("p{id}"),
+            brand: Some(brand.into()),
+            currency: "USD".into(),
+            price: Some(id as f64),
+            ..Default::default()
+        }
+    }
+
+    fn entries(items: &[(usize, Vec<f32>)]) -> Vec<Entry> {
+        items
+            .iter()
+            .map(|(i, v)| {
+                (
+                    *i,
+                    v.clone(),
+                    hot(*i, if i % 2 == 0 { "even" } else { "odd" }),
+                )
+            })
+            .collect()
+    }
+
+    fn none() -> HotFilter {
+        NsIndex::new(1, IndexParams::default()).compile(&ProductFilter::default())
+    }
+
     fn rand_vecs(n: usize, dim: usize, seed: u64) -> Vec<(usize, Vec<f32>)> {
         let mut s = seed;
         (0..n)
@@ -546,7 +736,7 @@ mod tests {
         let items = rand_vecs(300, 16, 7);
         for below in [1000, 50] {
             let params = IndexParams::default().with_brute_force_below(below);
-            let mut ix = NsIndex::build(16, params, items.clone());
+            let mut ix = NsIndex::build(16, params, entries(&items));
             assert_eq!(
                 ix.mode(),
                 if below == 1000 {
@@ -556,18 +746,45 @@ mod tests {
                 }
             );
             for (id, v) in items.iter().take(20) {
-                let hits = ix.search(v, 3, None);
+                let hits = ix.search(v, 3, &none(), None);
                 assert_eq!(hits[0].0, *id);
                 assert!((hits[0].1 - 1.0).abs() < 1e-4);
             }
             let (id0, v0) = &items[0];
             ix.remove(&[*id0]);
-            let hits = ix.search(v0, 10, None);
+            let hits = ix.search(v0, 10, &none(), None);
             assert!(hits.iter().all(|(i, _)| i != id0));
             assert_eq!(hits.len(), 10);
             let allowed = vec![5usize, 9, 11];
-            let hits = ix.search(v0, 10, Some(&allowed));
+            let hits = ix.search(v0, 10, &none(), Some(&allowed));
             assert!(hits.iter().all(|(i, _)| allowed.contains(i)));
+            // in-memory filters: brand, price bounds, unknown values match nothing
+            let f = ix.compile(&ProductFilter {
+                brand: Some("even".into()),
+                max_price: Some(100.0),
+                ..Default::default()
+            });
+            let hits = ix.search(v0, 300, &f, None);
+            let expected: Vec<usize> = (2..=100).step_by(2).collect();
+            let mut got: Vec<usize> = hits.iter().map(|(i, _)| *i).collect();
+            got.sort_unstable();
+            if below == 1000 {
+                assert_eq!(got, expected);
+            } else {
+                assert!(got.iter().all(|i| expected.contains(i)), "{got:?}");
+            }
+            assert_eq!(ix.matching(&f), expected);
+            let f = ix.compile(&ProductFilter {
+                exclude_brands: vec!["even".into(), "unknown".into()],
+                ..Default::default()
+            });
+            assert!(ix.search(v0, 50, &f, None).iter().all(|(i, _)| i % 2 == 1));
+            let f = ix.compile(&ProductFilter {
+                brand: Some("nobody".into()),
+                ..Default::default()
+            });
+            assert!(ix.search(v0, 10, &f, None).is_empty());
+            assert!(ix.matching(&f).is_empty());
         }
     }
 
@@ -576,27 +793,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let items = rand_vecs(400, 24, 3);
         let params = IndexParams::default().with_brute_force_below(100);
-        let ix = NsIndex::build(24, params, items.clone());
+        let ix = NsIndex::build(24, params, entries(&items));
         assert!(ix.dump(dir.path()).unwrap());
-        let live: HashSet<usize> = items.iter().map(|(i, _)| *i).collect();
-        let mut re = NsIndex::load(dir.path(), 24, params, 400, live, 400).unwrap();
+        let live = || {
+            entries(&items)
+                .into_iter()
+                .map(|(i, _, h)| (i, h))
+                .collect::<Vec<_>>()
+        };
+        let mut re = NsIndex::load(dir.path(), 24, params, 400, live(), 400).unwrap();
         for (_, v) in items.iter().step_by(17) {
-            assert_eq!(ix.search(v, 10, None), re.search(v, 10, None));
+            assert_eq!(
+                ix.search(v, 10, &none(), None),
+                re.search(v, 10, &none(), None)
+            );
         }
+        assert_eq!(re.row(7).map(|r| &*r.id), Some("p7"));
         // a reloaded graph accepts new points
         let extra = rand_vecs(5, 24, 99)
             .into_iter()
             .map(|(i, v)| (i + 1000, v))
             .collect::<Vec<_>>();
-        re.insert(extra.clone());
-        assert_eq!(re.search(&extra[2].1, 1, None)[0].0, extra[2].0);
+        re.insert(entries(&extra));
+        assert_eq!(re.search(&extra[2].1, 1, &none(), None)[0].0, extra[2].0);
         // wrong point count is refused
-        let live: HashSet<usize> = items.iter().map(|(i, _)| *i).collect();
-        assert!(NsIndex::load(dir.path(), 24, params, 401, live, 400).is_err());
+        assert!(NsIndex::load(dir.path(), 24, params, 401, live(), 400).is_err());
         // garbage files are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
         fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
         fs::write(bad.path().join("graph.hnsw.data"), b"garbage").unwrap();
-        assert!(NsIndex::load(bad.path(), 24, params, 400, HashSet::new(), 400).is_err());
+        assert!(NsIndex::load(bad.path(), 24, params, 400, Vec::new(), 400).is_err());
     }
 }

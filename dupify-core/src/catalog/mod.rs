@@ -26,6 +26,7 @@
 
 mod filter;
 mod index;
+mod ingest;
 mod search;
 mod store;
 
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use filter::ProductFilter;
 pub use index::{IndexMode, IndexParams, IndexSource};
+pub use ingest::{IngestFailure, IngestItem, IngestOptions, IngestReport};
 pub use search::{palette_similarity, ChannelScores, ChannelWeights};
 
 use crate::error::{Error, Result};
@@ -224,6 +226,12 @@ pub struct SearchQuery {
     pub filter: ProductFilter,
     /// Only products at least this many percent cheaper than `by_product`, in its currency.
     pub cheaper_by_percent: Option<f64>,
+    /// Leave out products of `by_product`'s own brand (a dupe is another brand's look-alike).
+    /// Needs `by_product`; a query product without a brand excludes nothing.
+    #[serde(default)]
+    pub exclude_own_brand: bool,
+    /// Drop hits whose combined score is below this (applied before `offset`/`limit`).
+    pub min_score: Option<f32>,
     /// Channel weights; `None` = defaults.
     pub weights: Option<ChannelWeights>,
     /// Results wanted, 1..=1000. 0 means 10.
@@ -524,14 +532,14 @@ impl Catalog {
         let last_vec = store::last_vec_id(&conn)?;
         let mut map = HashMap::new();
         for (ns_id, _) in store::namespaces(&conn)? {
-            let live = store::live_vec_ids(&conn, ns_id)?;
-            let ix = if live.len() < params.brute_force_below {
-                NsIndex::build(dim, params, store::vectors(&conn, ns_id, 0)?)
+            let live = store::live_count(&conn, ns_id)?;
+            let ix = if live < params.brute_force_below {
+                NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?)
             } else {
-                match self.load_saved(&conn, ns_id, dim, &live, last_vec) {
+                match self.load_saved(&conn, ns_id, dim, last_vec) {
                     Ok(ix) => ix,
                     Err(_) => {
-                        let mut ix = NsIndex::build(dim, params, store::vectors(&conn, ns_id, 0)?);
+                        let mut ix = NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?);
                         ix.source = IndexSource::Rebuilt;
                         ix
                     }
@@ -548,7 +556,6 @@ impl Catalog {
         conn: &Connection,
         ns_id: i64,
         dim: usize,
-        live: &std::collections::HashSet<usize>,
         last_vec: usize,
     ) -> Result<NsIndex> {
         let ann = self
@@ -570,11 +577,7 @@ impl Catalog {
         {
             return Err(Error::Internal("index metadata does not match".into()));
         }
-        let in_graph = live
-            .iter()
-            .copied()
-            .filter(|i| *i <= meta.max_vec_id)
-            .collect();
+        let in_graph = store::hot_rows(conn, ns_id, meta.max_vec_id)?;
         let mut ix = NsIndex::load(
             &ann.join(&meta.dir),
             dim,
@@ -583,7 +586,7 @@ impl Catalog {
             in_graph,
             meta.max_vec_id,
         )?;
-        let newer = store::vectors(conn, ns_id, meta.max_vec_id)?;
+        let newer = store::entries(conn, ns_id, meta.max_vec_id)?;
         let fresh = newer.is_empty() && store::generation(conn, ns_id)? == meta.generation;
         ix.insert(newer);
         if ix.remove(&[]) {
@@ -715,7 +718,7 @@ impl Catalog {
         ns_id: i64,
         dim: usize,
         removed: &[usize],
-        added: Vec<(usize, Vec<f32>)>,
+        added: Vec<index::Entry>,
     ) -> Result<()> {
         let rebuild = {
             let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
@@ -730,7 +733,7 @@ impl Catalog {
         };
         if rebuild {
             // Built outside the index lock so searches keep running meanwhile.
-            let fresh = NsIndex::build(dim, self.opts.index, store::vectors(conn, ns_id, 0)?);
+            let fresh = NsIndex::build(dim, self.opts.index, store::entries(conn, ns_id, 0)?);
             self.indexes
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
@@ -821,6 +824,16 @@ impl Catalog {
         })
     }
 
+    /// Products in `ns` matching `filter`.
+    pub fn count(&self, ns: &Namespace, filter: &ProductFilter) -> Result<u64> {
+        ns.validate()?;
+        filter.push_sql(&mut String::new(), &mut Vec::new())?;
+        self.read(|c| match store::ns_id(c, ns)? {
+            Some(n) => store::count(c, n, filter),
+            None => Ok(0),
+        })
+    }
+
     /// The state of every namespace's index.
     pub fn index_report(&self) -> Result<Vec<IndexReport>> {
         let names: HashMap<i64, Namespace> = self.read(store::namespaces)?.into_iter().collect();
@@ -870,6 +883,14 @@ impl Catalog {
                     name: "by_product (needed by cheaper_by_percent)".into(),
                 });
             }
+        }
+        if q.exclude_own_brand && q.by_product.is_none() {
+            return Err(Error::MissingParameter {
+                name: "by_product (needed by exclude_own_brand)".into(),
+            });
+        }
+        if q.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err(Error::invalid("min_score", "must be a finite number"));
         }
         if let Some(s) = &q.shape {
             if s.iter().any(|x| !x.is_finite()) {
@@ -930,6 +951,11 @@ impl Catalog {
                         return Ok(Vec::new());
                     }
                 }
+                if q.exclude_own_brand {
+                    if let Some(b) = &src.brand {
+                        filter.exclude_brands.push(b.clone());
+                    }
+                }
                 exclude = Some(src.id);
             }
             if embedding.is_none() && shape.is_none() && colors.is_empty() {
@@ -940,82 +966,145 @@ impl Catalog {
             let want = q.offset + limit + usize::from(exclude.is_some());
             let reranks = (weights.shape > 0.0 && shape.is_some())
                 || (weights.color > 0.0 && !colors.is_empty());
-            let candidates: Vec<(Product, Option<f32>)> = match &embedding {
+            let mut scored: Vec<Scored> = match &embedding {
+                // No CLIP query: every matching row, scored on shape and colour (rare; SQL).
                 None => store::all_filtered(conn, ns_id, &filter)?
                     .into_iter()
-                    .map(|p| (p, None))
+                    .filter(|p| exclude.as_deref() != Some(p.id.as_str()))
+                    .map(|product| {
+                        let scores = ChannelScores {
+                            clip: None,
+                            shape: match (&shape, &product.features.shape) {
+                                (Some(a), Some(b)) => search::cosine(a, b),
+                                _ => None,
+                            },
+                            color: search::palette_similarity(&colors, &product.features.colors),
+                        };
+                        Scored {
+                            vec_id: None,
+                            id: product.id.clone(),
+                            score: scores.combined(&weights),
+                            scores,
+                            product: Some(product),
+                        }
+                    })
                     .collect(),
+                // The hot path: candidates and their scores come from memory only.
                 Some(e) => {
                     let k = if reranks { (want * 4).max(50) } else { want };
-                    let hits = self.ann_candidates(conn, ns_id, e, k, &filter)?;
-                    let sims: HashMap<usize, f32> = hits.iter().copied().collect();
-                    let ids: Vec<usize> = hits.iter().map(|(i, _)| *i).collect();
-                    store::by_vec_ids(conn, ns_id, &ids)?
-                        .into_iter()
-                        .map(|(v, p)| (p, sims.get(&v).copied()))
-                        .collect()
+                    self.ann_scored(conn, ns_id, e, k, &filter, |row, clip| {
+                        if exclude.as_deref() == Some(&*row.id) {
+                            return None;
+                        }
+                        let scores = ChannelScores {
+                            clip: Some(clip),
+                            shape: match (&shape, &row.shape) {
+                                (Some(a), Some(b)) => search::cosine(a, b),
+                                _ => None,
+                            },
+                            color: search::palette_similarity(&colors, &row.colors),
+                        };
+                        Some((scores.combined(&weights), scores))
+                    })?
                 }
             };
-            let mut hits: Vec<SearchHit> = candidates
-                .into_iter()
-                .filter(|(p, _)| exclude.as_deref() != Some(p.id.as_str()))
-                .map(|(product, clip)| {
-                    let scores = ChannelScores {
-                        clip,
-                        shape: match (&shape, &product.features.shape) {
-                            (Some(a), Some(b)) => search::cosine(a, b),
-                            _ => None,
-                        },
-                        color: search::palette_similarity(&colors, &product.features.colors),
-                    };
-                    SearchHit {
-                        score: scores.combined(&weights),
-                        scores,
+            if let Some(m) = q.min_score {
+                scored.retain(|h| h.score >= m);
+            }
+            scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            // Only the final page is read from SQLite. A row deleted since the index was read
+            // is left out (the page is then one shorter), never returned half-read.
+            let mut hits = Vec::with_capacity(limit);
+            for s in scored.into_iter().skip(q.offset).take(limit) {
+                let product = match (s.product, s.vec_id) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(v)) => store::by_vec_id(conn, ns_id, v)?,
+                    (None, None) => None,
+                };
+                if let Some(product) = product {
+                    hits.push(SearchHit {
                         product,
-                    }
-                })
-                .collect();
-            hits.sort_by(|a, b| {
-                b.score
-                    .total_cmp(&a.score)
-                    .then_with(|| a.product.id.cmp(&b.product.id))
-            });
-            Ok(hits.into_iter().skip(q.offset).take(limit).collect())
+                        score: s.score,
+                        scores: s.scores,
+                    });
+                }
+            }
+            Ok(hits)
         })
     }
 
-    /// ANN (or exact) candidates `(vec_id, cosine)` for a normalised query, honouring
-    /// `filter`. Selective filters are answered exactly over the matching rows; broad ones
-    /// by the graph with the filter applied inside the search.
-    fn ann_candidates(
+    /// ANN (or exact) candidates for a normalised query that match `filter`, scored by
+    /// `score(row, clip cosine)` (which returns `None` to drop one) while the index is read.
+    /// Filters on product fields are evaluated in memory; `metadata_eq` asks SQLite for the
+    /// matching ids. Selective filters (fewer matches than `brute_force_below`) are answered
+    /// exactly over the matching rows; broad ones by the graph with the filter applied inside
+    /// the search.
+    fn ann_scored(
         &self,
         conn: &Connection,
         ns_id: i64,
         q: &[f32],
         k: usize,
         filter: &ProductFilter,
-    ) -> Result<Vec<(usize, f32)>> {
-        let allowed = if filter.is_empty() {
+        score: impl Fn(&index::HotRow, f32) -> Option<(f32, ChannelScores)>,
+    ) -> Result<Vec<Scored>> {
+        let allowed = if filter.metadata_eq.is_empty() {
             None
         } else {
             Some(store::filtered_vec_ids(conn, ns_id, filter)?)
         };
-        if let Some(a) = &allowed {
-            if a.len() < self.opts.index.brute_force_below {
-                let mut hits: Vec<(usize, f32)> = store::vectors_for(conn, ns_id, a)?
+        let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
+        let Some(ix) = indexes.get(&ns_id) else {
+            return Ok(Vec::new());
+        };
+        let hf = ix.compile(filter);
+        let mut hits = None;
+        if ix.mode() == IndexMode::Ann && (hf.is_active() || allowed.is_some()) {
+            let ids: Vec<usize> = match &allowed {
+                Some(a) => a
+                    .iter()
+                    .copied()
+                    .filter(|i| ix.row(*i).is_some_and(|r| hf.matches(r)))
+                    .collect(),
+                None => ix.matching(&hf),
+            };
+            if ids.len() < self.opts.index.brute_force_below {
+                let mut exact: Vec<(usize, f32)> = store::vectors_for(conn, ns_id, &ids)?
                     .into_iter()
                     .map(|(i, v)| (i, index::dot(q, &v)))
                     .collect();
-                index::top_k(&mut hits, k);
-                return Ok(hits);
+                index::top_k(&mut exact, k);
+                hits = Some(exact);
             }
         }
-        let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
-        Ok(match indexes.get(&ns_id) {
-            Some(ix) => ix.search(q, k, allowed.as_deref()),
-            None => Vec::new(),
-        })
+        let hits = match hits {
+            Some(h) => h,
+            None => ix.search(q, k, &hf, allowed.as_deref()),
+        };
+        Ok(hits
+            .into_iter()
+            .filter_map(|(v, clip)| {
+                let row = ix.row(v)?;
+                let (total, scores) = score(row, clip)?;
+                Some(Scored {
+                    vec_id: Some(v),
+                    id: row.id.to_string(),
+                    score: total,
+                    scores,
+                    product: None,
+                })
+            })
+            .collect())
     }
+}
+
+/// A ranked candidate before its row is read.
+struct Scored {
+    vec_id: Option<usize>,
+    id: String,
+    score: f32,
+    scores: ChannelScores,
+    product: Option<Product>,
 }
 
 impl Drop for Catalog {

@@ -3,12 +3,11 @@
 //! namespace's `generation` in that same transaction so the on-disk ANN index can tell
 //! whether it is stale.
 
-use std::collections::HashSet;
-
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 
 use super::filter::ProductFilter;
+use super::index::{Entry, HotSource};
 use super::{ColorSwatch, Environment, Namespace, NewProduct, Product, ProductFeatures};
 use crate::error::{Error, Result};
 
@@ -218,7 +217,7 @@ pub(crate) fn last_vec_id(conn: &Connection) -> Result<usize> {
 pub(crate) struct Upserted {
     pub product: Product,
     pub old_vec: Option<usize>,
-    pub new_vec: Option<(usize, Vec<f32>)>,
+    pub new_vec: Option<Entry>,
 }
 
 /// Inserts or replaces one product (matched by `(ns, external_id)`). `p.features.clip` must
@@ -238,11 +237,11 @@ pub(crate) fn upsert(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    let new_vec = match &p.features.clip {
-        Some(v) => Some((next_vec_id(tx)?, v.clone())),
+    let new_vec_id = match &p.features.clip {
+        Some(_) => Some(next_vec_id(tx)?),
         None => None,
     };
-    let vec_id = new_vec.as_ref().map(|(i, _)| *i as i64);
+    let vec_id = new_vec_id.map(|i| i as i64);
     let clip = p.features.clip.as_deref().map(f32s_to_blob);
     let shape = p.features.shape.as_deref().map(f32s_to_blob);
     let colors = serde_json::to_string(&p.features.colors)
@@ -343,6 +342,22 @@ pub(crate) fn upsert(
         updated_at_ms: now_ms,
         namespace: ns.clone(),
     };
+    let new_vec = match (new_vec_id, &product.features.clip) {
+        (Some(i), Some(v)) => Some((
+            i,
+            v.clone(),
+            HotSource {
+                id: product.id.clone(),
+                brand: product.brand.clone(),
+                category: product.category.clone(),
+                currency: product.currency.clone(),
+                price: product.price,
+                shape: product.features.shape.clone(),
+                colors: product.features.colors.clone(),
+            },
+        )),
+        _ => None,
+    };
     Ok(Upserted {
         product,
         old_vec,
@@ -398,25 +413,36 @@ pub(crate) fn list(
     Ok(out)
 }
 
-/// Live products whose ANN id is in `ids`, as `(vec_id, product)`.
-pub(crate) fn by_vec_ids(
+/// Number of the namespace's products matching `filter`.
+pub(crate) fn count(conn: &Connection, ns_id: i64, filter: &ProductFilter) -> Result<u64> {
+    let mut sql = "SELECT COUNT(*) FROM products WHERE ns = ?".to_string();
+    let mut vals = vec![Value::Integer(ns_id)];
+    filter.push_sql(&mut sql, &mut vals)?;
+    let n: i64 = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(vals), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// `external_id → image_hash` of the namespace's products among `external_ids` (for ingest
+/// resume).
+pub(crate) fn image_hashes(
     conn: &Connection,
     ns_id: i64,
-    ids: &[usize],
-) -> Result<Vec<(usize, Product)>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
+    external_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Option<String>>> {
+    let mut out = std::collections::HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!("SELECT {COLS} {FROM} WHERE p.ns = ? AND p.vec_id IN ({marks})");
+        let sql = format!(
+            "SELECT external_id, image_hash FROM products WHERE ns = ? AND external_id IN ({marks})"
+        );
         let mut vals = vec![Value::Integer(ns_id)];
-        vals.extend(chunk.iter().map(|i| Value::Integer(*i as i64)));
+        vals.extend(chunk.iter().map(|e| Value::Text((*e).to_string())));
         let mut st = conn.prepare(&sql)?;
         let mut rows = st.query(params_from_iter(vals))?;
         while let Some(r) = rows.next()? {
-            let (p, v) = row_to_product(r)?;
-            if let Some(v) = v {
-                out.push((v, p));
-            }
+            out.insert(r.get(0)?, r.get(1)?);
         }
     }
     Ok(out)
@@ -458,33 +484,79 @@ pub(crate) fn all_filtered(
     Ok(out)
 }
 
-pub(crate) fn live_vec_ids(conn: &Connection, ns_id: i64) -> Result<HashSet<usize>> {
-    let mut st =
-        conn.prepare_cached("SELECT vec_id FROM products WHERE ns = ?1 AND vec_id IS NOT NULL")?;
-    let ids = st
-        .query_map([ns_id], |r| r.get::<_, i64>(0))?
-        .map(|r| r.map(|v| v as usize))
-        .collect::<rusqlite::Result<HashSet<_>>>()?;
-    Ok(ids)
+/// Number of the namespace's products with an embedding.
+pub(crate) fn live_count(conn: &Connection, ns_id: i64) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM products WHERE ns = ?1 AND vec_id IS NOT NULL")?
+        .query_row([ns_id], |r| r.get(0))?;
+    Ok(n as usize)
 }
 
-/// `(vec_id, clip)` of the namespace's products with `vec_id > after`, in id order.
-pub(crate) fn vectors(
+const HOT_COLS: &str = "vec_id, id, brand, category, currency, price, shape, colors";
+
+fn row_to_hot(r: &Row<'_>) -> Result<(usize, HotSource)> {
+    let vec_id: i64 = r.get(0)?;
+    let shape: Option<Vec<u8>> = r.get(6)?;
+    let colors: String = r.get(7)?;
+    Ok((
+        vec_id as usize,
+        HotSource {
+            id: r.get(1)?,
+            brand: r.get(2)?,
+            category: r.get(3)?,
+            currency: r.get(4)?,
+            price: r.get(5)?,
+            shape: shape.as_deref().map(blob_to_f32s).transpose()?,
+            colors: serde_json::from_str(&colors).map_err(|e| json_err("colors", e))?,
+        },
+    ))
+}
+
+/// Ranking data of the namespace's products with `vec_id <= upto` (those already in a saved
+/// graph), without their vectors.
+pub(crate) fn hot_rows(
     conn: &Connection,
     ns_id: i64,
-    after: usize,
-) -> Result<Vec<(usize, Vec<f32>)>> {
-    let mut st = conn.prepare_cached(
-        "SELECT vec_id, clip FROM products WHERE ns = ?1 AND vec_id > ?2 ORDER BY vec_id",
-    )?;
+    upto: usize,
+) -> Result<Vec<(usize, HotSource)>> {
+    let sql = format!(
+        "SELECT {HOT_COLS} FROM products WHERE ns = ?1 AND vec_id IS NOT NULL AND vec_id <= ?2"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params![ns_id, upto as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(row_to_hot(r)?);
+    }
+    Ok(out)
+}
+
+/// `(vec_id, clip, ranking data)` of the namespace's products with `vec_id > after`, in id
+/// order.
+pub(crate) fn entries(conn: &Connection, ns_id: i64, after: usize) -> Result<Vec<Entry>> {
+    let sql = format!(
+        "SELECT {HOT_COLS}, clip FROM products WHERE ns = ?1 AND vec_id > ?2 ORDER BY vec_id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![ns_id, after as i64])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let blob: Vec<u8> = r.get(1)?;
-        out.push((id as usize, blob_to_f32s(&blob)?));
+        let (id, hot) = row_to_hot(r)?;
+        let blob: Vec<u8> = r.get(8)?;
+        out.push((id, blob_to_f32s(&blob)?, hot));
     }
     Ok(out)
+}
+
+/// The live product with this ANN id.
+pub(crate) fn by_vec_id(conn: &Connection, ns_id: i64, vec_id: usize) -> Result<Option<Product>> {
+    let sql = format!("SELECT {COLS} {FROM} WHERE p.ns = ?1 AND p.vec_id = ?2");
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params![ns_id, vec_id as i64])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(row_to_product(r)?.0)),
+        None => Ok(None),
+    }
 }
 
 /// `(vec_id, clip)` for the given ids.
