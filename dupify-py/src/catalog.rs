@@ -6,14 +6,15 @@ use std::path::PathBuf;
 
 use dupify_core::catalog::{
     Catalog, CatalogOptions, ChannelScores, ChannelWeights, Environment, IndexParams, IndexReport,
-    ListPage, Namespace, NewProduct, Page, Product, ProductFeatures, ProductFilter, SearchHit,
-    SearchQuery,
+    IngestFailure, IngestItem, IngestOptions, IngestReport, ListPage, Namespace, NewProduct, Page,
+    Product, ProductFeatures, ProductFilter, SearchHit, SearchQuery,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::convert::{f32_array, f32_vec, from_py, serde_name};
-use crate::error::{detached, Failure, Result};
+use crate::convert::{f32_array, f32_vec, from_py, image_input, serde_name};
+use crate::error::{detached, Error, Failure, Result};
+use crate::extractor::{Progress, PyCancelToken, PyExtractor};
 use crate::results::{result_class, PyFeatures};
 
 /// Whose products: one account in one environment (`live` or `test`). Test data never mixes
@@ -176,6 +177,32 @@ result_class! {
     }
 }
 
+result_class! {
+    /// What an ingest did: `indexed + skipped + len(failed)` is the number of items given.
+    PyIngestReport = "IngestReport" (IngestReport) {
+        /// Items extracted and upserted.
+        indexed(r, py) -> usize { r.indexed }
+        /// Items already stored under their `external_id` with the same image hash.
+        skipped(r, py) -> usize { r.skipped }
+        /// Items that could not be ingested, in input order.
+        failed(r, py) -> Vec<PyIngestFailure> {
+            r.failed.iter().cloned().map(PyIngestFailure).collect()
+        }
+    }
+}
+
+result_class! {
+    /// One item an ingest could not index, with the hosted error code.
+    PyIngestFailure = "IngestFailure" (IngestFailure) {
+        /// The item's `external_id`.
+        external_id(f, py) -> String { f.external_id.clone() }
+        /// Hosted error code (`unsupported_format`, `invalid_parameter`, `cancelled`, …).
+        code(f, py) -> String { f.code.clone() }
+        /// Human-readable reason.
+        message(f, py) -> String { f.message.clone() }
+    }
+}
+
 /// A product dict (optionally with `features` given separately as `Features` or a dict).
 fn new_product(obj: &Bound<'_, PyAny>, features: Option<&Bound<'_, PyAny>>) -> Result<NewProduct> {
     if let Ok(d) = obj.cast::<PyDict>() {
@@ -240,6 +267,8 @@ pub struct QueryArgs<'a, 'py> {
     pub weights: Option<&'a Bound<'py, PyAny>>,
     pub limit: usize,
     pub offset: usize,
+    pub min_score: Option<f32>,
+    pub exclude_own_brand: bool,
 }
 
 impl QueryArgs<'_, '_> {
@@ -250,6 +279,8 @@ impl QueryArgs<'_, '_> {
             cheaper_by_percent: self.cheaper_by_percent,
             limit: self.limit,
             offset: self.offset,
+            min_score: self.min_score,
+            exclude_own_brand: self.exclude_own_brand,
             ..SearchQuery::default()
         };
         if let Some(f) = self.features {
@@ -412,9 +443,11 @@ impl PyCatalog {
     /// `Features`: embedding, shape and colours), `shape`/`colors`, or `by_product` (dupes of a
     /// stored product, never returned itself). `filter` is a filter dict, `weights` a dict of
     /// channel weights (`clip`, `shape`, `color`), `cheaper_by_percent` keeps only products that
-    /// much cheaper than `by_product`.
+    /// much cheaper than `by_product`, `exclude_own_brand` drops `by_product`'s brand, and
+    /// `min_score` drops hits scoring below it.
     #[pyo3(signature = (namespace, *, embedding=None, features=None, shape=None, colors=None,
-        by_product=None, filter=None, cheaper_by_percent=None, weights=None, limit=10, offset=0))]
+        by_product=None, filter=None, cheaper_by_percent=None, weights=None, limit=10, offset=0,
+        min_score=None, exclude_own_brand=false))]
     #[allow(clippy::too_many_arguments)]
     fn search(
         &self,
@@ -430,6 +463,8 @@ impl PyCatalog {
         weights: Option<&Bound<'_, PyAny>>,
         limit: usize,
         offset: usize,
+        min_score: Option<f32>,
+        exclude_own_brand: bool,
     ) -> Result<Vec<PySearchHit>> {
         let ns = self::namespace(namespace)?;
         let q = QueryArgs {
@@ -443,11 +478,160 @@ impl PyCatalog {
             weights,
             limit,
             offset,
+            min_score,
+            exclude_own_brand,
         }
         .build()?;
         let cat = self.inner.clone();
         let hits = detached(py, move || cat.search(&ns, &q))?;
         Ok(hits.into_iter().map(PySearchHit).collect())
+    }
+
+    /// Extracts `image`'s features with `extractor` and searches with them (embedding, shape
+    /// and colours); the other arguments are those of `search()`.
+    #[pyo3(signature = (namespace, extractor, image, *, by_product=None, filter=None,
+        cheaper_by_percent=None, weights=None, limit=10, offset=0, min_score=None,
+        exclude_own_brand=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_image(
+        &self,
+        py: Python<'_>,
+        namespace: &Bound<'_, PyAny>,
+        extractor: PyRef<'_, PyExtractor>,
+        image: &Bound<'_, PyAny>,
+        by_product: Option<String>,
+        filter: Option<&Bound<'_, PyAny>>,
+        cheaper_by_percent: Option<f64>,
+        weights: Option<&Bound<'_, PyAny>>,
+        limit: usize,
+        offset: usize,
+        min_score: Option<f32>,
+        exclude_own_brand: bool,
+    ) -> Result<Vec<PySearchHit>> {
+        let ns = self::namespace(namespace)?;
+        let q = QueryArgs {
+            embedding: None,
+            shape: None,
+            colors: None,
+            features: None,
+            by_product,
+            filter,
+            cheaper_by_percent,
+            weights,
+            limit,
+            offset,
+            min_score,
+            exclude_own_brand,
+        }
+        .build()?;
+        let input = image_input(image)?;
+        let (cat, x) = (self.inner.clone(), extractor.inner.clone());
+        let hits = detached(py, move || cat.search_image(&ns, &x, &input, q))?;
+        Ok(hits.into_iter().map(PySearchHit).collect())
+    }
+
+    /// Text→image search: embeds `text` with `extractor`'s CLIP text tower and searches with
+    /// it; the other arguments are those of `search()`.
+    #[pyo3(signature = (namespace, extractor, text, *, by_product=None, filter=None,
+        cheaper_by_percent=None, weights=None, limit=10, offset=0, min_score=None,
+        exclude_own_brand=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        namespace: &Bound<'_, PyAny>,
+        extractor: PyRef<'_, PyExtractor>,
+        text: String,
+        by_product: Option<String>,
+        filter: Option<&Bound<'_, PyAny>>,
+        cheaper_by_percent: Option<f64>,
+        weights: Option<&Bound<'_, PyAny>>,
+        limit: usize,
+        offset: usize,
+        min_score: Option<f32>,
+        exclude_own_brand: bool,
+    ) -> Result<Vec<PySearchHit>> {
+        let ns = self::namespace(namespace)?;
+        let q = QueryArgs {
+            embedding: None,
+            shape: None,
+            colors: None,
+            features: None,
+            by_product,
+            filter,
+            cheaper_by_percent,
+            weights,
+            limit,
+            offset,
+            min_score,
+            exclude_own_brand,
+        }
+        .build()?;
+        let (cat, x) = (self.inner.clone(), extractor.inner.clone());
+        let hits = detached(py, move || cat.search_text(&ns, &x, &text, q))?;
+        Ok(hits.into_iter().map(PySearchHit).collect())
+    }
+
+    /// Number of products in `namespace` matching `filter` (a filter dict).
+    #[pyo3(signature = (namespace, filter=None))]
+    fn count(
+        &self,
+        py: Python<'_>,
+        namespace: &Bound<'_, PyAny>,
+        filter: Option<&Bound<'_, PyAny>>,
+    ) -> Result<u64> {
+        let ns = self::namespace(namespace)?;
+        let f = self::filter(filter)?;
+        let cat = self.inner.clone();
+        detached(py, move || cat.count(&ns, &f))
+    }
+
+    /// Bulk ingest: extracts each item's image with `extractor` (batched) and upserts the
+    /// products by `external_id`. `items` are `(product_dict, image)` pairs. An item already
+    /// stored with the same image hash is skipped (resume after a crash or cancel); per-item
+    /// problems are collected in the report. `progress(done, total)` and `cancel` work as in
+    /// `Extractor.extract_batch`.
+    #[pyo3(signature = (namespace, extractor, items, *, progress=None, cancel=None))]
+    fn ingest(
+        &self,
+        py: Python<'_>,
+        namespace: &Bound<'_, PyAny>,
+        extractor: PyRef<'_, PyExtractor>,
+        items: &Bound<'_, PyAny>,
+        progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, PyCancelToken>>,
+    ) -> Result<PyIngestReport> {
+        let ns = self::namespace(namespace)?;
+        let iter = items
+            .try_iter()
+            .map_err(|_| Failure::invalid("items", "must be an iterable of (product, image)"))?;
+        let mut batch = Vec::new();
+        for item in iter {
+            let item = item?;
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    Failure::invalid("items", "each item must be a (product, image) pair")
+                })?;
+            batch.push(IngestItem::new(
+                new_product(&pair.get_item(0)?, None)?,
+                image_input(&pair.get_item(1)?)?,
+            ));
+        }
+        let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
+        let p = Progress::new(progress, token.clone());
+        let opts = IngestOptions {
+            progress: Some(p.callback.clone()),
+            cancel: token,
+        };
+        let (cat, x) = (self.inner.clone(), extractor.inner.clone());
+        let out = detached(py, move || cat.ingest(&ns, &x, batch, &opts));
+        if let Some(e) = p.take_failure() {
+            return Err(Error::Python(e));
+        }
+        out.map(PyIngestReport)
     }
 
     /// Saves changed ANN graphs next to the database (also done on close).

@@ -108,7 +108,7 @@ fn plain<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// Reads a serde struct from a Python mapping, refusing keys the struct does not have (a typo
-/// must not silently drop a filter).
+/// must not silently drop a filter); keys not given take the struct's `Default` values.
 pub fn from_py<T>(obj: &Bound<'_, PyAny>, what: &str) -> Result<T>
 where
     T: DeserializeOwned + Serialize + Default,
@@ -139,8 +139,17 @@ where
             }
         }
     }
+    // Fields not given keep the core's documented defaults.
     let plain = plain(obj)?;
-    pythonize::depythonize(&plain).map_err(|e| Failure::invalid(what, e).into())
+    let given: serde_json::Value =
+        pythonize::depythonize(&plain).map_err(|e| Failure::invalid(what, e))?;
+    let mut value = serde_json::to_value(T::default())
+        .map_err(|e| Failure::internal(format!("default {what}: {e}")))?;
+    if let (serde_json::Value::Object(base), serde_json::Value::Object(given)) = (&mut value, given)
+    {
+        base.extend(given);
+    }
+    serde_json::from_value(value).map_err(|e| Failure::invalid(what, e).into())
 }
 
 /// A float vector from a numpy array or any sequence of numbers.
@@ -245,9 +254,11 @@ fn array_input(a: &Bound<'_, PyUntypedArray>) -> Result<ImageInput> {
         }
     };
     let ro = arr.readonly();
+    // `as_slice` also accepts Fortran order, whose memory is not row-major: copy by index
+    // unless the array is C-contiguous.
     let data: Vec<u8> = match ro.as_slice() {
-        Ok(s) => s.to_vec(),
-        Err(_) => ro.as_array().iter().copied().collect(),
+        Ok(s) if arr.is_c_contiguous() => s.to_vec(),
+        _ => ro.as_array().iter().copied().collect(),
     };
     Ok(ImageInput::Raw {
         width,

@@ -421,11 +421,9 @@ pub fn delta_e2000(lab1: (f32, f32, f32), lab2: (f32, f32, f32)) -> f32 {
 pub fn shape_similarity(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> Result<f32> {
     let (a, b) = (f32_vec(a, "a")?, f32_vec(b, "b")?);
     if a.len() != b.len() {
-        return Err(Failure::invalid(
-            "b",
-            format!("has length {}, `a` has {}", b.len(), a.len()),
-        )
-        .into());
+        return Err(
+            Failure::invalid("b", format!("has length {}, `a` has {}", b.len(), a.len())).into(),
+        );
     }
     Ok(dupify_core::silhouette::shape_cosine(&a, &b))
 }

@@ -468,12 +468,7 @@ impl PyKeyStore {
     /// Issues a new secret for an active key (same name, scopes, limits, expiry and counters);
     /// the old key is revoked now, or after `grace_secs`.
     #[pyo3(signature = (id, grace_secs=None))]
-    fn regenerate(
-        &self,
-        py: Python<'_>,
-        id: i64,
-        grace_secs: Option<u64>,
-    ) -> Result<PyCreatedKey> {
+    fn regenerate(&self, py: Python<'_>, id: i64, grace_secs: Option<u64>) -> Result<PyCreatedKey> {
         let ks = self.inner.clone();
         detached(py, move || {
             ks.regenerate(id, grace_secs.map(Duration::from_secs))
@@ -536,9 +531,7 @@ impl PyKeyStore {
                 .into())
             }
             (_, Some(_)) => {
-                return Err(
-                    Failure::invalid("contains", "is only meaningful for `batch`").into(),
-                )
+                return Err(Failure::invalid("contains", "is only meaningful for `batch`").into())
             }
             (name, None) => match parse_scope(name)? {
                 Scope::Embed => Operation::Embed,

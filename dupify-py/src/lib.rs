@@ -41,6 +41,8 @@ fn _dupify(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<catalog::PyChannelScores>()?;
     m.add_class::<catalog::PyListPage>()?;
     m.add_class::<catalog::PyIndexReport>()?;
+    m.add_class::<catalog::PyIngestReport>()?;
+    m.add_class::<catalog::PyIngestFailure>()?;
     m.add_class::<keys::PyKeyStore>()?;
     m.add_class::<keys::PyLimits>()?;
     m.add_class::<keys::PyManualClock>()?;

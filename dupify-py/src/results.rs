@@ -61,7 +61,7 @@ macro_rules! result_class {
 
             fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
                 match other.cast::<$name>() {
-                    Ok(o) => self.0 == o.get().0,
+                    Ok(o) => crate::results::PyEq::py_eq(&self.0, &o.get().0),
                     Err(_) => false,
                 }
             }
@@ -69,6 +69,62 @@ macro_rules! result_class {
     };
 }
 pub(crate) use result_class;
+
+/// Equality of wrapped results for `__eq__`: the core's `PartialEq` where it has one (for
+/// `Features` it ignores `processing_time_ms`), else equal JSON.
+pub trait PyEq {
+    fn py_eq(&self, other: &Self) -> bool;
+}
+
+macro_rules! py_eq_partial {
+    ($($t:ty),*) => {$(
+        impl PyEq for $t {
+            fn py_eq(&self, other: &Self) -> bool {
+                self == other
+            }
+        }
+    )*};
+}
+
+py_eq_partial!(
+    Features,
+    ColorReport,
+    DominantColor,
+    SilhouetteFeatures,
+    BoundingBox,
+    QualityScore,
+    AttributeReport,
+    AttributePrediction,
+    LabelScore,
+    dupify_core::catalog::Product,
+    dupify_core::catalog::SearchHit,
+    dupify_core::catalog::ChannelScores,
+    dupify_core::catalog::ListPage,
+    dupify_core::catalog::IndexReport,
+    dupify_keys::KeyRecord,
+    dupify_keys::RateHeaders,
+    dupify_keys::RateDecision,
+    dupify_keys::UsageCounts,
+    dupify_keys::KeyUsage
+);
+
+macro_rules! py_eq_json {
+    ($($t:ty),*) => {$(
+        impl PyEq for $t {
+            fn py_eq(&self, other: &Self) -> bool {
+                matches!(
+                    (serde_json::to_value(self), serde_json::to_value(other)),
+                    (Ok(a), Ok(b)) if a == b
+                )
+            }
+        }
+    )*};
+}
+
+py_eq_json!(
+    dupify_core::catalog::IngestReport,
+    dupify_core::catalog::IngestFailure
+);
 
 result_class! {
     /// Everything extracted from one image; fields are `None` for operations not requested.

@@ -112,7 +112,7 @@ def test_search_with_extracted_features(extractor):
 def test_persistence_and_index_report(tmp_path):
     path = tmp_path / "cat.db"
     c = dupify.Catalog(path, index={"brute_force_below": 2, "m": 8, "ef_construction": 16,
-                                    "ef_search": 16, "max_layers": 4, "rebuild_tombstone_ratio": 0.5})
+                                    "ef_search": 16, "rebuild_tombstone_ratio": 0.5})
     rng = np.random.default_rng(0)
     for i in range(5):
         c.upsert(NS, {"external_id": f"x{i}"}, features={"clip": rng.normal(size=8).astype(np.float32)})
@@ -121,7 +121,7 @@ def test_persistence_and_index_report(tmp_path):
     assert rep.mode == "ann" and rep.live == 5 and rep.namespace == NS
     del c
     c2 = dupify.Catalog(str(path))
-    assert c2.path == str(path)
+    assert c2.path == path
     assert len(c2.list(NS).items) == 5
     assert c2.index_report()[0].live == 5
 
@@ -151,3 +151,59 @@ def test_bad_catalog_inputs(cat, call, code):
     with pytest.raises(dupify.DupifyError) as e:
         call(cat)
     assert e.value.code == code, str(e.value)
+
+
+def test_count_and_brand_filters(cat):
+    assert cat.count(NS) == 4
+    assert cat.count(NS, {"category": "dress"}) == 3
+    assert cat.count(NS, {"exclude_brands": ["Zara"]}) == 2
+    assert cat.count(("acme", "live")) == 0
+    a = cat.get_by_external_id(NS, "a")
+    own = cat.search(NS, by_product=a.id, exclude_own_brand=True)
+    assert {h.product.brand for h in own} == {"H&M"}
+    strict = cat.search(NS, embedding=_vec(1, 0, 0), min_score=0.995)
+    assert [h.product.external_id for h in strict] == ["a"]
+    with pytest.raises(dupify.InvalidRequestError) as e:
+        cat.search(NS, embedding=_vec(1, 0, 0), exclude_own_brand=True)
+    assert e.value.code == "missing_parameter"
+
+
+def test_ingest_search_image_and_text(tiny_model):
+    x = dupify.Extractor(tiny_model, device="cpu", batch_size=2)
+    cat = dupify.Catalog()
+    ims = photos(5)
+    items = [({"external_id": f"p{i}", "brand": "B", "price": 20.0}, path) for i, path in enumerate(ims)]
+    items.append(({"external_id": "bad"}, b"not an image"))
+    seen = []
+    report = cat.ingest(NS, x, items, progress=lambda d, t: seen.append((d, t)))
+    assert (report.indexed, report.skipped) == (5, 0)
+    assert [(f.external_id, f.code) for f in report.failed] == [("bad", "unsupported_format")]
+    assert report.to_dict()["indexed"] == 5
+    assert seen and seen[-1] == (6, 6)
+    again = cat.ingest(NS, x, items[:5])
+    assert (again.indexed, again.skipped, again.failed) == (0, 5, [])
+    stored = cat.get_by_external_id(NS, "p3")
+    assert stored.image_hash == x.extract(ims[3]).content_hash
+    hits = cat.search_image(NS, x, ims[3], limit=3)
+    assert hits[0].product.external_id == "p3"
+    assert hits[0].scores.clip == pytest.approx(1.0, abs=1e-4)
+    text_hits = cat.search_text(NS, x, "a photo of a hat", limit=5)
+    assert len(text_hits) == 5 and all(h.scores.clip is not None for h in text_hits)
+    want = cat.search(NS, embedding=x.embed_text("a photo of a hat"), limit=5)
+    assert [h.product.id for h in text_hits] == [h.product.id for h in want]
+    with pytest.raises(dupify.InvalidRequestError) as e:
+        cat.search_text(NS, x, "   ")
+    assert e.value.code == "missing_parameter"
+    with pytest.raises(dupify.InvalidRequestError):
+        cat.ingest(NS, x, [("not a pair",)])
+
+
+def test_ingest_cancel(tiny_model):
+    x = dupify.Extractor(tiny_model, device="cpu", batch_size=2)
+    cat = dupify.Catalog()
+    token = dupify.CancelToken()
+    token.cancel()
+    items = [({"external_id": f"p{i}"}, path) for i, path in enumerate(photos(4))]
+    report = cat.ingest(NS, x, items, cancel=token)
+    assert report.indexed == 0 and {f.code for f in report.failed} == {"cancelled"}
+    assert cat.count(NS) == 0

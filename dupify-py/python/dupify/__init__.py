@@ -29,6 +29,8 @@ from ._dupify import (
     Extractor,
     Features,
     IndexReport,
+    IngestFailure,
+    IngestReport,
     KeyRecord,
     KeyStore,
     KeyUsage,
@@ -97,6 +99,8 @@ __all__ = [
     "ChannelScores",
     "ListPage",
     "IndexReport",
+    "IngestReport",
+    "IngestFailure",
     # keys
     "KeyStore",
     "Limits",

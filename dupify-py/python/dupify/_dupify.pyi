@@ -1,6 +1,7 @@
 """Type stubs of the native module ``dupify._dupify`` (re-exported by ``dupify``)."""
 
 import os
+import pathlib
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -216,7 +217,7 @@ class Extractor:
     @property
     def embed_dim(self) -> int: ...
     @property
-    def model_dir(self) -> Optional[str]: ...
+    def model_dir(self) -> Optional[pathlib.Path]: ...
     @property
     def device(self) -> str: ...
     def extract(self, image: ImageLike, ops: str = "embed") -> Features:
@@ -396,7 +397,7 @@ class Catalog:
         synchronous_full: bool = True,
     ) -> None: ...
     @property
-    def path(self) -> Optional[str]: ...
+    def path(self) -> Optional[pathlib.Path]: ...
     def upsert(
         self,
         namespace: NamespaceLike,
@@ -443,11 +444,14 @@ class Catalog:
         extractor: Extractor,
         image: ImageLike,
         *,
+        by_product: Optional[str] = None,
         filter: Optional[Mapping[str, Any]] = None,
+        cheaper_by_percent: Optional[float] = None,
         weights: Optional[Mapping[str, float]] = None,
         limit: int = 10,
         offset: int = 0,
         min_score: Optional[float] = None,
+        exclude_own_brand: bool = False,
     ) -> List[SearchHit]: ...
     def search_text(
         self,
@@ -455,11 +459,14 @@ class Catalog:
         extractor: Extractor,
         text: str,
         *,
+        by_product: Optional[str] = None,
         filter: Optional[Mapping[str, Any]] = None,
+        cheaper_by_percent: Optional[float] = None,
         weights: Optional[Mapping[str, float]] = None,
         limit: int = 10,
         offset: int = 0,
         min_score: Optional[float] = None,
+        exclude_own_brand: bool = False,
     ) -> List[SearchHit]: ...
     def ingest(
         self,
