@@ -590,7 +590,8 @@ impl PyCatalog {
     /// products by `external_id`. `items` are `(product_dict, image)` pairs. An item already
     /// stored with the same image hash is skipped (resume after a crash or cancel); per-item
     /// problems are collected in the report. `progress(done, total)` and `cancel` work as in
-    /// `Extractor.extract_batch`.
+    /// `Extractor.extract_batch`. An item that is not a `(product, image)` pair, or whose
+    /// image is not an image object at all, raises `InvalidRequestError` before any work.
     #[pyo3(signature = (namespace, extractor, items, *, progress=None, cancel=None))]
     fn ingest(
         &self,

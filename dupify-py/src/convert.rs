@@ -302,19 +302,13 @@ fn pil_input(obj: &Bound<'_, PyAny>) -> Result<ImageInput> {
     })
 }
 
-/// Image inputs from any iterable of image objects.
-pub fn image_inputs(objs: &Bound<'_, PyAny>) -> Result<Vec<ImageInput>> {
+/// The items of an iterable of images (refusing a single str/bytes image by mistake).
+pub fn image_iter<'py>(objs: &Bound<'py, PyAny>) -> Result<Bound<'py, pyo3::types::PyIterator>> {
     if objs.cast::<PyString>().is_ok() || objs.cast::<PyBytes>().is_ok() {
         return Err(Failure::invalid("images", "must be a list of images, not one image").into());
     }
-    let iter = objs
-        .try_iter()
-        .map_err(|_| Failure::invalid("images", "must be an iterable of images"))?;
-    let mut out = Vec::new();
-    for item in iter {
-        out.push(image_input(&item?)?);
-    }
-    Ok(out)
+    objs.try_iter()
+        .map_err(|_| Failure::invalid("images", "must be an iterable of images").into())
 }
 
 /// A Python float32 array (copy) of a vector.

@@ -13,7 +13,7 @@ use dupify_core::{
 use numpy::{PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 
-use crate::convert::{f32_array, f32_vec, from_name, from_py, image_input, image_inputs};
+use crate::convert::{f32_array, f32_vec, from_name, from_py, image_input, image_iter};
 use crate::error::{detached, Error, Failure, Result};
 use crate::results::{PyColorReport, PyDominantColor, PyFeatures};
 
@@ -233,7 +233,8 @@ impl PyExtractor {
 
     /// Runs `ops` on every image: decoded once each, CPU work in parallel, model work batched.
     /// Returns one entry per image, in order: a `Features`, or the `DupifyError` instance for
-    /// an image that failed (one bad image never fails the batch). `progress(done, total)` is
+    /// an image that failed (one bad image, or an object that is not an image, never fails the
+    /// batch). `progress(done, total)` is
     /// called after each item on this thread; if it raises, the batch is cancelled and the
     /// exception re-raised. `cancel` is a `CancelToken` another thread may trigger.
     #[pyo3(signature = (images, ops="embed", *, progress=None, cancel=None))]
@@ -246,15 +247,37 @@ impl PyExtractor {
         cancel: Option<PyRef<'_, PyCancelToken>>,
     ) -> Result<Vec<Py<PyAny>>> {
         let ops = parse_ops(ops)?;
-        let inputs = image_inputs(images)?;
-        let results = self.run_batch(py, inputs, ops, progress, cancel.as_deref())?;
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(f) => Ok(Py::new(py, PyFeatures(f))?.into_any()),
-                Err(e) => Ok(Failure::from(e).to_exception(py)?.unbind()),
-            })
-            .collect()
+        // An object that is not an image at all fails its own item, like a corrupt file.
+        let mut converted = Vec::new();
+        for item in image_iter(images)? {
+            converted.push(match image_input(&item?) {
+                Ok(input) => Ok(input),
+                Err(Error::Native(f)) => Err(f),
+                Err(e) => return Err(e),
+            });
+        }
+        let inputs: Vec<ImageInput> = converted
+            .iter()
+            .filter_map(|c| c.as_ref().ok().cloned())
+            .collect();
+        let mut results = self
+            .run_batch(py, inputs, ops, progress, cancel.as_deref())?
+            .into_iter();
+        let mut out = Vec::with_capacity(converted.len());
+        for c in converted {
+            let r = match c {
+                Err(f) => Err(f),
+                Ok(_) => match results.next() {
+                    Some(r) => r.map_err(Failure::from),
+                    None => Err(Failure::internal("batch returned too few results")),
+                },
+            };
+            out.push(match r {
+                Ok(f) => Py::new(py, PyFeatures(f))?.into_any(),
+                Err(f) => f.to_exception(py)?.unbind(),
+            });
+        }
+        Ok(out)
     }
 
     /// CLIP image embedding of one image (L2-normalised float32 array).

@@ -40,8 +40,8 @@ def extractor(tiny_model):
 
 
 def _cargo_env() -> dict:
+    # LIBTORCH comes from the environment or the repository's .cargo/config.toml.
     env = dict(os.environ)
-    env.setdefault("LIBTORCH", str(ROOT / ".venv" / "libtorch"))
     if "CARGO_BUILD_TARGET" not in env:
         host = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True)
         env["CARGO_BUILD_TARGET"] = next(

@@ -229,8 +229,11 @@ def test_batch_keeps_per_item_errors(extractor):
     assert all(isinstance(e, dupify.DupifyError) for e in out[1:4])
     with pytest.raises(dupify.InvalidRequestError):
         extractor.extract_batch(str(PHOTOS[0]))
+    mixed = extractor.extract_batch([object(), PHOTOS[0], np.zeros((2, 2), np.uint8)], "colors")
+    assert isinstance(mixed[1], dupify.Features)
+    assert [mixed[0].code, mixed[2].code] == ["invalid_parameter", "invalid_parameter"]
     with pytest.raises(dupify.InvalidRequestError):
-        extractor.extract_batch([PHOTOS[0], object()])
+        extractor.extract_batch(42)
 
 
 def test_progress_and_cancel(tiny_model):
@@ -339,3 +342,27 @@ def test_extractor_properties(extractor, tiny_model):
     assert len(extractor.model_id) > 8
     assert "Extractor(" in repr(extractor)
     extractor.warm_up()
+
+
+def test_garbage_never_escapes_as_anything_but_dupify_errors(extractor):
+    """Random bytes, truncated files and odd arrays give DupifyError, never a panic or a
+    foreign exception."""
+    rng = np.random.default_rng(7)
+    jpeg, png = PHOTOS[0].read_bytes(), PNG.read_bytes()
+    inputs = [rng.bytes(int(n)) for n in rng.integers(1, 4000, size=20)]
+    inputs += [jpeg[:n] for n in (2, 10, 100, 600, len(jpeg) // 2)]
+    inputs += [png[:n] for n in (8, 33, 60, len(png) // 3)]
+    inputs += [b"\x89PNG\r\n\x1a\n" + rng.bytes(200), b"GIF89a" + rng.bytes(50), b"RIFF" + rng.bytes(40)]
+    inputs += [np.zeros((1, 30_000, 3), dtype=np.uint8), np.zeros((2, 2, 4), dtype=np.uint8)[:, :, :3:2]]
+    for image in inputs:
+        try:
+            f = extractor.extract(image, "all")
+        except dupify.DupifyError as e:
+            assert e.code in {
+                "unsupported_format", "image_processing_failed", "invalid_parameter", "invalid_base64",
+            }, (e.code, str(e))
+        else:
+            assert isinstance(f, dupify.Features)
+    out = extractor.extract_batch(inputs, "embed,colors")
+    assert len(out) == len(inputs)
+    assert all(isinstance(r, (dupify.Features, dupify.DupifyError)) for r in out)
