@@ -1,18 +1,131 @@
 """Dupify: product-image features and dupe search, running in-process.
 
-All logic lives in the Rust crates; this package only converts between Python and Rust types.
+* :class:`Extractor` — CLIP image/text embeddings, dominant colours, silhouette, cut-out,
+  attributes and quality, one image or a batch (with progress and cancellation).
+* :class:`Catalog` — products with their features in SQLite, ANN search, dupes with filters.
+* :class:`KeyStore` — API keys, request authentication, scopes, rate limits and quotas.
+
+Images are ``bytes``, a path (``str`` / ``pathlib.Path``), :class:`Base64` text (or a
+``data:`` URL string), a numpy ``uint8`` H×W×3 / H×W×4 array, or a PIL image. Errors are
+:class:`DupifyError` subclasses carrying the hosted API's ``code``. All logic lives in the
+Rust crates; this package only converts between Python and Rust types, and every heavy call
+releases the GIL.
 """
 
 from __future__ import annotations
 
-import json as _json
+from . import errors
+from ._dupify import (
+    AttributePrediction,
+    AttributeReport,
+    Base64,
+    BoundingBox,
+    CancelToken,
+    Catalog,
+    ChannelScores,
+    ColorReport,
+    CreatedKey,
+    DominantColor,
+    Extractor,
+    Features,
+    IndexReport,
+    IngestFailure,
+    IngestReport,
+    KeyRecord,
+    KeyStore,
+    KeyUsage,
+    LabelScore,
+    Limits,
+    ListPage,
+    ManualClock,
+    Namespace,
+    ParsedKey,
+    Principal,
+    Product,
+    QualityScore,
+    RateDecision,
+    RateHeaders,
+    SearchHit,
+    Silhouette,
+    UsageCounts,
+    __version__,
+    decode,
+    delta_e2000,
+    device_report,
+    palette_distance,
+    parse_key,
+    shape_similarity,
+)
+from .errors import (
+    AuthenticationError,
+    CancelledError,
+    ConflictError,
+    DupifyError,
+    ImageError,
+    InternalError,
+    InvalidRequestError,
+    ModelError,
+    NotAvailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+)
 
-from . import _dupify
-from ._dupify import __version__
-
-__all__ = ["__version__", "device_report"]
-
-
-def device_report() -> dict:
-    """What LibTorch sees in this process: CUDA availability, device count, the `auto` device."""
-    return _json.loads(_dupify.device_report())
+__all__ = [
+    "__version__",
+    # extraction
+    "Extractor",
+    "CancelToken",
+    "Base64",
+    "Features",
+    "ColorReport",
+    "DominantColor",
+    "Silhouette",
+    "BoundingBox",
+    "QualityScore",
+    "AttributeReport",
+    "AttributePrediction",
+    "LabelScore",
+    "decode",
+    "palette_distance",
+    "delta_e2000",
+    "shape_similarity",
+    "device_report",
+    # catalog
+    "Catalog",
+    "Namespace",
+    "Product",
+    "SearchHit",
+    "ChannelScores",
+    "ListPage",
+    "IndexReport",
+    "IngestReport",
+    "IngestFailure",
+    # keys
+    "KeyStore",
+    "Limits",
+    "ManualClock",
+    "KeyRecord",
+    "CreatedKey",
+    "Principal",
+    "RateDecision",
+    "RateHeaders",
+    "KeyUsage",
+    "UsageCounts",
+    "ParsedKey",
+    "parse_key",
+    # errors
+    "errors",
+    "DupifyError",
+    "InvalidRequestError",
+    "ImageError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "NotFoundError",
+    "ConflictError",
+    "NotAvailableError",
+    "ModelError",
+    "CancelledError",
+    "InternalError",
+]
