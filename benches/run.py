@@ -80,7 +80,7 @@ class Runner:
             )
             self.criterion_home = Path(json.loads(out.stdout)["target_directory"]) / "criterion"
         else:
-            self.criterion_home = ROOT / "criterion"
+            self.criterion_home = self.bin_dir.parent / "criterion"
 
     def env(self, threads: int, extra: dict | None = None) -> dict:
         env = dict(os.environ, DUPIFY_BENCH_THREADS=str(threads), RAYON_NUM_THREADS=str(threads),
@@ -129,10 +129,27 @@ class Runner:
         last = [line for line in out.stdout.strip().splitlines() if line.startswith("{")][-1]
         return json.loads(last)
 
+    def bench_profile_bin(self, name: str) -> str:
+        """The package binary `name` as `cargo bench` builds it (same profile and features as
+        the benches; `cargo run --release` would build every dependency a second time)."""
+        out = subprocess.run(
+            ["cargo", "bench", "-q", "-p", "dupify-benches", "--no-run", "--message-format=json"],
+            cwd=ROOT, capture_output=True, text=True, check=True)
+        for line in out.stdout.splitlines():
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            t = m.get("target", {})
+            if (m.get("reason") == "compiler-artifact" and m.get("executable") and t.get("name") == name
+                    and "bin" in t.get("kind", []) and not m.get("profile", {}).get("test")):
+                return m["executable"]
+        raise SystemExit(f"cargo bench --no-run built no binary `{name}`")
+
     def peak_memory(self, images: int, threads: int) -> dict:
         args = ["--images", str(images)]
         if self.bin_dir is None:
-            cmd = ["cargo", "run", "-q", "--release", "-p", "dupify-benches", "--bin", "peak_memory", "--", *args]
+            cmd = [self.bench_profile_bin("peak_memory"), *args]
         else:
             cmd = [str(self.bin_dir / "peak_memory"), *args]
         out = subprocess.run(cmd, cwd=ROOT, env=self.env(threads), check=True,

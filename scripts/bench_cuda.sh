@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Packages Dupify's benchmark binaries for a CUDA machine, and optionally runs them there.
 #
-#   scripts/bench_cuda.sh [--out DIR] [--with-weights]
+#   scripts/bench_cuda.sh [--out DIR] [--with-weights] [--exes FILE]
+#
+# `--exes FILE` skips the build and packages already-built binaries, listed one per line as
+# `<name><TAB><path>` (the list this script derives from cargo's JSON messages).
 #
 # Builds the criterion benches and the peak-memory program here (release, against the project
 # venv's LibTorch 2.11), strips their RUNPATH so they load the *target* machine's LibTorch
@@ -23,11 +26,13 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/.device/bench
 WITH_WEIGHTS=0
+EXES_FILE=
 while [ $# -gt 0 ]; do
     case $1 in
         --out) OUT=$(realpath -m "$2"); shift 2 ;;
         --with-weights) WITH_WEIGHTS=1; shift ;;
-        *) echo "usage: $0 [--out DIR] [--with-weights]" >&2; exit 2 ;;
+        --exes) EXES_FILE=$(realpath "$2"); shift 2 ;;
+        *) echo "usage: $0 [--out DIR] [--with-weights] [--exes FILE]" >&2; exit 2 ;;
     esac
 done
 # shellcheck source=scripts/env.sh
@@ -36,10 +41,13 @@ command -v patchelf >/dev/null || { echo "patchelf is needed (apt-get install pa
 [ -f weights/test/clip/vit-b-32/config.json ] || bash scripts/setup.sh
 
 log() { printf '[bench_cuda] %s\n' "$*" >&2; }
+if [ -n "$EXES_FILE" ]; then
+    exes=$(cat "$EXES_FILE")
+else
 log "building benchmark binaries (release)"
-# `cargo bench --no-run` builds every bench target; its JSON messages name the executables.
-exes=$( { cargo bench -p dupify-benches --no-run --message-format=json;
-          cargo build --release -p dupify-benches --bin peak_memory --message-format=json; } |
+# `cargo bench --no-run` builds every bench target, and the package's binaries (peak_memory)
+# in the same profile and features; its JSON messages name the executables.
+exes=$(cargo bench -p dupify-benches --no-run --message-format=json |
         python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -48,9 +56,12 @@ for line in sys.stdin:
     except ValueError:
         continue
     kinds = m.get("target", {}).get("kind", [])
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and ("bench" in kinds or "bin" in kinds):
+    harnessed_bin = "bin" in kinds and m.get("profile", {}).get("test")  # cargo bench builds those too
+    if (m.get("reason") == "compiler-artifact" and m.get("executable")
+            and ("bench" in kinds or "bin" in kinds) and not harnessed_bin):
         print(m["target"]["name"] + "\t" + m["executable"])
 ')
+fi
 [ -n "$exes" ] || { echo "cargo produced no executables" >&2; exit 1; }
 
 rm -rf "$OUT"

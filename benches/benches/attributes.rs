@@ -12,7 +12,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dupify_benches::{fixture_photo_paths, set_torch_threads, vit_b32_dir};
-use dupify_core::{AttributePredictor, BatchOptions, ClipModel, ClipOptions, Extractor, ImageInput, Ops};
+use dupify_core::{
+    AttributePredictor, BatchOptions, ClipModel, ClipOptions, Extractor, ImageInput, Ops,
+};
 
 fn bench(c: &mut Criterion) {
     set_torch_threads(1);
@@ -34,7 +36,11 @@ fn bench(c: &mut Criterion) {
         .extract_batch(&inputs, Ops::EMBED, &BatchOptions::default())
         .expect("batch")
         .into_iter()
-        .map(|r| r.expect("photo embeds").embedding.expect("embedding requested"))
+        .map(|r| {
+            r.expect("photo embeds")
+                .embedding
+                .expect("embedding requested")
+        })
         .collect();
 
     let mut g = c.benchmark_group("cpu_attributes");

@@ -76,10 +76,7 @@ fn jpegs(dir: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         if p.is_dir() {
             jpegs(&p, out);
-        } else if p
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("jpg"))
-        {
+        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")) {
             out.push(p);
         }
     }

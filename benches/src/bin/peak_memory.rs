@@ -50,11 +50,7 @@ fn parse_args() -> Result<Args, String> {
                     .parse()
                     .map_err(|e| format!("--images: {e}"))?
             }
-            "--ops" => {
-                args.ops = value("--ops")?
-                    .parse()
-                    .map_err(|e| format!("--ops: {e}"))?
-            }
+            "--ops" => args.ops = value("--ops")?.parse().map_err(|e| format!("--ops: {e}"))?,
             "--mode" => args.mode = Some(value("--mode")?),
             // Tolerate the flags cargo bench / criterion pass to every target.
             "--bench" => {}
