@@ -3,8 +3,8 @@
 //! folder. Every iteration reads, decodes, preprocesses and embeds every photo; the result
 //! cache is off, so nothing is reused between iterations.
 //!
-//! * `<dev>_extract/embed_files`: CLIP ViT-B/32 embedding only (read + decode + resize + crop
-//!   + normalise + model). Peer: `benches/peers/e2e.py` (`images_per_s`), transformers
+//! * `<dev>_extract/embed_files`: CLIP ViT-B/32 embedding only (read, decode, resize, crop,
+//!   normalise, model). Peer: `benches/peers/e2e.py` (`images_per_s`), transformers
 //!   `CLIPImageProcessor` + `CLIPModel` on the same files with the same threads.
 //! * `<dev>_extract/all_ops_files`: every operation (`Ops::ALL`: embedding, colours,
 //!   silhouette, cut-out PNG, attributes, quality) from one decode. Peer: the same script's
@@ -15,8 +15,8 @@
 //! `<dev>` is `cpu` or, with `DUPIFY_BENCH_DEVICE=cuda`, `cuda` (fp16, batch 256, CPU stages
 //! of the next chunk overlapped with the model on the current one). Model: the seeded
 //! `weights/test/clip/vit-b-32` (same FLOPs as the real one). Photos: the 40 committed, or
-//! every `*.jpg` under `DUPIFY_BENCH_PHOTOS`, cycled to `DUPIFY_BENCH_IMAGES` when set. Threads: `DUPIFY_BENCH_THREADS` for both the
-//! rayon pool and LibTorch.
+//! every `*.jpg` under `DUPIFY_BENCH_PHOTOS`, cycled to `DUPIFY_BENCH_IMAGES` when set.
+//! Threads: `DUPIFY_BENCH_THREADS` for both the rayon pool and LibTorch.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use dupify_benches::{
