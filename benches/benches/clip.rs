@@ -1,26 +1,29 @@
-//! CLIP model-only throughput (images/s) on the CPU, ViT-B/32 fp32 (and bf16), on the seeded
-//! random checkpoint `weights/test/clip/vit-b-32` (the architecture, not the weights, sets the
-//! cost). Peer: `benches/peers/clip.py`, transformers `CLIPModel` on the same checkpoint, same
-//! batch, same threads (`DUPIFY_BENCH_THREADS`). Run both with
+//! CLIP model-only throughput (images/s), ViT-B/32, on the seeded random checkpoint
+//! `weights/test/clip/vit-b-32` (the architecture, not the weights, sets the cost).
+//!
+//! * `cpu_clip/vit_b32_fp32`, `cpu_clip/vit_b32_bf16`: batch 8 on the CPU with
+//!   `DUPIFY_BENCH_THREADS` LibTorch threads.
+//! * `cuda_clip/vit_b32_fp16`: batch `DUPIFY_BENCH_CUDA_BATCH` (default 256) on CUDA device 0,
+//!   only when CUDA is usable; every iteration ends with the embeddings copied back to the
+//!   host, which synchronises the device before the clock stops.
+//!
+//! Peer: `benches/peers/clip.py`, transformers `CLIPModel` on the same checkpoint, batch and
+//! threads (`--device cuda --dtype fp16` for the CUDA row). Run both with
 //! `python benches/run.py clip_vit_b32_cpu`.
 
-use std::path::PathBuf;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dupify_core::{ClipModel, ClipOptions, Precision};
+use dupify_benches::{bench_threads, cuda_available, set_torch_threads, vit_b32_dir};
+use dupify_core::{ClipModel, ClipOptions, Device, Precision};
 
-const BATCH: usize = 8;
+const CPU_BATCH: usize = 8;
 
-fn model(precision: Precision) -> ClipModel {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../weights/test/clip/vit-b-32");
-    let mut opts = ClipOptions::cpu().with_precision(precision);
-    if let Some(n) = std::env::var("DUPIFY_BENCH_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        opts = opts.with_intra_op_threads(n);
-    }
-    ClipModel::from_dir(&dir, &opts)
+fn model(device: Device, precision: Precision, max_batch: usize) -> ClipModel {
+    let opts = ClipOptions::cpu()
+        .with_device(device)
+        .with_precision(precision)
+        .with_intra_op_threads(bench_threads())
+        .with_max_batch(max_batch);
+    ClipModel::from_dir(vit_b32_dir(), &opts)
         .unwrap_or_else(|e| panic!("{e}: run scripts/setup.sh (weights/gen_clip.py) first"))
 }
 
@@ -32,18 +35,38 @@ fn pixels(n: usize, side: usize) -> Vec<f32> {
 }
 
 fn bench(c: &mut Criterion) {
+    set_torch_threads(bench_threads());
     let mut g = c.benchmark_group("cpu_clip");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(BATCH as u64));
+    g.throughput(Throughput::Elements(CPU_BATCH as u64));
     for (name, precision) in [
         ("vit_b32_fp32", Precision::F32),
         ("vit_b32_bf16", Precision::Bf16),
     ] {
-        let m = model(precision);
-        let px = pixels(BATCH, m.image_size());
-        g.bench_function(name, |b| b.iter(|| m.embed_pixels(&px, BATCH).unwrap()));
+        let m = model(Device::Cpu, precision, CPU_BATCH);
+        let px = pixels(CPU_BATCH, m.image_size());
+        g.bench_function(name, |b| {
+            b.iter(|| m.embed_pixels(&px, CPU_BATCH).expect("forward"))
+        });
     }
     g.finish();
+
+    if cuda_available() {
+        let batch: usize = std::env::var("DUPIFY_BENCH_CUDA_BATCH")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(256);
+        let mut g = c.benchmark_group("cuda_clip");
+        g.sample_size(20);
+        g.throughput(Throughput::Elements(batch as u64));
+        let m = model(Device::Cuda(0), Precision::F16, batch);
+        let px = pixels(batch, m.image_size());
+        // `embed_pixels` returns host vectors: the device→host copy waits for the kernels.
+        g.bench_function("vit_b32_fp16", |b| {
+            b.iter(|| m.embed_pixels(&px, batch).expect("forward"))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -9,51 +9,17 @@
 //! Photos: the 40 committed CC0 photos, or every `*.jpg` under `DUPIFY_BENCH_PHOTOS` when set
 //! (e.g. `../shared/data/clothing-small/test`).
 
-use std::path::{Path, PathBuf};
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dupify_core::input::{decode_bytes, ClipPreprocess, InputLimits, ResizeMode};
 use rayon::prelude::*;
 
-fn photo_dir() -> PathBuf {
-    std::env::var_os("DUPIFY_BENCH_PHOTOS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dupify-core/tests/assets/clothing")
-        })
-}
-
-fn jpegs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            jpegs(&p, out);
-        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")) {
-            out.push(p);
-        }
-    }
-}
-
 fn bench(c: &mut Criterion) {
-    let threads = std::env::var("DUPIFY_BENCH_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = dupify_benches::bench_threads();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("rayon pool");
-    let mut paths = Vec::new();
-    jpegs(&photo_dir(), &mut paths);
-    assert!(
-        !paths.is_empty(),
-        "no photos under {}",
-        photo_dir().display()
-    );
+    let paths = dupify_benches::bench_photo_paths();
     let files: Vec<Vec<u8>> = paths
         .iter()
         .map(|p| std::fs::read(p).expect("read photo"))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Peer for benches/benches/clip.rs: transformers CLIPModel (PyTorch eager, fp32, CPU),
-model-only image embedding `visual_projection(vision_model(px).pooler_output)` + L2 norm, on
-the same checkpoint (weights/test/clip/vit-b-32), batch and thread count. Prints images/s as
-the last line: {"images_per_s": ...}."""
+"""Peer for benches/benches/clip.rs: transformers CLIPModel (PyTorch eager), model-only image
+embedding `visual_projection(vision_model(px).pooler_output)` + L2 norm, on the same
+checkpoint (weights/test/clip/vit-b-32), batch and thread count. `--device cuda --dtype fp16`
+is the peer of `cuda_clip/vit_b32_fp16` (synchronised before the clock stops). Prints images/s
+as the last line: {"images_per_s": ...}."""
 
 import argparse
 import json
@@ -13,6 +14,7 @@ import torch
 from transformers import CLIPModel
 
 ROOT = Path(__file__).resolve().parents[2]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def main() -> None:
@@ -20,18 +22,25 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval()
+    dev = torch.device(args.device)
+    dtype = DTYPES[args.dtype]
+    model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval().to(dev, dtype)
     side = model.config.vision_config.image_size
-    px = torch.rand(args.batch, 3, side, side) * 2 - 1
+    px = (torch.rand(args.batch, 3, side, side) * 2 - 1).to(dev, dtype)
 
     def run():
         with torch.inference_mode():
             e = model.visual_projection(model.vision_model(pixel_values=px).pooler_output)
-            return e / e.norm(dim=-1, keepdim=True)
+            e = e / e.norm(dim=-1, keepdim=True)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            return e
 
-    for _ in range(2):
+    for _ in range(3):
         run()
     times = []
     start = time.perf_counter()
