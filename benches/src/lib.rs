@@ -142,7 +142,6 @@ pub fn fixture_working_images() -> Vec<WorkingImage> {
         .collect()
 }
 
-/// Peak resident set size of this process so far (`VmHWM` in `/proc/self/status`), bytes.
 /// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0: `5` written to
 /// `/proc/self/clear_refs`), so a later [`peak_rss_bytes`] shows the peak of the work after
 /// this point rather than a model load's transient peak. False where unsupported.
@@ -150,6 +149,7 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// Peak resident set size of this process so far (`VmHWM` in `/proc/self/status`), bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
