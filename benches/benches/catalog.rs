@@ -24,7 +24,7 @@
 //! Search is measured for a sweep of `ef_search` values on the one reopened index
 //! (`Catalog::set_ef_search`; hnsw_rs takes ef per query, the graph does not depend on it), so
 //! one build gives the whole recall/speed curve. Values: `DUPIFY_CATALOG_BENCH_EF=16,32,...`
-//! (default 16,24,32,48,64,96,128).
+//! (default 16,24,32,48,64,96,128; the catalog default is 32).
 //!
 //! Run: `DUPIFY_CATALOG_BENCH_N=100000 cargo bench -p dupify-benches --bench catalog`
 //! (N defaults to 100,000). Prints a table and, as its last line, a JSON object.
