@@ -21,6 +21,11 @@
 //! parameters over the same vectors and times its search alone, so the catalog's own
 //! overhead (filters, scoring, reading the final page from SQLite) shows next to it.
 //!
+//! Search is measured for a sweep of `ef_search` values on the one reopened index
+//! (`Catalog::set_ef_search`; hnsw_rs takes ef per query, the graph does not depend on it), so
+//! one build gives the whole recall/speed curve. Values: `DUPIFY_CATALOG_BENCH_EF=16,32,...`
+//! (default 16,24,32,48,64,96,128; the catalog default is 32).
+//!
 //! Run: `DUPIFY_CATALOG_BENCH_N=100000 cargo bench -p dupify-benches --bench catalog`
 //! (N defaults to 100,000). Prints a table and, as its last line, a JSON object.
 
@@ -222,23 +227,47 @@ fn main() {
         .collect();
     let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
 
-    let mut lat = Vec::with_capacity(nq);
-    let mut hit = 0usize;
-    let t = Instant::now();
-    for (q, want) in queries.iter().zip(&truth) {
-        let t1 = Instant::now();
-        let res = cat
-            .search(&ns, &SearchQuery::by_embedding(q.clone()))
-            .expect("search");
-        lat.push(t1.elapsed().as_secs_f64() * 1e3);
-        let got: Vec<usize> = res
-            .iter()
-            .filter_map(|h| h.product.external_id[1..].parse().ok())
-            .collect();
-        hit += want.iter().filter(|w| got.contains(w)).count();
+    // The ef_search sweep runs on the one reopened index: hnsw_rs takes ef per query, so
+    // `Catalog::set_ef_search` changes it without a rebuild.
+    let efs: Vec<usize> = std::env::var("DUPIFY_CATALOG_BENCH_EF")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![16, 24, 32, 48, 64, 96, 128]);
+    let mut sweep: Vec<Sweep> = Vec::new();
+    for &ef in &efs {
+        cat.set_ef_search(ef).expect("ef_search");
+        // one untimed pass over a few queries so every ef starts with warm caches
+        for q in queries.iter().take(20) {
+            cat.search(&ns, &SearchQuery::by_embedding(q.clone()))
+                .expect("search");
+        }
+        let mut lat = Vec::with_capacity(nq);
+        let mut hit = 0usize;
+        let t = Instant::now();
+        for (q, want) in queries.iter().zip(&truth) {
+            let t1 = Instant::now();
+            let res = cat
+                .search(&ns, &SearchQuery::by_embedding(q.clone()))
+                .expect("search");
+            lat.push(t1.elapsed().as_secs_f64() * 1e3);
+            let got: Vec<usize> = res
+                .iter()
+                .filter_map(|h| h.product.external_id[1..].parse().ok())
+                .collect();
+            hit += want.iter().filter(|w| got.contains(w)).count();
+        }
+        let qps = nq as f64 / t.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+        sweep.push(Sweep {
+            ef,
+            recall: hit as f64 / (nq * 10) as f64,
+            qps,
+            p50: pct(0.5),
+            p99: pct(0.99),
+        });
     }
-    let ann_qps = nq as f64 / t.elapsed().as_secs_f64();
-    lat.sort_by(f64::total_cmp);
 
     // Optional: the bare graph, same parameters, same vectors, same queries.
     let raw_graph = std::env::var("DUPIFY_CATALOG_BENCH_RAW").is_ok_and(|v| v == "1");
@@ -264,8 +293,6 @@ fn main() {
     } else {
         (None, None)
     };
-    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
-    let recall = hit as f64 / (nq * 10) as f64;
 
     println!("| metric | value |\n|---|---|");
     println!(
@@ -283,21 +310,52 @@ fn main() {
         "| RSS growth on reopen beyond vectors | {:.0} B/vector |",
         rss_overhead_per_vec
     );
-    println!("| recall@10 vs exact | {recall:.3} |");
-    println!("| ANN QPS (Catalog::search, 1 thread) | {ann_qps:.0} |");
     println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
-    println!("| speed-up | {:.1}× |", ann_qps / exact_qps);
-    println!("| latency p50 / p99 | {:.2} / {:.2} ms |", p(0.5), p(0.99));
     if let (Some(q), Some(r)) = (raw_qps, raw_recall) {
-        println!("| bare hnsw_rs search QPS / recall@10 | {q:.0} / {r:.3} |");
+        println!("| bare hnsw_rs search QPS / recall@10 (default ef) | {q:.0} / {r:.3} |");
+    }
+    println!();
+    println!("| ef_search | recall@10 | ANN QPS (Catalog::search, 1 thread) | speed-up vs exact | p50 / p99 ms |");
+    println!("|---|---|---|---|---|");
+    for s in &sweep {
+        println!(
+            "| {} | {:.3} | {:.0} | {:.1}× | {:.2} / {:.2} |",
+            s.ef,
+            s.recall,
+            s.qps,
+            s.qps / exact_qps,
+            s.p50,
+            s.p99
+        );
     }
     let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
+    let sweep_json: Vec<String> = sweep
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"ef_search\":{},\"recall_at_10\":{:.4},\"ann_qps\":{:.1},\"speedup\":{:.2},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+                s.ef,
+                s.recall,
+                s.qps,
+                s.qps / exact_qps,
+                s.p50,
+                s.p99
+            )
+        })
+        .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{build_s:.2},\"reopen_s\":{reopen_s:.3},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"recall_at_10\":{recall:.4},\"ann_qps\":{ann_qps:.1},\"exact_qps\":{exact_qps:.2},\"speedup\":{:.2},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{}}}",
-        ann_qps / exact_qps,
-        p(0.5),
-        p(0.99),
+        "{{\"n\":{n},\"build_s\":{build_s:.2},\"reopen_s\":{reopen_s:.3},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{exact_qps:.2},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
         opt(raw_qps),
-        opt(raw_recall)
+        opt(raw_recall),
+        sweep_json.join(",")
     );
+}
+
+/// One `ef_search` setting's measurements.
+struct Sweep {
+    ef: usize,
+    recall: f64,
+    qps: f64,
+    p50: f64,
+    p99: f64,
 }

@@ -117,11 +117,16 @@ impl HotFilter {
     }
 }
 
+/// The layer count hnsw_rs's `file_dump` accepts (its crate-private `NB_LAYER_MAX`).
+pub(crate) const HNSW_LAYERS: usize = 16;
+
 /// HNSW and brute-force parameters, with documented defaults.
 ///
-/// Defaults (`m = 16`, `ef_construction = 200`, `ef_search = 128`) are the usual HNSW
-/// settings for 512-d CLIP vectors: recall@10 above 0.95 at a few thousand distance
-/// evaluations per query.
+/// Defaults: `m = 16`, `ef_construction = 200` (the usual HNSW build settings for 512-d CLIP
+/// vectors) and `ef_search = 32`, picked from the `catalog` bench's sweep at 100k × 512
+/// CLIP-shaped vectors (2-core VM): recall@10 0.992 at about 25× exact brute force, where
+/// ef 16 gives 0.948, ef 24 0.983, ef 64 0.998 (about 20×) and ef 128 1.000 (about 10×).
+/// Raise it (or call `Catalog::set_ef_search`) where recall matters more than latency.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct IndexParams {
     /// Links per node and layer (hnsw_rs `max_nb_connection`). 2..=256. Default 16.
@@ -129,9 +134,12 @@ pub struct IndexParams {
     /// Candidate list size while building. ≥ `m`, ≤ 4096. Default 200.
     pub ef_construction: usize,
     /// Candidate list size while searching (raised to the number of results asked for).
-    /// 1..=4096. Default 128.
+    /// 1..=4096. Default 32 (see the type's docs for the measured trade-off).
     pub ef_search: usize,
-    /// Maximum number of layers. 1..=16. Default 16.
+    /// Maximum number of graph layers. Must be 16 (the default): hnsw_rs can save only
+    /// graphs built with its fixed layer count (`NB_LAYER_MAX`), and a catalog that could not
+    /// save its graph would rebuild it on every open. Kept as a field so saved options and
+    /// bindings that name it keep working; any other value is refused by `validate`.
     pub max_layers: usize,
     /// Namespaces with fewer live vectors than this are searched exactly by brute force and
     /// get no graph. Default 4096.
@@ -146,8 +154,8 @@ impl Default for IndexParams {
         IndexParams {
             m: 16,
             ef_construction: 200,
-            ef_search: 128,
-            max_layers: 16,
+            ef_search: 32,
+            max_layers: HNSW_LAYERS,
             brute_force_below: 4096,
             rebuild_tombstone_ratio: 0.25,
         }
@@ -190,8 +198,11 @@ impl IndexParams {
         if !(1..=4096).contains(&self.ef_search) {
             return Err(Error::invalid("index.ef_search", "must be in 1..=4096"));
         }
-        if !(1..=16).contains(&self.max_layers) {
-            return Err(Error::invalid("index.max_layers", "must be in 1..=16"));
+        if self.max_layers != HNSW_LAYERS {
+            return Err(Error::invalid(
+                "index.max_layers",
+                "must be 16: hnsw_rs saves only graphs with its fixed 16 layers",
+            ));
         }
         if !(self.rebuild_tombstone_ratio > 0.0 && self.rebuild_tombstone_ratio <= 1.0) {
             return Err(Error::invalid(
@@ -250,6 +261,9 @@ self_cell::self_cell!(
         dependent: Graph,
     }
 );
+
+/// A graph read from disk, not yet attached to its ranking data.
+pub(crate) struct SavedGraph(LoadedGraph);
 
 enum GraphHolder {
     Built(Box<Graph<'static>>),
@@ -532,17 +546,13 @@ impl NsIndex {
         Ok(true)
     }
 
-    /// Loads a graph dumped by [`NsIndex::dump`]. hnsw_rs asserts on malformed files, so the
-    /// load runs under `catch_unwind`; any failure is an error the caller answers by
-    /// rebuilding from the database.
-    pub(crate) fn load(
-        dir: &Path,
-        dim: usize,
-        params: IndexParams,
-        points: usize,
-        in_graph: Vec<(usize, HotSource)>,
-        max_id: usize,
-    ) -> Result<Self> {
+    /// Reads a graph dumped by [`NsIndex::dump`], checking it holds `points` vectors of
+    /// dimension `dim`. hnsw_rs asserts on malformed files, so the load runs under
+    /// `catch_unwind`; any failure is an error the caller answers by rebuilding from the
+    /// database. Separate from [`NsIndex::load`] so the file read can run on another thread
+    /// while the ranking data come from SQLite (reopen time is the larger of the two, not
+    /// their sum).
+    pub(crate) fn load_graph(dir: &Path, dim: usize, points: usize) -> Result<SavedGraph> {
         let dir_owned = dir.to_path_buf();
         let loaded = std::panic::catch_unwind(move || {
             LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
@@ -562,13 +572,26 @@ impl NsIndex {
                 "hnsw file holds {n} points of dimension {d}, metadata says {points} of {dim}"
             )));
         }
+        Ok(SavedGraph(loaded))
+    }
+
+    /// An index over a graph read by [`NsIndex::load_graph`] and the ranking data of the
+    /// products in it.
+    pub(crate) fn load(
+        graph: SavedGraph,
+        dim: usize,
+        params: IndexParams,
+        in_graph: Vec<(usize, HotSource)>,
+        max_id: usize,
+    ) -> Self {
+        let points = graph.0.with_dependent(|_, g| g.get_nb_point());
         let mut ix = NsIndex {
             dim,
             params,
             live: HashMap::with_capacity(in_graph.len()),
             strings: Interner::default(),
             flat: Vec::new(),
-            graph: Some(GraphHolder::Loaded(loaded)),
+            graph: Some(GraphHolder::Loaded(graph.0)),
             graph_points: points,
             max_id,
             dirty: false,
@@ -578,7 +601,12 @@ impl NsIndex {
             let row = ix.hot(h);
             ix.live.insert(id, row);
         }
-        Ok(ix)
+        ix
+    }
+
+    /// Sets the candidate list size later searches use (the graph does not depend on it).
+    pub(crate) fn set_ef_search(&mut self, ef: usize) {
+        self.params.ef_search = ef;
     }
 
     pub(crate) fn graph_points(&self) -> usize {
@@ -714,6 +742,17 @@ mod tests {
             .validate()
             .is_err());
         assert!(IndexParams::default().with_ef_search(0).validate().is_err());
+        // hnsw_rs can dump only 16-layer graphs: any other count is refused up front
+        for layers in [1, 8, 15, 17] {
+            let e = IndexParams {
+                max_layers: layers,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert_eq!(e.code(), "invalid_parameter");
+            assert!(e.to_string().contains("max_layers"), "{e}");
+        }
         let p = IndexParams {
             rebuild_tombstone_ratio: 0.0,
             ..Default::default()
@@ -801,7 +840,11 @@ mod tests {
                 .map(|(i, _, h)| (i, h))
                 .collect::<Vec<_>>()
         };
-        let mut re = NsIndex::load(dir.path(), 24, params, 400, live(), 400).unwrap();
+        let g = NsIndex::load_graph(dir.path(), 24, 400).unwrap();
+        let mut re = NsIndex::load(g, 24, params, live(), 400);
+        // a file that does not hold what the metadata says is refused
+        assert!(NsIndex::load_graph(dir.path(), 24, 401).is_err());
+        assert!(NsIndex::load_graph(dir.path(), 25, 400).is_err());
         for (_, v) in items.iter().step_by(17) {
             assert_eq!(
                 ix.search(v, 10, &none(), None),
@@ -816,12 +859,10 @@ mod tests {
             .collect::<Vec<_>>();
         re.insert(entries(&extra));
         assert_eq!(re.search(&extra[2].1, 1, &none(), None)[0].0, extra[2].0);
-        // wrong point count is refused
-        assert!(NsIndex::load(dir.path(), 24, params, 401, live(), 400).is_err());
         // garbage files are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
         fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
         fs::write(bad.path().join("graph.hnsw.data"), b"garbage").unwrap();
-        assert!(NsIndex::load(bad.path(), 24, params, 400, Vec::new(), 400).is_err());
+        assert!(NsIndex::load_graph(bad.path(), 24, 400).is_err());
     }
 }

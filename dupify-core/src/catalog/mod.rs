@@ -33,6 +33,7 @@ mod store;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -352,6 +353,9 @@ pub struct Catalog {
     db_id: String,
     dim: RwLock<Option<usize>>,
     indexes: RwLock<HashMap<i64, NsIndex>>,
+    /// The live `ef_search` (starts as `opts.index.ef_search`; see [`Catalog::set_ef_search`]).
+    /// Written only while `indexes` is write-locked, so every index agrees with it.
+    ef_search: AtomicUsize,
 }
 
 fn now_ms() -> i64 {
@@ -471,7 +475,9 @@ impl Catalog {
             (Some(s), _) => Some(s),
             (None, o) => o,
         };
+        let ef_search = AtomicUsize::new(opts.index.ef_search);
         let cat = Catalog {
+            ef_search,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path,
@@ -522,13 +528,47 @@ impl Catalog {
         *self.dim.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The configured index parameters with the live `ef_search`.
+    fn index_params(&self) -> IndexParams {
+        IndexParams {
+            ef_search: self.ef_search.load(Ordering::Relaxed),
+            ..self.opts.index
+        }
+    }
+
+    /// Changes `ef_search` (the HNSW candidate list size per query) on the open catalog, for
+    /// every namespace, without reopening or rebuilding: hnsw_rs takes it per query, and the
+    /// graph does not depend on it. Larger values raise recall and latency; use it to tune
+    /// the recall/speed trade-off on a live catalog (the benchmark sweeps it this way). Not
+    /// persisted: the next open starts from `CatalogOptions::index.ef_search`.
+    ///
+    /// Errors: `invalid_parameter` unless `1 <= ef <= 4096`.
+    pub fn set_ef_search(&self, ef: usize) -> Result<()> {
+        IndexParams {
+            ef_search: ef,
+            ..self.opts.index
+        }
+        .validate()?;
+        let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+        self.ef_search.store(ef, Ordering::Relaxed);
+        for ix in indexes.values_mut() {
+            ix.set_ef_search(ef);
+        }
+        Ok(())
+    }
+
+    /// The `ef_search` searches use now.
+    pub fn ef_search(&self) -> usize {
+        self.ef_search.load(Ordering::Relaxed)
+    }
+
     /// Builds every namespace's index from SQLite and the saved graphs (see module docs).
     fn load_indexes(&self) -> Result<()> {
         let conn = lock(&self.writer);
         let Some(dim) = self.dim() else {
             return Ok(());
         };
-        let params = self.opts.index;
+        let params = self.index_params();
         let last_vec = store::last_vec_id(&conn)?;
         let mut map = HashMap::new();
         for (ns_id, _) in store::namespaces(&conn)? {
@@ -565,7 +605,7 @@ impl Catalog {
         let bytes = std::fs::read(&meta_path).map_err(|e| index::io_err(&meta_path, e))?;
         let meta: IndexMeta = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
-        let p = self.opts.index;
+        let p = self.index_params();
         if meta.format != INDEX_FORMAT
             || meta.db_id != self.db_id
             || meta.ns_id != ns_id
@@ -577,15 +617,17 @@ impl Catalog {
         {
             return Err(Error::Internal("index metadata does not match".into()));
         }
-        let in_graph = store::hot_rows(conn, ns_id, meta.max_vec_id)?;
-        let mut ix = NsIndex::load(
-            &ann.join(&meta.dir),
-            dim,
-            p,
-            meta.points,
-            in_graph,
-            meta.max_vec_id,
-        )?;
+        // The graph file is read on a second thread while the ranking data come from SQLite.
+        let graph_dir = ann.join(&meta.dir);
+        let (graph, in_graph) = std::thread::scope(|sc| {
+            let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points));
+            let rows = store::hot_rows(conn, ns_id, meta.max_vec_id);
+            let g = g
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("hnsw load thread panicked".into())));
+            (g, rows)
+        });
+        let mut ix = NsIndex::load(graph?, dim, p, in_graph?, meta.max_vec_id);
         let newer = store::entries(conn, ns_id, meta.max_vec_id)?;
         let fresh = newer.is_empty() && store::generation(conn, ns_id)? == meta.generation;
         ix.insert(newer);
@@ -724,7 +766,7 @@ impl Catalog {
             let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
             let ix = indexes
                 .entry(ns_id)
-                .or_insert_with(|| NsIndex::new(dim, self.opts.index));
+                .or_insert_with(|| NsIndex::new(dim, self.index_params()));
             let rebuild = ix.remove(removed);
             ix.insert(added);
             rebuild
@@ -733,11 +775,12 @@ impl Catalog {
         };
         if rebuild {
             // Built outside the index lock so searches keep running meanwhile.
-            let fresh = NsIndex::build(dim, self.opts.index, store::entries(conn, ns_id, 0)?);
-            self.indexes
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(ns_id, fresh);
+            let mut fresh =
+                NsIndex::build(dim, self.index_params(), store::entries(conn, ns_id, 0)?);
+            let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+            // A `set_ef_search` may have run while the graph was being built.
+            fresh.set_ef_search(self.ef_search.load(Ordering::Relaxed));
+            indexes.insert(ns_id, fresh);
         }
         Ok(())
     }
