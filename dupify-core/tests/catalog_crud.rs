@@ -1,6 +1,8 @@
 //! Catalog behaviour: CRUD and upsert, namespaces, filters, deletion, persistence, and
 //! concurrent readers.
 
+mod catalog_common;
+
 use std::sync::Arc;
 
 use dupify_core::catalog::*;
@@ -11,17 +13,7 @@ const DIM: usize = 16;
 
 /// Deterministic pseudo-random unit vector (xorshift), independent of the code under test.
 fn vec_for(seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
+    catalog_common::unit_vector(seed, DIM)
 }
 
 fn product(ext: &str, seed: u64) -> NewProduct {

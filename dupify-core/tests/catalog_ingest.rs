@@ -4,6 +4,8 @@
 //!
 //! Needs `weights/test/clip/tiny` (made by `scripts/setup.sh`); fails, never skips, without it.
 
+mod catalog_common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -319,17 +321,7 @@ fn search_text_ranks_by_text_embedding() {
 const DIM: usize = 8;
 
 fn unit(seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
+    catalog_common::unit_vector(seed, DIM)
 }
 
 fn seeded() -> (Catalog, Namespace, Vec<Product>) {

@@ -5,6 +5,8 @@
 //!
 //! The child is this same test binary re-executed with `DUPIFY_KILL_CHILD_DB` set.
 
+mod catalog_common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -17,17 +19,7 @@ const DIM: usize = 32;
 const CHILD_ENV: &str = "DUPIFY_KILL_CHILD_DB";
 
 fn vec_for(seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
+    catalog_common::unit_vector(seed, DIM)
 }
 
 fn seed_of(ext: &str) -> u64 {
