@@ -661,7 +661,7 @@ impl Extractor {
         let started = Instant::now();
         let c = &self.inner.config;
         let bytes = load_bytes(input, &c.limits)?;
-        let content_hash = hex(&Sha256::digest(&bytes));
+        let content_hash = content_hash(&bytes);
         let key = (content_hash.clone(), ops);
         if let Some(hit) = self.cache_get(&key) {
             return Ok(Staged {
@@ -812,17 +812,14 @@ impl Extractor {
 
 /// The bytes that identify an input (the cache key) and, except for raw pixels, the bytes
 /// that get decoded: read or base64-decoded once, under the byte limit.
-fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a, [u8]>> {
+/// The bytes that identify an input: the encoded image (read or decoded once), or for raw
+/// pixels their geometry and data. [`content_hash`] of these is `Features::content_hash`, the
+/// cache key and the catalog's image hash.
+pub(crate) fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a, [u8]>> {
     limits.validate()?;
     match input {
         ImageInput::Bytes(b) => {
-            if b.len() as u64 > limits.max_bytes {
-                return Err(Error::ImageTooLarge {
-                    what: "encoded size in bytes",
-                    actual: b.len() as u64,
-                    limit: limits.max_bytes,
-                });
-            }
+            limits.check_bytes(b.len() as u64)?;
             Ok(Cow::Borrowed(b))
         }
         ImageInput::Base64(text) => Ok(Cow::Owned(input::decode_base64(text, limits.max_bytes)?)),
@@ -846,6 +843,11 @@ fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a,
         // whose content changes does not serve stale features.
         ImageInput::Url(url) => Ok(Cow::Owned(input::fetch_url_bytes(url, limits)?)),
     }
+}
+
+/// SHA-256 (hex) of the bytes [`load_bytes`] returns.
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

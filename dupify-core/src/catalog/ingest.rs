@@ -9,16 +9,16 @@
 //! whole call (the model cannot load, its dimension differs from the catalog's, the database
 //! fails) return an error, and every chunk committed before it stays committed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{store, validate_new, Catalog, Namespace, NewProduct, SearchHit, SearchQuery};
 use crate::error::{Error, Result};
-use crate::extractor::{BatchOptions, CancelToken, Extractor, Ops};
+use crate::extractor::{content_hash, load_bytes, BatchOptions, CancelToken, Extractor, Ops};
 use crate::input::{self, ImageInput, InputLimits};
 
 /// One product to ingest and the image its features are extracted from.
@@ -89,64 +89,27 @@ impl IngestFailure {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// The image's content hash — the same SHA-256 the extractor reports as
 /// `Features::content_hash` — and the input to extract from. Files and base64 are read once
 /// here and handed on as bytes, so they are not read twice.
 fn hash_image(image: ImageInput, limits: &InputLimits) -> Result<(String, ImageInput)> {
-    limits.validate()?;
-    let (digest, image) = match image {
-        ImageInput::Bytes(b) => {
-            limits.check_bytes(b.len() as u64)?;
-            (Sha256::digest(&b), ImageInput::Bytes(b))
-        }
-        ImageInput::Base64(text) => {
-            let b = input::decode_base64(&text, limits.max_bytes)?;
-            (Sha256::digest(&b), ImageInput::Bytes(b))
-        }
-        ImageInput::Path(path) => {
-            let b = input::read_file(&path, limits.max_bytes)?;
-            (Sha256::digest(&b), ImageInput::Bytes(b))
-        }
-        ImageInput::Raw {
-            width,
-            height,
-            layout,
-            data,
-        } => {
-            // Geometry is part of the identity, as in the extractor's hash.
-            let mut h = Sha256::new();
-            h.update(width.to_le_bytes());
-            h.update(height.to_le_bytes());
-            h.update(format!("{layout:?}").as_bytes());
-            h.update(&data);
-            (
-                h.finalize(),
-                ImageInput::Raw {
-                    width,
-                    height,
-                    layout,
-                    data,
-                },
-            )
-        }
-        ImageInput::Url(_) => {
-            input::decode(&image, limits)?;
-            return Err(Error::NotAvailable {
-                what: "ingest of image_url inputs: fetch the bytes and pass them".into(),
-            });
-        }
+    if let ImageInput::Url(_) = image {
+        input::decode(&image, limits)?;
+        return Err(Error::NotAvailable {
+            what: "ingest of image_url inputs: fetch the bytes and pass them".into(),
+        });
+    }
+    let (hash, loaded) = {
+        let bytes = load_bytes(&image, limits)?;
+        let hash = content_hash(&bytes);
+        // A file or base64 text was just read into memory: hand those bytes on.
+        let loaded = match (&image, bytes) {
+            (ImageInput::Path(_) | ImageInput::Base64(_), Cow::Owned(b)) => Some(b),
+            _ => None,
+        };
+        (hash, loaded)
     };
-    Ok((hex(&digest), image))
+    Ok((hash, loaded.map_or(image, ImageInput::Bytes)))
 }
 
 /// An item after hashing, waiting for extraction.
