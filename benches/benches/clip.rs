@@ -4,8 +4,10 @@
 //! * `cpu_clip/vit_b32_fp32`, `cpu_clip/vit_b32_bf16`: batch 8 on the CPU with
 //!   `DUPIFY_BENCH_THREADS` LibTorch threads.
 //! * `cuda_clip/vit_b32_fp16`: batch `DUPIFY_BENCH_CUDA_BATCH` (default 256) on CUDA device 0,
-//!   only when CUDA is usable; every iteration ends with the embeddings copied back to the
-//!   host, which synchronises the device before the clock stops.
+//!   only when CUDA is usable: host RGB8 crops in (`ClipModel::embed_rgb8`, as the Extractor
+//!   feeds a GPU: copied to the device, normalised there), embeddings copied back to the host,
+//!   which synchronises the device before the clock stops. The peer does the same
+//!   (`--host-u8`).
 //!
 //! Peer: `benches/peers/clip.py`, transformers `CLIPModel` on the same checkpoint, batch and
 //! threads (`--device cuda --dtype fp16` for the CUDA row). Run both with
@@ -13,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dupify_benches::{bench_threads, cuda_available, set_torch_threads, vit_b32_dir};
-use dupify_core::{ClipModel, ClipOptions, Device, Precision};
+use dupify_core::{ClipModel, ClipOptions, ClipPreprocess, Device, Precision};
 
 const CPU_BATCH: usize = 8;
 
@@ -60,10 +62,15 @@ fn bench(c: &mut Criterion) {
         g.sample_size(20);
         g.throughput(Throughput::Elements(batch as u64));
         let m = model(Device::Cuda(0), Precision::F16, batch);
-        let px = pixels(batch, m.image_size());
-        // `embed_pixels` returns host vectors: the device→host copy waits for the kernels.
+        let side = m.image_size();
+        // What the Extractor sends a GPU: host RGB8 crops, normalised on the device.
+        let rgb: Vec<u8> = (0..batch * side * side * 3)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
+        let pre = ClipPreprocess::new(side as u32);
+        // `embed_rgb8` returns host vectors: the device→host copy waits for the kernels.
         g.bench_function("vit_b32_fp16", |b| {
-            b.iter(|| m.embed_pixels(&px, batch).expect("forward"))
+            b.iter(|| m.embed_rgb8(&rgb, batch, &pre).expect("forward"))
         });
         g.finish();
     }

@@ -2,7 +2,9 @@
 """Peer for benches/benches/clip.rs: transformers CLIPModel (PyTorch eager), model-only image
 embedding `visual_projection(vision_model(px).pooler_output)` + L2 norm, on the same
 checkpoint (weights/test/clip/vit-b-32), batch and thread count. `--device cuda --dtype fp16`
-is the peer of `cuda_clip/vit_b32_fp16` (synchronised before the clock stops). Prints images/s
+is the peer of `cuda_clip/vit_b32_fp16`; with `--host-u8` it does that row's whole job: host
+uint8 HWC crops copied to the device, normalised there with CLIP's mean/std, embedded,
+embeddings copied back to the host (which synchronises before the clock stops). Prints images/s
 as the last line: {"images_per_s": ...}."""
 
 import argparse
@@ -24,6 +26,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    ap.add_argument("--host-u8", action="store_true",
+                    help="start from host uint8 crops and end with host embeddings")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -31,11 +35,20 @@ def main() -> None:
     model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval().to(dev, dtype)
     side = model.config.vision_config.image_size
     px = (torch.rand(args.batch, 3, side, side) * 2 - 1).to(dev, dtype)
+    rgb = torch.randint(0, 256, (args.batch, side, side, 3), dtype=torch.uint8)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073], device=dev).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711], device=dev).view(1, 3, 1, 1)
 
     def run():
         with torch.inference_mode():
-            e = model.visual_projection(model.vision_model(pixel_values=px).pooler_output)
+            x = px
+            if args.host_u8:
+                x = rgb.to(dev).permute(0, 3, 1, 2).float()
+                x = ((x / 255.0 - mean) / std).to(dtype)
+            e = model.visual_projection(model.vision_model(pixel_values=x).pooler_output)
             e = e / e.norm(dim=-1, keepdim=True)
+            if args.host_u8:
+                e = e.float().cpu()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             return e

@@ -471,7 +471,9 @@ impl fmt::Debug for Extractor {
 /// Work of one item after the CPU stages.
 struct Staged {
     features: Features,
-    pixels: Option<Vec<f32>>,
+    /// The model's square RGB8 input (`ClipPreprocess::square_rgb`); normalised on the
+    /// model's device, so a chunk moves to a GPU as bytes, not 4× as many f32s.
+    pixels: Option<Vec<u8>>,
     started: Instant,
 }
 
@@ -503,6 +505,8 @@ impl Extractor {
             let opts = ClipOptions {
                 device: self.inner.config.device,
                 precision: self.inner.config.precision,
+                // A chunk is one forward pass.
+                max_batch: self.inner.config.batch_size,
                 ..ClipOptions::default()
             };
             ClipModel::from_dir(dir, &opts)
@@ -716,11 +720,7 @@ impl Extractor {
             }
         }
         let pixels = if ops.needs_model() {
-            let size = self.clip()?.image_size();
-            let size = u32::try_from(size)
-                .map_err(|_| Error::Internal(format!("model image size {size} too large")))?;
-            let pre = ClipPreprocess::new(size).with_mode(c.resize_mode);
-            Some(pre.preprocess(&decoded)?)
+            Some(self.clip_preprocess(&*self.clip()?)?.square_rgb(&decoded)?)
         } else {
             None
         };
@@ -729,6 +729,15 @@ impl Extractor {
             pixels,
             started,
         })
+    }
+
+    /// The CLIP preprocessing the configured model gets (its image size, the configured
+    /// resize mode, OpenAI's mean/std).
+    fn clip_preprocess(&self, clip: &ClipModel) -> Result<ClipPreprocess> {
+        let size = clip.image_size();
+        let size = u32::try_from(size)
+            .map_err(|_| Error::Internal(format!("model image size {size} too large")))?;
+        Ok(ClipPreprocess::new(size).with_mode(self.inner.config.resize_mode))
     }
 
     /// One forward pass over the chunk's pixels, then attributes; fills the cache.
@@ -753,7 +762,10 @@ impl Extractor {
         let mut embeddings: HashMap<usize, Vec<f32>> = HashMap::new();
         let mut batch_error: Option<String> = None;
         if let (Some(clip), false) = (clip, owners.is_empty()) {
-            match clip.embed_pixels(&batch, owners.len()) {
+            match self
+                .clip_preprocess(clip)
+                .and_then(|pre| clip.embed_rgb8(&batch, owners.len(), &pre))
+            {
                 Ok(embs) => embeddings.extend(owners.iter().copied().zip(embs)),
                 Err(e) => batch_error = Some(e.to_string()),
             }

@@ -246,3 +246,70 @@ fn bad_inputs_get_typed_errors() {
     let e = m.embed_token_ids(&[vec![1; 78]]).unwrap_err();
     assert_eq!(e.code(), "invalid_parameter");
 }
+
+/// The byte path (`embed_rgb8`: RGB8 crops normalised by the model's device through the
+/// preprocessing table) gives exactly what the f32 path gives for the same photos, batched
+/// and one by one, in both resize modes; mismatched sizes are typed errors.
+#[test]
+fn rgb8_path_equals_f32_path_bit_for_bit() {
+    use dupify_core::{ClipPreprocess, ImageInput, InputLimits, ResizeMode};
+    let m = ClipModel::from_dir(model_dir("tiny"), &ClipOptions::cpu()).unwrap();
+    let s = m.image_size() as u32;
+    let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/assets/clothing");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&photos)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    files.sort();
+    files.truncate(6);
+    assert_eq!(
+        files.len(),
+        6,
+        "committed photos under {}",
+        photos.display()
+    );
+    let images: Vec<_> = files
+        .iter()
+        .map(|f| {
+            dupify_core::decode(&ImageInput::Path(f.clone()), &InputLimits::default()).unwrap()
+        })
+        .collect();
+    for mode in [ResizeMode::CenterCrop, ResizeMode::PadToSquare] {
+        let pre = ClipPreprocess::new(s).with_mode(mode);
+        let mut rgb = Vec::new();
+        let mut px = Vec::new();
+        for img in &images {
+            rgb.extend(pre.square_rgb(img).unwrap());
+            px.extend(pre.preprocess(img).unwrap());
+        }
+        let n = images.len();
+        assert_eq!(
+            m.embed_rgb8(&rgb, n, &pre).unwrap(),
+            m.embed_pixels(&px, n).unwrap(),
+            "{mode:?}: batched"
+        );
+        let per = (s * s * 3) as usize;
+        let one = m.embed_rgb8(&rgb[..per], 1, &pre).unwrap();
+        assert_eq!(
+            one,
+            m.embed_pixels(&px[..px.len() / n], 1).unwrap(),
+            "{mode:?}: single"
+        );
+    }
+    let pre = ClipPreprocess::new(s);
+    let e = m.embed_rgb8(&[0u8; 10], 1, &pre).unwrap_err();
+    assert!(e.to_string().contains("bytes"), "{e}");
+    let other = s + 8;
+    let e = m
+        .embed_rgb8(
+            &vec![0u8; (3 * other * other) as usize],
+            1,
+            &ClipPreprocess::new(other),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("does not match"), "{e}");
+}

@@ -39,6 +39,7 @@ pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};
 
 use crate::device::{Device, Precision};
 use crate::error::{Error, Result};
+use crate::input::ClipPreprocess;
 
 /// File names looked up by [`ClipModel::from_dir`].
 pub const CONFIG_FILE: &str = "config.json";
@@ -282,6 +283,66 @@ impl ClipModel {
             for chunk in pixels.chunks(per * self.max_batch) {
                 let n = (chunk.len() / per) as i64;
                 let x = Tensor::f_from_slice(chunk)?.f_view([n, c as i64, s as i64, s as i64])?;
+                out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// L2-normalised image embeddings of `batch` square RGB8 images as
+    /// [`ClipPreprocess::square_rgb`] returns them (`[batch, S, S, 3]`, before normalisation),
+    /// normalised with `preprocess`'s mean/std *on the model's device*.
+    ///
+    /// Why: a normalised f32 image is 4× the bytes of its RGB8 crop. On a GPU the host→device
+    /// copy and the host-side batch assembly of f32 pixels cap throughput well below what the
+    /// model sustains, so batches travel as bytes. Normalisation is a lookup in the same
+    /// table [`ClipPreprocess::preprocess`] uses, so the result equals
+    /// `embed_pixels(preprocess(..))` bit for bit.
+    pub fn embed_rgb8(
+        &self,
+        rgb: &[u8],
+        batch: usize,
+        preprocess: &ClipPreprocess,
+    ) -> Result<Vec<Vec<f32>>> {
+        preprocess.validate()?;
+        let s = self.image_size();
+        if preprocess.image_size as usize != s {
+            return Err(Error::invalid(
+                "preprocess",
+                format!(
+                    "image size {} does not match the model's {s}",
+                    preprocess.image_size
+                ),
+            ));
+        }
+        let per = s * s * 3;
+        if batch.checked_mul(per) != Some(rgb.len()) {
+            return Err(Error::invalid(
+                "rgb",
+                format!(
+                    "expected {batch} x {s} x {s} x 3 = {} bytes, got {}",
+                    batch.saturating_mul(per),
+                    rgb.len()
+                ),
+            ));
+        }
+        let device = self.inner.device;
+        let mut out = Vec::with_capacity(batch);
+        tch::no_grad(|| -> Result<()> {
+            // [3 * 256] table; channel c of value v sits at c * 256 + v.
+            let lut: Vec<f32> = preprocess.lut().iter().flatten().copied().collect();
+            let lut = Tensor::f_from_slice(&lut)?.f_to_device(device)?;
+            let offsets = Tensor::f_from_slice(&[0i64, 256, 512])?.f_to_device(device)?;
+            for chunk in rgb.chunks(per * self.max_batch) {
+                let n = (chunk.len() / per) as i64;
+                let (s, c) = (s as i64, 3i64);
+                let idx = Tensor::f_from_slice(chunk)?
+                    .f_to_device(device)?
+                    .f_view([n, s, s, c])?
+                    .f_to_kind(Kind::Int64)?
+                    .f_add(&offsets)?;
+                let x = lut.f_take(&idx)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
                 out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
             }
             Ok(())

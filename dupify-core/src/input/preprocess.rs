@@ -168,7 +168,9 @@ impl ClipPreprocess {
         }
     }
 
-    fn lut(&self) -> [[f32; 256]; 3] {
+    /// `(v / 255 - mean[c]) / std[c]` for every byte value and channel: the whole
+    /// normalisation, shared with the model's on-device path (`ClipModel::embed_rgb8`).
+    pub(crate) fn lut(&self) -> [[f32; 256]; 3] {
         let mut lut = [[0.0f32; 256]; 3];
         for (c, table) in lut.iter_mut().enumerate() {
             for (v, slot) in table.iter_mut().enumerate() {
