@@ -337,11 +337,25 @@ impl ClipModel {
             for chunk in rgb.chunks(per * self.max_batch) {
                 let n = (chunk.len() / per) as i64;
                 let (s, c) = (s as i64, 3i64);
-                let idx = Tensor::f_from_slice(chunk)?
+                // SAFETY: `host` aliases `chunk` read-only, without a copy (a batch of 256 is
+                // 38 MB; copying it first costs as much as the host→device transfer). It
+                // lives only in this iteration, while `chunk` is borrowed, and nothing writes
+                // through it: `to_device` (synchronous from pageable memory) or, on the CPU,
+                // `to_kind` copy it before it is dropped.
+                let host = unsafe {
+                    Tensor::f_from_blob(
+                        chunk.as_ptr(),
+                        &[n, s, s, c],
+                        &[s * s * c, s * c, c, 1],
+                        Kind::Uint8,
+                        tch::Device::Cpu,
+                    )?
+                };
+                let idx = host
                     .f_to_device(device)?
-                    .f_view([n, s, s, c])?
                     .f_to_kind(Kind::Int64)?
                     .f_add(&offsets)?;
+                drop(host);
                 let x = lut.f_take(&idx)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
                 out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
             }
