@@ -553,6 +553,7 @@ impl NsIndex {
     /// while the ranking data come from SQLite (reopen time is the larger of the two, not
     /// their sum).
     pub(crate) fn load_graph(dir: &Path, dim: usize, points: usize) -> Result<SavedGraph> {
+        check_data_file(dir, dim, points)?;
         let dir_owned = dir.to_path_buf();
         let loaded = std::panic::catch_unwind(move || {
             LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
@@ -628,6 +629,27 @@ pub(crate) fn top_k(hits: &mut Vec<(usize, f32)>, k: usize) {
 }
 
 pub(crate) const GRAPH_BASENAME: &str = "graph";
+
+/// Refuses a graph data file whose length is not exactly what `points` vectors of `dim`
+/// floats take in hnsw_rs's format (a header of magic `u32` + dimension `usize`, then per
+/// point magic `u32`, id `u64`, byte length `u64` and the floats). hnsw_rs's loader calls
+/// `process::exit(1)` when that file ends early (a torn or truncated write), which
+/// `catch_unwind` cannot stop, so the length is checked before the loader sees it.
+fn check_data_file(dir: &Path, dim: usize, points: usize) -> Result<()> {
+    let path = dir.join(format!("{GRAPH_BASENAME}.hnsw.data"));
+    let len = fs::metadata(&path).map_err(|e| io_err(&path, e))?.len();
+    let header = (std::mem::size_of::<u32>() + std::mem::size_of::<usize>()) as u64;
+    let per_point = (std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u64>()) as u64
+        + (dim * std::mem::size_of::<f32>()) as u64;
+    let want = header + points as u64 * per_point;
+    if len != want {
+        return Err(Error::Internal(format!(
+            "{} holds {len} bytes, {points} vectors of dimension {dim} take {want}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
@@ -859,6 +881,22 @@ mod tests {
             .collect::<Vec<_>>();
         re.insert(entries(&extra));
         assert_eq!(re.search(&extra[2].1, 1, &none(), None)[0].0, extra[2].0);
+        // a torn write of either file is refused, not a process exit or a crash
+        for (name, keep) in [("graph.hnsw.data", 1000u64), ("graph.hnsw.graph", 1000)] {
+            let torn = tempfile::tempdir().unwrap();
+            for f in ["graph.hnsw.data", "graph.hnsw.graph"] {
+                fs::copy(dir.path().join(f), torn.path().join(f)).unwrap();
+            }
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(torn.path().join(name))
+                .unwrap();
+            let full = f.metadata().unwrap().len();
+            f.set_len(full - keep).unwrap();
+            drop(f);
+            let e = NsIndex::load_graph(torn.path(), 24, 400).err();
+            assert!(e.is_some(), "{name} cut by {keep} bytes was accepted");
+        }
         // garbage files are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
         fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
