@@ -58,6 +58,25 @@ pub(crate) struct HotRow {
     pub colors: Box<[ColorSwatch]>,
 }
 
+/// The ranking data of the products in a saved graph, interned and keyed by ANN id: built
+/// by [`LiveRows::new`] on the thread that reads SQLite while another loads the graph, so
+/// [`NsIndex::load`] only attaches the two.
+pub(crate) struct LiveRows {
+    live: HashMap<usize, HotRow>,
+    strings: Interner,
+}
+
+impl LiveRows {
+    pub(crate) fn new(rows: Vec<(usize, HotSource)>) -> Self {
+        let mut strings = Interner::default();
+        let mut live = HashMap::with_capacity(rows.len());
+        for (id, h) in rows {
+            live.insert(id, strings.hot(h));
+        }
+        LiveRows { live, strings }
+    }
+}
+
 /// Interned strings of one namespace (brands, categories, currencies repeat a lot).
 #[derive(Default)]
 struct Interner {
@@ -75,6 +94,18 @@ impl Interner {
     }
     fn get(&self, s: &str) -> Option<u32> {
         self.names.get(s).copied()
+    }
+    /// Interns `h`'s strings into a [`HotRow`].
+    fn hot(&mut self, h: HotSource) -> HotRow {
+        HotRow {
+            id: h.id.into(),
+            brand: h.brand.as_deref().map(|b| self.intern(b)),
+            category: h.category.as_deref().map(|c| self.intern(c)),
+            currency: self.intern(&h.currency),
+            price: h.price,
+            shape: h.shape.map(Vec::into_boxed_slice),
+            colors: h.colors.into_boxed_slice(),
+        }
     }
 }
 
@@ -354,16 +385,7 @@ impl NsIndex {
         }
     }
     fn hot(&mut self, h: HotSource) -> HotRow {
-        let s = &mut self.strings;
-        HotRow {
-            id: h.id.into(),
-            brand: h.brand.as_deref().map(|b| s.intern(b)),
-            category: h.category.as_deref().map(|c| s.intern(c)),
-            currency: s.intern(&h.currency),
-            price: h.price,
-            shape: h.shape.map(Vec::into_boxed_slice),
-            colors: h.colors.into_boxed_slice(),
-        }
+        self.strings.hot(h)
     }
 
     /// Compiles `f`'s in-memory fields for this namespace.
@@ -582,27 +604,22 @@ impl NsIndex {
         graph: SavedGraph,
         dim: usize,
         params: IndexParams,
-        in_graph: Vec<(usize, HotSource)>,
+        in_graph: LiveRows,
         max_id: usize,
     ) -> Self {
         let points = graph.0.with_dependent(|_, g| g.get_nb_point());
-        let mut ix = NsIndex {
+        NsIndex {
             dim,
             params,
-            live: HashMap::with_capacity(in_graph.len()),
-            strings: Interner::default(),
+            live: in_graph.live,
+            strings: in_graph.strings,
             flat: Vec::new(),
             graph: Some(GraphHolder::Loaded(graph.0)),
             graph_points: points,
             max_id,
             dirty: false,
             source: IndexSource::Loaded,
-        };
-        for (id, h) in in_graph {
-            let row = ix.hot(h);
-            ix.live.insert(id, row);
         }
-        ix
     }
 
     /// Sets the candidate list size later searches use (the graph does not depend on it).
@@ -863,7 +880,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let g = NsIndex::load_graph(dir.path(), 24, 400).unwrap();
-        let mut re = NsIndex::load(g, 24, params, live(), 400);
+        let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400);
         // a file that does not hold what the metadata says is refused
         assert!(NsIndex::load_graph(dir.path(), 24, 401).is_err());
         assert!(NsIndex::load_graph(dir.path(), 25, 400).is_err());
