@@ -354,7 +354,9 @@ fn main() {
         "| RSS growth on reopen beyond vectors | {:.0} B/vector |",
         rss_overhead_per_vec
     );
-    println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
+    if sweep_on {
+        println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
+    }
     if let (Some(q), Some(r)) = (raw_qps, raw_recall) {
         println!("| bare hnsw_rs search QPS / recall@10 (default ef) | {q:.0} / {r:.3} |");
     }
@@ -388,8 +390,14 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{},\"reopen_s\":{reopen_s:.3},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{exact_qps:.2},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
+        "{{\"n\":{n},\"build_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
         opt(build_s.is_finite().then_some(build_s)),
+        all_reopens
+            .iter()
+            .map(|t| format!("{t:.3}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        opt(sweep_on.then_some(exact_qps)),
         opt(raw_qps),
         opt(raw_recall),
         sweep_json.join(",")
