@@ -11,10 +11,10 @@
 //! committed product and never exposes a half-written one.
 //!
 //! Reopen cost: loading a saved graph (hnsw_rs's loader, one thread, dominated by linking
-//! every edge) runs on its own thread while the ranking data are read from SQLite through a
-//! covering index (`products_hot`, so the stored embeddings are not read again) and interned;
-//! the two are then attached. A graph data file of the wrong length is refused before hnsw_rs
-//! reads it (its loader exits the process on a short data file) and the graph is rebuilt.
+//! every edge: random `Arc` increments across the whole graph) runs on its own thread while
+//! the ranking data are read from SQLite and interned; the two are then attached. A graph
+//! data file of the wrong length is refused before hnsw_rs reads it (its loader exits the
+//! process on a short data file) and the graph is rebuilt.
 //!
 //! Namespaces (account × live/test environment) are fully separate: separate rows, separate
 //! indexes; no call takes more than one namespace.

@@ -52,13 +52,6 @@ CREATE TABLE IF NOT EXISTS products (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS products_ns_pk ON products (ns, pk);
 CREATE INDEX IF NOT EXISTS products_ns_vec ON products (ns, vec_id);
--- Covers `hot_rows`: opening a catalog reads every product's ranking data, and without this
--- index that read walks the table, whose rows hold the 2 KiB CLIP blob (one row per page at
--- 512-d), so it reads every embedding just to skip it. A catalog created before this index
--- gets it on its first open (one scan).
-CREATE INDEX IF NOT EXISTS products_hot ON products
-    (ns, vec_id, id, brand, category, currency, price, shape, colors)
-    WHERE vec_id IS NOT NULL;
 "#;
 
 /// Columns read into a [`Product`], in [`row_to_product`]'s order.
@@ -519,15 +512,6 @@ fn row_to_hot(r: &Row<'_>) -> Result<(usize, HotSource)> {
     ))
 }
 
-/// [`hot_rows`]'s query. `INDEXED BY`: an index-only scan of `products_hot` (see `SCHEMA`),
-/// never the table.
-fn hot_rows_sql() -> String {
-    format!(
-        "SELECT {HOT_COLS} FROM products INDEXED BY products_hot \
-         WHERE ns = ?1 AND vec_id IS NOT NULL AND vec_id <= ?2"
-    )
-}
-
 /// Ranking data of the namespace's products with `vec_id <= upto` (those already in a saved
 /// graph), without their vectors.
 pub(crate) fn hot_rows(
@@ -535,7 +519,10 @@ pub(crate) fn hot_rows(
     ns_id: i64,
     upto: usize,
 ) -> Result<Vec<(usize, HotSource)>> {
-    let mut st = conn.prepare_cached(&hot_rows_sql())?;
+    let sql = format!(
+        "SELECT {HOT_COLS} FROM products WHERE ns = ?1 AND vec_id IS NOT NULL AND vec_id <= ?2"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
     let mut rows = st.query(params![ns_id, upto as i64])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -593,32 +580,4 @@ pub(crate) fn vectors_for(
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Opening a catalog must read the ranking data from the covering index alone: a plan
-    /// that touches the table reads every stored embedding (one 4 KiB page per 512-d row).
-    #[test]
-    fn hot_rows_is_an_index_only_scan() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {}", hot_rows_sql());
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .unwrap()
-            .query_map(params![1, 10], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(plan.len(), 1, "{plan:?}");
-        assert!(
-            plan[0].contains("USING COVERING INDEX products_hot"),
-            "{plan:?}"
-        );
-        // and `hot_rows` itself runs (the index name and its partial WHERE agree)
-        assert!(hot_rows(&conn, 1, 10).unwrap().is_empty());
-    }
 }
