@@ -28,6 +28,13 @@
 //!
 //! Run: `DUPIFY_CATALOG_BENCH_N=100000 cargo bench -p dupify-benches --bench catalog`
 //! (N defaults to 100,000). Prints a table and, as its last line, a JSON object.
+//!
+//! Building the 100k catalog takes minutes; to work on reopen alone, set
+//! `DUPIFY_CATALOG_BENCH_DIR=/some/dir`: the first run builds the catalog there and keeps it,
+//! later runs with the same N reuse it (the vectors are regenerated from the fixed seed, so
+//! recall is still measured against the same data). `DUPIFY_CATALOG_BENCH_REOPEN=k` times `k`
+//! reopens (default 1) and reports their median; `DUPIFY_CATALOG_BENCH_SWEEP=0` skips the
+//! search sweep.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,17 +171,24 @@ fn main() {
     let data: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, &centres, &shape)).collect();
     let queries: Vec<Vec<f32>> = (0..nq).map(|_| draw(&mut rng, &centres, &shape)).collect();
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bench.db");
+    // A kept directory (reused when it already holds a catalog of this N) or a temporary one.
+    let kept = std::env::var_os("DUPIFY_CATALOG_BENCH_DIR").map(std::path::PathBuf::from);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = kept.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let path = dir.join(format!("bench-{n}.db"));
     let opts = CatalogOptions {
         synchronous_full: false,
         ..CatalogOptions::default().with_dim(DIM)
     };
     let ns = Namespace::new("bench", Environment::Test).expect("ns");
+    let reuse = kept.is_some() && path.exists();
 
     let t = Instant::now();
-    let build_s;
-    {
+    let mut build_s = f64::NAN;
+    if reuse {
+        eprintln!("reusing the catalog at {}", path.display());
+    } else {
         let cat = Catalog::open(&path, opts.clone()).expect("open");
         for (b, chunk) in data.chunks(10_000).enumerate() {
             let batch = chunk
@@ -197,22 +211,48 @@ fn main() {
         );
     }
 
+    // Extra reopens first (each dropped again) so the median is of warm-cache runs like the
+    // last one, which is kept for the memory figures and the sweep.
+    let reopens: usize = std::env::var("DUPIFY_CATALOG_BENCH_REOPEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut reopen_times = Vec::with_capacity(reopens);
+    for _ in 1..reopens {
+        let t = Instant::now();
+        let cat = Catalog::open(&path, opts.clone()).expect("reopen");
+        reopen_times.push(t.elapsed().as_secs_f64());
+        // a reopen that had to rebuild or reconcile would have saved again on drop
+        assert_eq!(
+            cat.index_report().expect("report")[0].source,
+            IndexSource::Loaded
+        );
+        drop(cat);
+    }
     let rss0 = rss_bytes();
     let heap0 = LIVE.load(Ordering::Relaxed);
     let t = Instant::now();
     let cat = Catalog::open(&path, opts).expect("reopen");
-    let reopen_s = t.elapsed().as_secs_f64();
+    reopen_times.push(t.elapsed().as_secs_f64());
     let heap1 = LIVE.load(Ordering::Relaxed);
     let rss1 = rss_bytes();
+    let all_reopens = reopen_times.clone();
+    reopen_times.sort_by(f64::total_cmp);
+    let reopen_s = reopen_times[reopen_times.len() / 2];
+    eprintln!("reopen times (s): {all_reopens:.3?}");
     let report = cat.index_report().expect("report");
     let raw = (n * DIM * 4) as f64;
     let overhead_per_vec = (heap1.saturating_sub(heap0) as f64 - raw) / n as f64;
     let rss_overhead_per_vec = (rss1.saturating_sub(rss0) as f64 - raw) / n as f64;
 
-    // Exact brute force over the same vectors (same thread count: one).
+    // Exact brute force over the same vectors (same thread count: one); skipped with the
+    // sweep, which is all it is for.
+    let sweep_on = !std::env::var("DUPIFY_CATALOG_BENCH_SWEEP").is_ok_and(|v| v == "0");
     let t = Instant::now();
     let truth: Vec<Vec<usize>> = queries
         .iter()
+        .take(if sweep_on { nq } else { 0 })
         .map(|q| {
             let mut s: Vec<(usize, f32)> = data
                 .iter()
@@ -234,6 +274,7 @@ fn main() {
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![16, 24, 32, 48, 64, 96, 128]);
+    let efs = if sweep_on { efs } else { Vec::new() };
     let mut sweep: Vec<Sweep> = Vec::new();
     for &ef in &efs {
         cat.set_ef_search(ef).expect("ef_search");
@@ -301,7 +342,10 @@ fn main() {
     );
     println!("| index | {:?} / {:?} |", report[0].mode, report[0].source);
     println!("| build (ingest + graph) | {build_s:.1} s |");
-    println!("| reopen | {reopen_s:.2} s |");
+    println!(
+        "| reopen (median of {}) | {reopen_s:.2} s |",
+        reopen_times.len()
+    );
     println!(
         "| index memory beyond vectors (heap) | {:.0} B/vector |",
         overhead_per_vec
@@ -310,7 +354,9 @@ fn main() {
         "| RSS growth on reopen beyond vectors | {:.0} B/vector |",
         rss_overhead_per_vec
     );
-    println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
+    if sweep_on {
+        println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
+    }
     if let (Some(q), Some(r)) = (raw_qps, raw_recall) {
         println!("| bare hnsw_rs search QPS / recall@10 (default ef) | {q:.0} / {r:.3} |");
     }
@@ -344,7 +390,14 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{build_s:.2},\"reopen_s\":{reopen_s:.3},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{exact_qps:.2},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
+        "{{\"n\":{n},\"build_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
+        opt(build_s.is_finite().then_some(build_s)),
+        all_reopens
+            .iter()
+            .map(|t| format!("{t:.3}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        opt(sweep_on.then_some(exact_qps)),
         opt(raw_qps),
         opt(raw_recall),
         sweep_json.join(",")

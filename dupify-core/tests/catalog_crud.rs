@@ -628,3 +628,96 @@ fn readers_keep_working_during_writes() {
         .unwrap();
     assert_eq!(page.items.len(), 350);
 }
+
+/// The saved graph's files, `(data, graph)`, found through the directory the catalog wrote.
+fn graph_files(ann: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dirs: Vec<_> = std::fs::read_dir(ann)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one saved graph expected: {dirs:?}");
+    (
+        dirs[0].join("graph.hnsw.data"),
+        dirs[0].join("graph.hnsw.graph"),
+    )
+}
+
+fn cut(path: &std::path::Path, bytes: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    assert!(len > bytes, "{} is only {len} bytes", path.display());
+    f.set_len(len - bytes).unwrap();
+}
+
+#[test]
+fn a_torn_graph_file_is_rebuilt_with_the_same_results() {
+    // hnsw_rs's loader exits the process on a data file that ends early and panics on a
+    // short graph file; either must instead give a rebuild from SQLite.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    let ann = dir.path().join("cat.db.ann");
+    // ef_search above the point count: the graph search is exhaustive, so exact
+    let opts = CatalogOptions::default().with_index(
+        IndexParams::default()
+            .with_brute_force_below(64)
+            .with_ef_search(512),
+    );
+    let n = ns("acme", Environment::Live);
+    let queries: Vec<SearchQuery> = (0..10)
+        .map(|i| SearchQuery {
+            embedding: Some(vec_for(7000 + i)),
+            limit: 10,
+            ..Default::default()
+        })
+        .collect();
+    let ids = |cat: &Catalog| -> Vec<Vec<String>> {
+        queries
+            .iter()
+            .map(|q| {
+                cat.search(&n, q)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| h.product.external_id)
+                    .collect()
+            })
+            .collect()
+    };
+    // exact answers, from the same vectors searched by brute force
+    let exact = {
+        let cat = Catalog::open_in_memory(
+            CatalogOptions::default()
+                .with_index(IndexParams::default().with_brute_force_below(10_000)),
+        )
+        .unwrap();
+        cat.upsert_batch(&n, (0..300).map(|i| product(&format!("p{i}"), i)).collect())
+            .unwrap();
+        assert_eq!(cat.index_report().unwrap()[0].mode, IndexMode::Exact);
+        ids(&cat)
+    };
+    {
+        let cat = Catalog::open(&path, opts.clone()).unwrap();
+        cat.upsert_batch(&n, (0..300).map(|i| product(&format!("p{i}"), i)).collect())
+            .unwrap();
+        cat.flush().unwrap();
+    }
+    // the data file loses its last 100 bytes (a torn write of the last vector)
+    cut(&graph_files(&ann).0, 100);
+    {
+        let cat = Catalog::open(&path, opts.clone()).unwrap();
+        let rep = cat.index_report().unwrap();
+        assert_eq!(rep[0].source, IndexSource::Rebuilt);
+        assert_eq!(rep[0].mode, IndexMode::Ann);
+        assert_eq!(rep[0].live, 300);
+        assert_eq!(ids(&cat), exact);
+    } // the rebuilt graph is saved on drop
+    let cat = Catalog::open(&path, opts.clone()).unwrap();
+    assert_eq!(cat.index_report().unwrap()[0].source, IndexSource::Loaded);
+    assert_eq!(ids(&cat), exact);
+    drop(cat);
+    // now the graph file loses its tail
+    cut(&graph_files(&ann).1, 50);
+    let cat = Catalog::open(&path, opts).unwrap();
+    assert_eq!(cat.index_report().unwrap()[0].source, IndexSource::Rebuilt);
+    assert_eq!(ids(&cat), exact);
+}

@@ -58,6 +58,25 @@ pub(crate) struct HotRow {
     pub colors: Box<[ColorSwatch]>,
 }
 
+/// The ranking data of the products in a saved graph, interned and keyed by ANN id: built
+/// by [`LiveRows::new`] on the thread that reads SQLite while another loads the graph, so
+/// [`NsIndex::load`] only attaches the two.
+pub(crate) struct LiveRows {
+    live: HashMap<usize, HotRow>,
+    strings: Interner,
+}
+
+impl LiveRows {
+    pub(crate) fn new(rows: Vec<(usize, HotSource)>) -> Self {
+        let mut strings = Interner::default();
+        let mut live = HashMap::with_capacity(rows.len());
+        for (id, h) in rows {
+            live.insert(id, strings.hot(h));
+        }
+        LiveRows { live, strings }
+    }
+}
+
 /// Interned strings of one namespace (brands, categories, currencies repeat a lot).
 #[derive(Default)]
 struct Interner {
@@ -75,6 +94,18 @@ impl Interner {
     }
     fn get(&self, s: &str) -> Option<u32> {
         self.names.get(s).copied()
+    }
+    /// Interns `h`'s strings into a [`HotRow`].
+    fn hot(&mut self, h: HotSource) -> HotRow {
+        HotRow {
+            id: h.id.into(),
+            brand: h.brand.as_deref().map(|b| self.intern(b)),
+            category: h.category.as_deref().map(|c| self.intern(c)),
+            currency: self.intern(&h.currency),
+            price: h.price,
+            shape: h.shape.map(Vec::into_boxed_slice),
+            colors: h.colors.into_boxed_slice(),
+        }
     }
 }
 
@@ -354,16 +385,7 @@ impl NsIndex {
         }
     }
     fn hot(&mut self, h: HotSource) -> HotRow {
-        let s = &mut self.strings;
-        HotRow {
-            id: h.id.into(),
-            brand: h.brand.as_deref().map(|b| s.intern(b)),
-            category: h.category.as_deref().map(|c| s.intern(c)),
-            currency: s.intern(&h.currency),
-            price: h.price,
-            shape: h.shape.map(Vec::into_boxed_slice),
-            colors: h.colors.into_boxed_slice(),
-        }
+        self.strings.hot(h)
     }
 
     /// Compiles `f`'s in-memory fields for this namespace.
@@ -553,6 +575,7 @@ impl NsIndex {
     /// while the ranking data come from SQLite (reopen time is the larger of the two, not
     /// their sum).
     pub(crate) fn load_graph(dir: &Path, dim: usize, points: usize) -> Result<SavedGraph> {
+        check_data_file(dir, dim, points)?;
         let dir_owned = dir.to_path_buf();
         let loaded = std::panic::catch_unwind(move || {
             LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
@@ -581,27 +604,22 @@ impl NsIndex {
         graph: SavedGraph,
         dim: usize,
         params: IndexParams,
-        in_graph: Vec<(usize, HotSource)>,
+        in_graph: LiveRows,
         max_id: usize,
     ) -> Self {
         let points = graph.0.with_dependent(|_, g| g.get_nb_point());
-        let mut ix = NsIndex {
+        NsIndex {
             dim,
             params,
-            live: HashMap::with_capacity(in_graph.len()),
-            strings: Interner::default(),
+            live: in_graph.live,
+            strings: in_graph.strings,
             flat: Vec::new(),
             graph: Some(GraphHolder::Loaded(graph.0)),
             graph_points: points,
             max_id,
             dirty: false,
             source: IndexSource::Loaded,
-        };
-        for (id, h) in in_graph {
-            let row = ix.hot(h);
-            ix.live.insert(id, row);
         }
-        ix
     }
 
     /// Sets the candidate list size later searches use (the graph does not depend on it).
@@ -628,6 +646,27 @@ pub(crate) fn top_k(hits: &mut Vec<(usize, f32)>, k: usize) {
 }
 
 pub(crate) const GRAPH_BASENAME: &str = "graph";
+
+/// Refuses a graph data file whose length is not exactly what `points` vectors of `dim`
+/// floats take in hnsw_rs's format (a header of magic `u32` + dimension `usize`, then per
+/// point magic `u32`, id `u64`, byte length `u64` and the floats). hnsw_rs's loader calls
+/// `process::exit(1)` when that file ends early (a torn or truncated write), which
+/// `catch_unwind` cannot stop, so the length is checked before the loader sees it.
+fn check_data_file(dir: &Path, dim: usize, points: usize) -> Result<()> {
+    let path = dir.join(format!("{GRAPH_BASENAME}.hnsw.data"));
+    let len = fs::metadata(&path).map_err(|e| io_err(&path, e))?.len();
+    let header = (std::mem::size_of::<u32>() + std::mem::size_of::<usize>()) as u64;
+    let per_point = (std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u64>()) as u64
+        + (dim * std::mem::size_of::<f32>()) as u64;
+    let want = header + points as u64 * per_point;
+    if len != want {
+        return Err(Error::Internal(format!(
+            "{} holds {len} bytes, {points} vectors of dimension {dim} take {want}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
@@ -841,7 +880,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let g = NsIndex::load_graph(dir.path(), 24, 400).unwrap();
-        let mut re = NsIndex::load(g, 24, params, live(), 400);
+        let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400);
         // a file that does not hold what the metadata says is refused
         assert!(NsIndex::load_graph(dir.path(), 24, 401).is_err());
         assert!(NsIndex::load_graph(dir.path(), 25, 400).is_err());
@@ -859,6 +898,22 @@ mod tests {
             .collect::<Vec<_>>();
         re.insert(entries(&extra));
         assert_eq!(re.search(&extra[2].1, 1, &none(), None)[0].0, extra[2].0);
+        // a torn write of either file is refused, not a process exit or a crash
+        for (name, keep) in [("graph.hnsw.data", 1000u64), ("graph.hnsw.graph", 1000)] {
+            let torn = tempfile::tempdir().unwrap();
+            for f in ["graph.hnsw.data", "graph.hnsw.graph"] {
+                fs::copy(dir.path().join(f), torn.path().join(f)).unwrap();
+            }
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(torn.path().join(name))
+                .unwrap();
+            let full = f.metadata().unwrap().len();
+            f.set_len(full - keep).unwrap();
+            drop(f);
+            let e = NsIndex::load_graph(torn.path(), 24, 400).err();
+            assert!(e.is_some(), "{name} cut by {keep} bytes was accepted");
+        }
         // garbage files are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
         fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();

@@ -10,6 +10,12 @@
 //! unreadable or from another database. Killing the process at any point therefore loses no
 //! committed product and never exposes a half-written one.
 //!
+//! Reopen cost: loading a saved graph (hnsw_rs's loader, one thread, dominated by linking
+//! every edge: random `Arc` increments across the whole graph) runs on its own thread while
+//! the ranking data are read from SQLite and interned; the two are then attached. A graph
+//! data file of the wrong length is refused before hnsw_rs reads it (its loader exits the
+//! process on a short data file) and the graph is rebuilt.
+//!
 //! Namespaces (account × live/test environment) are fully separate: separate rows, separate
 //! indexes; no call takes more than one namespace.
 //!
@@ -46,7 +52,7 @@ pub use ingest::{IngestFailure, IngestItem, IngestOptions, IngestReport};
 pub use search::{palette_similarity, ChannelScores, ChannelWeights};
 
 use crate::error::{Error, Result};
-use index::NsIndex;
+use index::{LiveRows, NsIndex};
 
 /// Live or test data. Test keys never see or change live products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -621,7 +627,7 @@ impl Catalog {
         let graph_dir = ann.join(&meta.dir);
         let (graph, in_graph) = std::thread::scope(|sc| {
             let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points));
-            let rows = store::hot_rows(conn, ns_id, meta.max_vec_id);
+            let rows = store::hot_rows(conn, ns_id, meta.max_vec_id).map(LiveRows::new);
             let g = g
                 .join()
                 .unwrap_or_else(|_| Err(Error::Internal("hnsw load thread panicked".into())));
