@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from transformers import CLIPModel
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 ROOT = Path(__file__).resolve().parents[2]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -36,8 +37,8 @@ def main() -> None:
     side = model.config.vision_config.image_size
     px = (torch.rand(args.batch, 3, side, side) * 2 - 1).to(dev, dtype)
     rgb = torch.randint(0, 256, (args.batch, side, side, 3), dtype=torch.uint8)
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073], device=dev).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711], device=dev).view(1, 3, 1, 1)
+    mean = torch.tensor(OPENAI_CLIP_MEAN, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_CLIP_STD, device=dev).view(1, 3, 1, 1)
 
     def run():
         with torch.inference_mode():
