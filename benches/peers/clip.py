@@ -2,8 +2,10 @@
 """Peer for benches/benches/clip.rs: transformers CLIPModel (PyTorch eager), model-only image
 embedding `visual_projection(vision_model(px).pooler_output)` + L2 norm, on the same
 checkpoint (weights/test/clip/vit-b-32), batch and thread count. `--device cuda --dtype fp16`
-is the peer of `cuda_clip/vit_b32_fp16` (synchronised before the clock stops). Prints images/s
-as the last line: {"images_per_s": ...}."""
+is the peer of `cuda_clip/vit_b32_fp16` (synchronised before the clock stops). `--quant int8`
+runs PyTorch's dynamic int8 quantization of it instead (`torch.ao.quantization.quantize_dynamic(
+model, {nn.Linear}, dtype=torch.qint8)`, CPU, fp32 activations): the like-for-like peer of our
+`Precision::Int8`. Prints images/s as the last line: {"images_per_s": ...}."""
 
 import argparse
 import json
@@ -24,11 +26,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    ap.add_argument("--quant", choices=["none", "int8"], default="none")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval().to(dev, dtype)
+    if args.quant == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     side = model.config.vision_config.image_size
     px = (torch.rand(args.batch, 3, side, side) * 2 - 1).to(dev, dtype)
 
