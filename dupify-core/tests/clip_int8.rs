@@ -3,20 +3,24 @@
 //! and the fixture texts, checked two ways:
 //!
 //! * against the fp32 transformers reference (`reference.safetensors`): cosine ≥ 0.99 per
-//!   embedding. Why 0.99: int8 changes the embedding itself, so an fp32-parity bound (0.9999)
-//!   cannot hold; 0.99 (‖a − b‖ ≤ 0.14 for unit vectors, an angle under 8.2°) keeps an image's
-//!   int8 embedding far closer to its fp32 one than different products are to each other
-//!   (cosines of distinct catalog items are typically well below 0.95), so search results
-//!   move only among near-ties. PyTorch's own `quantize_dynamic` reaches 0.9993–0.9997 on these
-//!   checkpoints (printed by `weights/gen_quant_reference.py`), so the bound has slack for
-//!   checkpoints with harder weight ranges without being vacuous.
+//!   embedding. Why 0.99: int8 changes the embedding itself, so the fp32-parity bound
+//!   (0.9999) cannot hold; 0.99 (‖a − b‖ ≤ 0.14 between unit vectors, under 8.2°) still
+//!   catches a broken quantization (a wrong scale or a skipped bias gives cosines far lower)
+//!   while leaving room for checkpoints with harder weight ranges than these: PyTorch's own
+//!   `quantize_dynamic` reaches 0.9989–0.9997 here (printed by
+//!   `weights/gen_quant_reference.py`), ours the same.
 //! * against PyTorch's own dynamic quantization, `quantize_dynamic(CLIPModel, {nn.Linear},
 //!   dtype=torch.qint8)`, on the same weights and inputs (`reference_int8.safetensors`, made by
 //!   `weights/gen_quant_reference.py`, not by this code): same kernels and same quantization
 //!   parameters, so the only differences are f32 rounding upstream of a quantization step
-//!   (the fused/folded float layers round differently), which can move an activation by one
-//!   quantization level. Asserted: cosine ≥ 0.9999 per embedding, and every embedding closer
-//!   to PyTorch's int8 result than to fp32 (so the int8 path really runs).
+//!   (our fused and folded float layers round differently), which can move an activation to
+//!   the neighbouring int8 level. On the 2-layer `tiny` model that never compounds: asserted
+//!   cosine ≥ 0.99999 (measured 1.000000) and each embedding closer to PyTorch's int8 result
+//!   than to fp32. On the 12-layer ViT-B/32 it does, as much as within PyTorch itself (see
+//!   the test): asserted cosine ≥ 0.999.
+//!
+//! Every embedding must also be more than 1e-4 (max |diff|) away from fp32, so the int8 path
+//! provably ran.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
