@@ -1,8 +1,8 @@
 //! CLIP model-only throughput (images/s), ViT-B/32, on the seeded random checkpoint
 //! `weights/test/clip/vit-b-32` (the architecture, not the weights, sets the cost).
 //!
-//! * `cpu_clip/vit_b32_fp32`, `cpu_clip/vit_b32_bf16`: batch 8 on the CPU with
-//!   `DUPIFY_BENCH_THREADS` LibTorch threads.
+//! * `cpu_clip/vit_b32_fp32`, `cpu_clip/vit_b32_bf16`, `cpu_clip/vit_b32_int8`: batch 8 on
+//!   the CPU with `DUPIFY_BENCH_THREADS` LibTorch threads.
 //! * `cuda_clip/vit_b32_fp16`: batch `DUPIFY_BENCH_CUDA_BATCH` (default 256) on CUDA device 0,
 //!   only when CUDA is usable: host RGB8 crops in (`ClipModel::embed_rgb8`, as the Extractor
 //!   feeds a GPU: copied to the device, normalised there), embeddings copied back to the host,
@@ -10,7 +10,8 @@
 //!   (`--host-u8`).
 //!
 //! Peer: `benches/peers/clip.py`, transformers `CLIPModel` on the same checkpoint, batch and
-//! threads (`--device cuda --dtype fp16` for the CUDA row). Run both with
+//! threads (`--device cuda --dtype fp16` for the CUDA row, `--quant int8` for PyTorch's own
+//! dynamic int8 quantization, the like-for-like peer of the int8 row). Run both with
 //! `python benches/run.py clip_vit_b32_cpu`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -44,6 +45,7 @@ fn bench(c: &mut Criterion) {
     for (name, precision) in [
         ("vit_b32_fp32", Precision::F32),
         ("vit_b32_bf16", Precision::Bf16),
+        ("vit_b32_int8", Precision::Int8),
     ] {
         let m = model(Device::Cpu, precision, CPU_BATCH);
         let px = pixels(CPU_BATCH, m.image_size());

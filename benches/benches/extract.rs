@@ -12,6 +12,9 @@
 //!   strictly more work than that peer (silhouette, cut-out, attributes and quality have no
 //!   peer), so the ratio understates us.
 //!
+//! * `cpu_extract/embed_files_int8`: the embedding with `Precision::Int8` (CPU only). Peers:
+//!   `e2e.py` (fp32) and `e2e.py --quant int8` (PyTorch's own dynamic int8 quantization).
+//!
 //! `<dev>` is `cpu` or, with `DUPIFY_BENCH_DEVICE=cuda`, `cuda` (fp16, batch 256, CPU stages
 //! of the next chunk overlapped with the model on the current one). Model: the seeded
 //! `weights/test/clip/vit-b-32` (same FLOPs as the real one). Photos: the 40 committed, or
@@ -48,7 +51,26 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Elements(inputs.len() as u64));
-    for (id, ops) in [("embed_files", Ops::EMBED), ("all_ops_files", Ops::ALL)] {
+    // CPU only: the same embedding with `Precision::Int8`. Loaded by the untimed first pass
+    // of its benchmark, so filtering it out costs nothing.
+    let int8 = (!cuda).then(|| {
+        Extractor::builder()
+            .model_dir(vit_b32_dir())
+            .device(device)
+            .precision(Precision::Int8)
+            .threads(threads)
+            .batch_size(32)
+            .build()
+            .expect("int8 extractor")
+    });
+    let mut runs = vec![
+        ("embed_files", &extractor, Ops::EMBED),
+        ("all_ops_files", &extractor, Ops::ALL),
+    ];
+    if let Some(x) = &int8 {
+        runs.push(("embed_files_int8", x, Ops::EMBED));
+    }
+    for (id, extractor, ops) in runs {
         let mut checked = false;
         g.bench_function(id, |b| {
             // One untimed pass proves every photo goes through (a failed item would be a fast

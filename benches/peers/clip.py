@@ -4,8 +4,10 @@ embedding `visual_projection(vision_model(px).pooler_output)` + L2 norm, on the 
 checkpoint (weights/test/clip/vit-b-32), batch and thread count. `--device cuda --dtype fp16`
 is the peer of `cuda_clip/vit_b32_fp16`; with `--host-u8` it does that row's whole job: host
 uint8 HWC crops copied to the device, normalised there with CLIP's mean/std, embedded,
-embeddings copied back to the host (which synchronises before the clock stops). Prints images/s
-as the last line: {"images_per_s": ...}."""
+embeddings copied back to the host (which synchronises before the clock stops). `--quant int8`
+runs PyTorch's dynamic int8 quantization of it instead (`torch.ao.quantization.quantize_dynamic(
+model, {nn.Linear}, dtype=torch.qint8)`, CPU, fp32 activations): the like-for-like peer of our
+`Precision::Int8`. Prints images/s as the last line: {"images_per_s": ...}."""
 
 import argparse
 import json
@@ -29,11 +31,14 @@ def main() -> None:
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--host-u8", action="store_true",
                     help="start from host uint8 crops and end with host embeddings")
+    ap.add_argument("--quant", choices=["none", "int8"], default="none")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval().to(dev, dtype)
+    if args.quant == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     side = model.config.vision_config.image_size
     px = (torch.rand(args.batch, 3, side, side) * 2 - 1).to(dev, dtype)
     rgb = torch.randint(0, 256, (args.batch, side, side, 3), dtype=torch.uint8)

@@ -12,6 +12,10 @@ tools a user would otherwise pick, on the same files, model and thread count.
   resized to long side 256 (bilinear, our working image): time per image = transformers time
   + colorthief time (decode counted once). colorthief is pure Python and single-threaded.
 
+`--quant int8` (CPU): the model is PyTorch's dynamic int8 quantization of it,
+`torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)`, the
+like-for-like peer of our `Precision::Int8`.
+
 `--device cuda --dtype fp16` (the peer on a GPU machine): a torch `DataLoader` with
 `--threads` worker processes does the decoding and preprocessing while the model runs,
 batch 256, pinned memory; synchronised before the clock stops.
@@ -52,6 +56,7 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--no-colors", action="store_true", help="skip the colorthief part")
+    ap.add_argument("--quant", choices=["none", "int8"], default="none")
     args = ap.parse_args()
 
     import torch
@@ -66,6 +71,8 @@ def main() -> None:
     batch = args.batch or (256 if cuda else 32)
     paths = photo_paths()
     model = CLIPModel.from_pretrained(ROOT / "weights/test/clip/vit-b-32").eval().to(dev, dtype)
+    if args.quant == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     side = model.config.vision_config.image_size
     proc = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
 

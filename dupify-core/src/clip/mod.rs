@@ -55,7 +55,8 @@ pub const MERGES_FILE: &str = "merges.txt";
 pub struct ClipOptions {
     /// Compute device. Default `Auto` (CUDA when usable, else CPU).
     pub device: Device,
-    /// Compute precision. Default f32. `F16` needs CUDA; `Bf16` runs on CUDA and on CPU.
+    /// Compute precision. Default f32. `F16` needs CUDA; `Bf16` runs on CUDA and on CPU;
+    /// `Int8` (dynamic int8 Linear layers) on the CPU only.
     pub precision: Precision,
     /// LibTorch intra-op threads (process-wide, see the module docs). Default: all cores.
     pub intra_op_threads: Option<usize>,
@@ -164,7 +165,25 @@ impl ClipModel {
         if opts.max_batch == 0 {
             return Err(Error::invalid("max_batch", "must be at least 1"));
         }
+        // Int8 is refused for an explicit CUDA device before resolving it (so the error is
+        // the same with or without CUDA here) and for `Auto` when that resolves to CUDA.
+        let int8_on_cuda = || {
+            Error::invalid(
+                "precision",
+                format!(
+                    "int8 runs on the CPU only (fbgemm kernels), but the device is {}; use \
+                     device cpu, or f16/bf16 on CUDA",
+                    opts.device
+                ),
+            )
+        };
+        if opts.precision == Precision::Int8 && matches!(opts.device, Device::Cuda(_)) {
+            return Err(int8_on_cuda());
+        }
         let device = opts.device.resolve()?;
+        if opts.precision == Precision::Int8 && device != tch::Device::Cpu {
+            return Err(int8_on_cuda());
+        }
         if opts.precision == Precision::F16 && device == tch::Device::Cpu {
             return Err(Error::invalid(
                 "precision",
@@ -175,8 +194,7 @@ impl ClipModel {
         let config = ClipConfig::from_json(config_json)?;
         let st = SafeTensors::deserialize(safetensors)
             .map_err(|e| model::load_err(format!("not a valid safetensors file: {e}")))?;
-        let inner =
-            tch::no_grad(|| model::Clip::load(&config, &st, opts.precision.kind(), device))?;
+        let inner = tch::no_grad(|| model::Clip::load(&config, &st, opts.precision, device))?;
         let mut h = Sha256::new();
         h.update((config_json.len() as u64).to_le_bytes());
         h.update(config_json);
@@ -263,7 +281,8 @@ impl ClipModel {
 
     /// L2-normalised image embeddings of `batch` preprocessed images: `pixels` is
     /// `[batch, 3, image_size, image_size]` row-major (CHW per image, normalised with CLIP's
-    /// mean/std). Batched and one-by-one calls agree.
+    /// mean/std). Batched and one-by-one calls agree (up to f32 rounding; with
+    /// [`Precision::Int8`] to cosine ≥ 0.999, since activation scales are per batch).
     pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>> {
         let c = self.config.vision_config.num_channels;
         let s = self.image_size();

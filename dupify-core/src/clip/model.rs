@@ -7,25 +7,38 @@
 //! by `dupify-core/tests/clip_parity.rs` on seeded random checkpoints from `weights/gen_clip.py`.
 //! Parameter names are the checkpoint keys, so loading is a straight mapping; every expected
 //! tensor's presence, shape and dtype is checked before any is used, and errors name the tensor.
+//!
+//! Load-time rewrites that keep the outputs (within the parity tests' fp32 bounds) but cut
+//! CPU work: the query/key/value projections run as one `[3d, d]` GEMM; quick_gelu's 1.702
+//! is folded into `fc1`/`fc2` so the activation is one in-place SiLU; the attention output
+//! and `fc2` accumulate straight into the residual stream (GEMM with beta = 1). With
+//! `Precision::Int8` every Linear layer runs PyTorch's dynamic int8 kernels instead (see
+//! [`QuantOps`]), checked against `quantize_dynamic` by `dupify-core/tests/clip_int8.rs`.
+
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 use tch::nn::{self, Path};
-use tch::{Kind, Tensor};
+use tch::{IValue, Kind, Tensor};
 
 use super::config::{Activation, ClipConfig};
+use crate::device::Precision;
 use crate::error::{Error, Result};
 
 /// Where loaded tensors come from: the parsed safetensors file and the target kind/device.
+/// `quant`: the int8 bridge when Linear layers are quantized (`Precision::Int8`).
 struct Source<'a> {
     st: &'a SafeTensors<'a>,
     kind: Kind,
     device: tch::Device,
+    quant: Option<Arc<QuantOps>>,
 }
 
 impl Source<'_> {
-    /// Reads tensor `path.name`, checks its shape, converts it and registers it in the
-    /// VarStore under the same name (not trainable).
-    fn get(&self, p: &Path, name: &str, shape: &[usize]) -> Result<Tensor> {
+    /// Reads tensor `path.name` as f32 on the CPU after checking its presence, shape and
+    /// dtype. Load-time arithmetic (fusing, folding constants) happens on this copy, in f32,
+    /// before [`Source::place`] rounds to the compute kind, so it adds no rounding of its own.
+    fn read(&self, p: &Path, name: &str, shape: &[usize]) -> Result<Tensor> {
         let key = p.path(name);
         let view = self
             .st
@@ -51,9 +64,18 @@ impl Source<'_> {
             }
         };
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &dims, src_kind)?
-            .f_to_kind(self.kind)?
-            .f_to_device(self.device)?;
+        Ok(Tensor::f_from_data_size(view.data(), &dims, src_kind)?.f_to_kind(Kind::Float)?)
+    }
+
+    /// Converts a tensor from [`Source::read`] to the compute kind and device.
+    fn place(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.f_to_kind(self.kind)?.f_to_device(self.device)?)
+    }
+
+    /// Reads tensor `path.name`, converts it and registers it in the VarStore under the same
+    /// name (not trainable).
+    fn get(&self, p: &Path, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.place(&self.read(p, name, shape)?)?;
         Ok(p.add(name, t, false))
     }
 }
@@ -65,25 +87,150 @@ pub(crate) fn load_err(reason: String) -> Error {
     }
 }
 
-struct Linear {
-    w: Tensor,
-    b: Option<Tensor>,
+/// The TorchScript bridge to PyTorch's dynamic int8 Linear kernels (`quantized::linear_prepack`
+/// and `quantized::linear_dynamic`, fbgemm on x86), which tch's generated API does not
+/// expose; see `qlinear_ops.py` for why and for what each method does. Compiled into the
+/// library, so `Precision::Int8` needs no file at run time.
+const QLINEAR_OPS: &[u8] = include_bytes!("qlinear_ops.pt");
+
+/// The loaded bridge module, shared by every int8 layer of a model.
+pub(crate) struct QuantOps {
+    module: tch::CModule,
+}
+
+impl QuantOps {
+    pub(crate) fn load() -> Result<Self> {
+        let module = tch::CModule::load_data(&mut std::io::Cursor::new(QLINEAR_OPS))
+            .map_err(|e| load_err(format!("int8 kernels unavailable in this LibTorch: {e}")))?;
+        Ok(Self { module })
+    }
+
+    /// Quantizes an f32 CPU weight `[out, inp]` (one scale per each of `groups` equal row
+    /// blocks) and packs it with its bias for the int8 GEMM.
+    fn prepack(&self, w: &Tensor, b: Option<&Tensor>, groups: i64) -> Result<PackedLinear> {
+        let b = b.map_or(IValue::None, |b| IValue::Tensor(b.shallow_clone()));
+        let args = [IValue::Tensor(w.f_contiguous()?), b, IValue::Int(groups)];
+        match self.module.method_is("prepack", &args)? {
+            v @ IValue::Object(_) => Ok(PackedLinear(v)),
+            other => Err(Error::Internal(format!(
+                "int8 prepack returned {other:?}, not packed weights"
+            ))),
+        }
+    }
+
+    /// `x @ wᵀ + b` with `x` quantized per call; any leading dims, f32 in and out.
+    fn linear(&self, x: &Tensor, packed: &PackedLinear) -> Result<Tensor> {
+        let x = IValue::Tensor(x.shallow_clone());
+        match self.module.method_is("linear", &[&x, &packed.0])? {
+            IValue::Tensor(t) => Ok(t),
+            other => Err(Error::Internal(format!(
+                "int8 linear returned {other:?}, not a tensor"
+            ))),
+        }
+    }
+}
+
+/// Packed int8 weights and f32 bias (a `LinearPackedParamsBase` TorchScript object).
+struct PackedLinear(IValue);
+
+// SAFETY: the IValue is a reference-counted handle to LibTorch's packed-weight object. It is
+// written once by `prepack` during `load` and afterwards only read, by `quantized::
+// linear_dynamic`, which takes it as `const` and allocates its own scratch per call, as
+// PyTorch relies on when several threads run one quantized module; it has no thread affinity
+// and its destructor may run on any thread.
+unsafe impl Send for PackedLinear {}
+unsafe impl Sync for PackedLinear {}
+
+enum Linear {
+    /// Float weights `[out, inp]` in the compute kind.
+    Dense { w: Tensor, b: Option<Tensor> },
+    /// int8 weights, through the model's [`QuantOps`].
+    Int8 {
+        packed: PackedLinear,
+        ops: Arc<QuantOps>,
+    },
 }
 
 impl Linear {
-    fn load(src: &Source<'_>, p: &Path, out: usize, inp: usize, bias: bool) -> Result<Self> {
-        Ok(Self {
-            w: src.get(p, "weight", &[out, inp])?,
-            b: if bias {
-                Some(src.get(p, "bias", &[out])?)
-            } else {
-                None
-            },
-        })
+    /// Builds a layer from f32 CPU tensors fresh from [`Source::read`]: dense in the compute
+    /// kind, or int8 with one weight scale per each of `groups` row blocks.
+    fn build(src: &Source<'_>, w: Tensor, b: Option<Tensor>, groups: i64) -> Result<Self> {
+        match &src.quant {
+            Some(ops) => Ok(Self::Int8 {
+                packed: ops.prepack(&w, b.as_ref(), groups)?,
+                ops: Arc::clone(ops),
+            }),
+            None => Ok(Self::Dense {
+                w: src.place(&w)?,
+                b: b.map(|b| src.place(&b)).transpose()?,
+            }),
+        }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.w, self.b.as_ref())
+    fn load(src: &Source<'_>, p: &Path, out: usize, inp: usize, bias: bool) -> Result<Self> {
+        let w = src.read(p, "weight", &[out, inp])?;
+        let b = if bias {
+            Some(src.read(p, "bias", &[out])?)
+        } else {
+            None
+        };
+        Self::build(src, w, b, 1)
+    }
+
+    /// Loads a biased layer with its weight multiplied by `w_scale` and its bias by
+    /// `b_scale` (in f32, before rounding to the compute kind); see [`EncoderLayer::load`].
+    fn load_scaled(
+        src: &Source<'_>,
+        p: &Path,
+        (out, inp): (usize, usize),
+        w_scale: f64,
+        b_scale: f64,
+    ) -> Result<Self> {
+        let w = src.read(p, "weight", &[out, inp])? * w_scale;
+        let b = src.read(p, "bias", &[out])? * b_scale;
+        Self::build(src, w, Some(b), 1)
+    }
+
+    /// Concatenates biased `[d, d]` layers along the output dimension, so one GEMM does the
+    /// work of several reading the same input (the query, key and value projections). In
+    /// int8 each part keeps its own weight scale, so the result equals the separate layers.
+    fn load_fused(src: &Source<'_>, parts: &[Path], out: usize, inp: usize) -> Result<Self> {
+        let mut ws = Vec::with_capacity(parts.len());
+        let mut bs = Vec::with_capacity(parts.len());
+        for p in parts {
+            ws.push(src.read(p, "weight", &[out, inp])?);
+            bs.push(src.read(p, "bias", &[out])?);
+        }
+        let (w, b) = (Tensor::f_cat(&ws, 0)?, Tensor::f_cat(&bs, 0)?);
+        Self::build(src, w, Some(b), parts.len() as i64)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense { w, b } => Ok(x.f_linear(w, b.as_ref())?),
+            Self::Int8 { packed, ops } => ops.linear(x, packed),
+        }
+    }
+
+    /// `residual += self(x)` in place, for `x` and `residual` of shape `[B, T, ·]` with
+    /// `residual` contiguous. Dense: the bias is added to the residual stream and the GEMM
+    /// accumulates into it (beta = 1), so the layer output is never materialised.
+    fn forward_add_into(&self, x: &Tensor, residual: &mut Tensor) -> Result<()> {
+        match self {
+            Self::Dense { w, b } => {
+                let (inp, out) = (x.size()[2], residual.size()[2]);
+                let mut r2 = residual.f_view([-1, out])?;
+                if let Some(b) = b {
+                    // In-place ops return the same tensor again.
+                    let _ = r2.f_add_(b)?;
+                }
+                let _ = r2.f_addmm_(&x.f_reshape([-1, inp])?, &w.tr())?;
+            }
+            Self::Int8 { packed, ops } => {
+                let _ = residual.f_add_(&ops.linear(x, packed)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -104,29 +251,36 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.layer_norm([self.dim], Some(&self.w), Some(&self.b), self.eps, true)
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_layer_norm([self.dim], Some(&self.w), Some(&self.b), self.eps, true)?)
     }
 }
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` of the checkpoint as one `[3d, d]` layer.
+    qkv_proj: Linear,
     out_proj: Linear,
     heads: i64,
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
-        let (b, t, d) = x.size3().unwrap_or((0, 0, 0));
+    /// Adds the attention output to `residual` in place (pre-norm input `x`).
+    fn forward_add_into(&self, x: &Tensor, causal: bool, residual: &mut Tensor) -> Result<()> {
+        let (b, t, d) = x.size3()?;
         let hd = d / self.heads;
-        let split = |y: Tensor| y.view([b, t, self.heads, hd]).transpose(1, 2);
-        let q = split(self.q_proj.forward(x));
-        let k = split(self.k_proj.forward(x));
-        let v = split(self.v_proj.forward(x));
+        // [B, T, 3d] -> [3, B, heads, T, hd]: q, k and v are strided views, no copies.
+        let qkv = self
+            .qkv_proj
+            .forward(x)?
+            .f_view([b, t, 3, self.heads, hd])?
+            .f_permute([2, 0, 3, 1, 4])?;
+        let (q, k, v) = (
+            qkv.f_select(0, 0)?,
+            qkv.f_select(0, 1)?,
+            qkv.f_select(0, 2)?,
+        );
         // Scale 1/sqrt(head_dim), as CLIP; LibTorch picks the fused kernel.
-        let o = Tensor::scaled_dot_product_attention(
+        let o = Tensor::f_scaled_dot_product_attention(
             &q,
             &k,
             &v,
@@ -135,8 +289,10 @@ impl Attention {
             causal,
             None,
             false,
-        );
-        self.out_proj.forward(&o.transpose(1, 2).reshape([b, t, d]))
+        )?;
+        // [B, heads, T, hd] -> [B, T, d]; free when the kernel wrote [B, T, heads, hd].
+        self.out_proj
+            .forward_add_into(&o.f_transpose(1, 2)?.f_reshape([b, t, d])?, residual)
     }
 }
 
@@ -148,6 +304,9 @@ struct EncoderLayer {
     fc2: Linear,
     act: Activation,
 }
+
+/// quick_gelu's constant: `quick_gelu(h) = h · σ(1.702 h)`.
+const QUICK_GELU_ALPHA: f64 = 1.702;
 
 impl EncoderLayer {
     fn load(src: &Source<'_>, p: &Path, dims: &Dims) -> Result<Self> {
@@ -161,31 +320,56 @@ impl EncoderLayer {
         } = *dims;
         let a = p.sub("self_attn");
         let m = p.sub("mlp");
+        let (fc1, fc2) = match act {
+            // quick_gelu(h) = silu(α h) / α, so with fc1 scaled by α and fc2's weight by 1/α
+            // the MLP is fc2'(silu(fc1'(x))): one in-place SiLU instead of three ops.
+            Activation::QuickGelu => (
+                Linear::load_scaled(
+                    src,
+                    &m.sub("fc1"),
+                    (ff, d),
+                    QUICK_GELU_ALPHA,
+                    QUICK_GELU_ALPHA,
+                )?,
+                Linear::load_scaled(src, &m.sub("fc2"), (d, ff), 1.0 / QUICK_GELU_ALPHA, 1.0)?,
+            ),
+            Activation::Gelu | Activation::GeluNew => (
+                Linear::load(src, &m.sub("fc1"), ff, d, true)?,
+                Linear::load(src, &m.sub("fc2"), d, ff, true)?,
+            ),
+        };
         Ok(Self {
             layer_norm1: LayerNorm::load(src, &p.sub("layer_norm1"), d, eps)?,
             self_attn: Attention {
-                q_proj: Linear::load(src, &a.sub("q_proj"), d, d, true)?,
-                k_proj: Linear::load(src, &a.sub("k_proj"), d, d, true)?,
-                v_proj: Linear::load(src, &a.sub("v_proj"), d, d, true)?,
+                qkv_proj: Linear::load_fused(
+                    src,
+                    &[a.sub("q_proj"), a.sub("k_proj"), a.sub("v_proj")],
+                    d,
+                    d,
+                )?,
                 out_proj: Linear::load(src, &a.sub("out_proj"), d, d, true)?,
                 heads: heads as i64,
             },
             layer_norm2: LayerNorm::load(src, &p.sub("layer_norm2"), d, eps)?,
-            fc1: Linear::load(src, &m.sub("fc1"), ff, d, true)?,
-            fc2: Linear::load(src, &m.sub("fc2"), d, ff, true)?,
+            fc1,
+            fc2,
             act,
         })
     }
 
-    fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
-        let x = x + self.self_attn.forward(&self.layer_norm1.forward(x), causal);
-        let h = self.fc1.forward(&self.layer_norm2.forward(&x));
-        let h = match self.act {
-            Activation::QuickGelu => &h * (&h * 1.702).sigmoid(),
-            Activation::Gelu => h.gelu("none"),
-            Activation::GeluNew => h.gelu("tanh"),
+    /// One pre-norm block; takes the residual stream by value and updates it in place.
+    fn forward(&self, x: Tensor, causal: bool) -> Result<Tensor> {
+        let mut x = x.f_contiguous()?;
+        self.self_attn
+            .forward_add_into(&self.layer_norm1.forward(&x)?, causal, &mut x)?;
+        let mut h = self.fc1.forward(&self.layer_norm2.forward(&x)?)?;
+        let _ = match self.act {
+            Activation::QuickGelu => h.f_silu_()?,
+            Activation::Gelu => h.f_gelu_("none")?,
+            Activation::GeluNew => h.f_gelu_("tanh")?,
         };
-        x + self.fc2.forward(&h)
+        self.fc2.forward_add_into(&h, &mut x)?;
+        Ok(x)
     }
 }
 
@@ -220,30 +404,31 @@ struct VisionTower {
 }
 
 impl VisionTower {
-    fn forward(&self, pixels: &Tensor) -> Tensor {
+    fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
         let b = pixels.size()[0];
         let x = pixels
-            .conv2d(
+            .f_conv2d(
                 &self.patch_embedding,
                 None::<Tensor>,
                 [self.patch, self.patch],
                 [0, 0],
                 [1, 1],
                 1,
-            )
-            .flatten(2, -1)
-            .transpose(1, 2);
+            )?
+            .f_flatten(2, -1)?
+            .f_transpose(1, 2)?;
         let d = x.size()[2];
         let cls = self
             .class_embedding
-            .view([1, 1, d])
-            .expand([b, 1, d], false);
-        let mut x = Tensor::cat(&[cls, x], 1) + &self.position_embedding;
-        x = self.pre_layrnorm.forward(&x);
+            .f_view([1, 1, d])?
+            .f_expand([b, 1, d], false)?;
+        let mut x = self
+            .pre_layrnorm
+            .forward(&(Tensor::f_cat(&[cls, x], 1)? + &self.position_embedding))?;
         for l in &self.layers {
-            x = l.forward(&x, false);
+            x = l.forward(x, false)?;
         }
-        let pooled = self.post_layernorm.forward(&x.select(1, 0));
+        let pooled = self.post_layernorm.forward(&x.f_select(1, 0)?)?;
         self.visual_projection.forward(&pooled)
     }
 }
@@ -259,19 +444,19 @@ struct TextTower {
 
 impl TextTower {
     /// `ids`: [B, T] int64; `eos`: [B] int64 positions to pool at.
-    fn forward(&self, ids: &Tensor, eos: &Tensor) -> Tensor {
-        let (b, t) = ids.size2().unwrap_or((0, 0));
-        let mut x = Tensor::embedding(&self.token_embedding, ids, -1, false, false)
-            + self.position_embedding.narrow(0, 0, t);
+    fn forward(&self, ids: &Tensor, eos: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.size2()?;
+        let mut x = Tensor::f_embedding(&self.token_embedding, ids, -1, false, false)?
+            + self.position_embedding.f_narrow(0, 0, t)?;
         for l in &self.layers {
-            x = l.forward(&x, true);
+            x = l.forward(x, true)?;
         }
         let d = x.size()[2];
         // The final LayerNorm is per token, so pooling first is the same and cheaper.
-        let idx = eos.view([b, 1, 1]).expand([b, 1, d], false);
+        let idx = eos.f_view([b, 1, 1])?.f_expand([b, 1, d], false)?;
         let pooled = self
             .final_layer_norm
-            .forward(&x.gather(1, &idx, false).squeeze_dim(1));
+            .forward(&x.f_gather(1, &idx, false)?.f_squeeze_dim(1)?)?;
         self.text_projection.forward(&pooled)
     }
 }
@@ -298,12 +483,22 @@ impl Clip {
     pub(crate) fn load(
         cfg: &ClipConfig,
         st: &SafeTensors<'_>,
-        kind: Kind,
+        precision: Precision,
         device: tch::Device,
     ) -> Result<Self> {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let src = Source { st, kind, device };
+        let kind = precision.kind();
+        let quant = match precision {
+            Precision::Int8 => Some(Arc::new(QuantOps::load()?)),
+            Precision::F32 | Precision::F16 | Precision::Bf16 => None,
+        };
+        let src = Source {
+            st,
+            kind,
+            device,
+            quant,
+        };
         let v = &cfg.vision_config;
         let t = &cfg.text_config;
         let vp = root.sub("vision_model");
@@ -397,6 +592,7 @@ impl Clip {
             st,
             kind: Kind::Float,
             device: tch::Device::Cpu,
+            quant: None,
         };
         let logit_scale = ls.get(&root, "logit_scale", &[])?.f_double_value(&[])?;
         Ok(Self {
@@ -416,14 +612,14 @@ impl Clip {
     /// Unnormalised image embeddings [B, D] (f32) of preprocessed pixels [B, C, S, S].
     pub(crate) fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
         let x = pixels.f_to_device(self.device)?.f_to_kind(self.kind)?;
-        Ok(self.vision.forward(&x).f_to_kind(Kind::Float)?)
+        Ok(self.vision.forward(&x)?.f_to_kind(Kind::Float)?)
     }
 
     /// Unnormalised text embeddings [B, D] (f32).
     pub(crate) fn text_features(&self, ids: &Tensor, eos: &Tensor) -> Result<Tensor> {
         let ids = ids.f_to_device(self.device)?;
         let eos = eos.f_to_device(self.device)?;
-        Ok(self.text.forward(&ids, &eos).f_to_kind(Kind::Float)?)
+        Ok(self.text.forward(&ids, &eos)?.f_to_kind(Kind::Float)?)
     }
 }
 

@@ -1,0 +1,236 @@
+//! `Precision::Int8` (dynamic int8 Linear layers on the CPU) on the seeded checkpoints of
+//! `weights/gen_clip.py`, with real photos (the `CLIPImageProcessor` pixels that script saved)
+//! and the fixture texts, checked two ways:
+//!
+//! * against the fp32 transformers reference (`reference.safetensors`): cosine ≥ 0.99 per
+//!   embedding. Why 0.99: int8 changes the embedding itself, so the fp32-parity bound
+//!   (0.9999) cannot hold; 0.99 (‖a − b‖ ≤ 0.14 between unit vectors, under 8.2°) is the
+//!   bound issue #9 set for int8, with room for checkpoints with harder weight ranges than
+//!   these (the second check below is the tight one): PyTorch's own
+//!   `quantize_dynamic` reaches 0.9989–0.9997 here (printed by
+//!   `weights/gen_quant_reference.py`), ours the same.
+//! * against PyTorch's own dynamic quantization, `quantize_dynamic(CLIPModel, {nn.Linear},
+//!   dtype=torch.qint8)`, on the same weights and inputs (`reference_int8.safetensors`, made by
+//!   `weights/gen_quant_reference.py`, not by this code): same kernels and same quantization
+//!   parameters, so the only differences are f32 rounding upstream of a quantization step
+//!   (our fused and folded float layers round differently), which can move an activation to
+//!   the neighbouring int8 level. On the 2-layer `tiny` model that never compounds: asserted
+//!   cosine ≥ 0.99999 (measured 1.000000) and each embedding closer to PyTorch's int8 result
+//!   than to fp32. On the 12-layer ViT-B/32 it does, as much as within PyTorch itself (see
+//!   the test): asserted cosine ≥ 0.999.
+//!
+//! Every embedding must also be more than 1e-4 (max |diff|) away from fp32, so the int8 path
+//! provably ran.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use dupify_core::{ClipModel, ClipOptions, Device, Precision};
+use tch::Tensor;
+
+fn model_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../weights/test/clip")
+        .join(name);
+    for f in ["reference.safetensors", "reference_int8.safetensors"] {
+        assert!(
+            d.join(f).is_file(),
+            "missing {}: run scripts/setup.sh (weights/gen_clip.py, weights/gen_quant_reference.py) first",
+            d.join(f).display()
+        );
+    }
+    d
+}
+
+fn tensors(path: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    let (_, d) = t.size2().unwrap();
+    let flat = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+    flat.chunks(d as usize).map(|c| c.to_vec()).collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+struct Case {
+    pixels: Vec<f32>,
+    n_images: usize,
+    ids: Vec<Vec<u32>>,
+    fp32_images: Vec<Vec<f32>>,
+    fp32_texts: Vec<Vec<f32>>,
+    int8_images: Vec<Vec<f32>>,
+    int8_texts: Vec<Vec<f32>>,
+}
+
+fn case(dir: &Path) -> Case {
+    // The int8 reference must come from this very checkpoint.
+    let made_from = json(&dir.join("reference_int8.json"))["model_sha256"].clone();
+    assert_eq!(
+        made_from,
+        json(&dir.join("reference.json"))["model_sha256"],
+        "{}: reference_int8 is stale, rerun weights/gen_quant_reference.py",
+        dir.display()
+    );
+    let r = tensors(&dir.join("reference.safetensors"));
+    let q = tensors(&dir.join("reference_int8.safetensors"));
+    let px = &r["pixel_values"];
+    let ids = &r["input_ids"];
+    let (_, ctx) = ids.size2().unwrap();
+    Case {
+        n_images: px.size()[0] as usize,
+        pixels: Vec::<f32>::try_from(px.flatten(0, -1)).unwrap(),
+        ids: Vec::<i64>::try_from(ids.flatten(0, -1))
+            .unwrap()
+            .chunks(ctx as usize)
+            .map(|r| r.iter().map(|&x| x as u32).collect())
+            .collect(),
+        fp32_images: rows(&r["image_embeds"]),
+        fp32_texts: rows(&r["text_embeds"]),
+        int8_images: rows(&q["image_embeds"]),
+        int8_texts: rows(&q["text_embeds"]),
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn int8_model(dir: &Path) -> ClipModel {
+    ClipModel::from_dir(dir, &ClipOptions::cpu().with_precision(Precision::Int8)).unwrap()
+}
+
+/// Bounds for one checkpoint: the least cosine to PyTorch's int8 result, and whether each
+/// embedding must also be closer to it than to fp32.
+struct Bounds {
+    min_vs_int8: f64,
+    closer_to_int8: bool,
+}
+
+/// Checks `got` row by row against both references; prints the smallest cosines.
+fn check(what: &str, got: &[Vec<f32>], fp32: &[Vec<f32>], int8: &[Vec<f32>], b: &Bounds) {
+    assert_eq!(got.len(), fp32.len(), "{what}: row count");
+    assert_eq!(got.len(), int8.len(), "{what}: row count");
+    let cos: Vec<(f64, f64)> = got
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (cosine(g, &fp32[i]), cosine(g, &int8[i])))
+        .collect();
+    let min = |f: fn(&(f64, f64)) -> f64| cos.iter().map(f).fold(1.0, f64::min);
+    eprintln!(
+        "{what}: min cosine vs fp32 {:.6}, vs PyTorch int8 {:.6} (PyTorch int8 vs fp32 {:.6})",
+        min(|c| c.0),
+        min(|c| c.1),
+        int8.iter()
+            .zip(fp32)
+            .map(|(a, f)| cosine(a, f))
+            .fold(1.0, f64::min)
+    );
+    for (i, (g, &(cf, cq))) in got.iter().zip(&cos).enumerate() {
+        let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{what}[{i}]: norm {norm}");
+        assert!(cf >= 0.99, "{what}[{i}]: cosine vs fp32 {cf} < 0.99");
+        assert!(
+            cq >= b.min_vs_int8,
+            "{what}[{i}]: cosine vs PyTorch quantize_dynamic {cq} < {}",
+            b.min_vs_int8
+        );
+        assert!(
+            !b.closer_to_int8 || cq > cf,
+            "{what}[{i}]: closer to fp32 ({cf}) than to PyTorch int8 ({cq})"
+        );
+        // Quantization really happened: fp32 parity is ≥ 0.9999 with max |diff| ≤ 1e-4.
+        let diff = g
+            .iter()
+            .zip(&fp32[i])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff > 1e-4,
+            "{what}[{i}]: max |diff| vs fp32 {diff}: not int8?"
+        );
+    }
+}
+
+fn check_model(name: &str, b: &Bounds) {
+    let dir = model_dir(name);
+    let c = case(&dir);
+    let m = int8_model(&dir);
+    // One batch, as the reference was run (activation scales are per forward call).
+    let img = m.embed_pixels(&c.pixels, c.n_images).unwrap();
+    let what = format!("{name} int8 image");
+    check(&what, &img, &c.fp32_images, &c.int8_images, b);
+    let txt = m.embed_token_ids(&c.ids).unwrap();
+    let what = format!("{name} int8 text");
+    check(&what, &txt, &c.fp32_texts, &c.int8_texts, b);
+}
+
+#[test]
+fn tiny_int8_matches_pytorch_quantize_dynamic() {
+    // Two layers: no room for rounding differences to cascade (measured: 1.000000).
+    let b = Bounds {
+        min_vs_int8: 0.99999,
+        closer_to_int8: true,
+    };
+    check_model("tiny", &b);
+}
+
+#[test]
+fn vit_b_32_int8_matches_pytorch_quantize_dynamic() {
+    // Twelve 768-wide layers: a last-bit f32 difference upstream flips some activations to the
+    // neighbouring int8 level, and the flips compound. PyTorch disagrees with itself as much:
+    // its quantize_dynamic embeddings of these photos with the pixels perturbed by 1e-7
+    // (relative) are at cosine 0.99968 of the unperturbed ones. Measured ours vs PyTorch int8:
+    // images ≥ 0.99972, texts ≥ 0.99937 (PyTorch int8 vs fp32: 0.99960, 0.99926).
+    let b = Bounds {
+        min_vs_int8: 0.999,
+        closer_to_int8: false,
+    };
+    check_model("vit-b-32", &b);
+}
+
+#[test]
+fn int8_single_images_stay_close_to_batched() {
+    // Each call quantizes its activations with one scale over the whole batch, so an image
+    // embedded alone differs slightly from the same image embedded with companions.
+    let dir = model_dir("tiny");
+    let c = case(&dir);
+    let m = int8_model(&dir);
+    let per = c.pixels.len() / c.n_images;
+    let batched = m.embed_pixels(&c.pixels, c.n_images).unwrap();
+    for (i, b) in batched.iter().enumerate().step_by(5) {
+        let one = m
+            .embed_pixels(&c.pixels[i * per..(i + 1) * per], 1)
+            .unwrap();
+        let cs = cosine(&one[0], b);
+        assert!(cs >= 0.999, "image {i}: single vs batched cosine {cs}");
+        assert!(
+            cosine(&one[0], &c.fp32_images[i]) >= 0.99,
+            "image {i} alone"
+        );
+    }
+}
+
+#[test]
+fn int8_on_cuda_is_refused() {
+    for device in [Device::Cuda(0), Device::Cuda(3)] {
+        let e = ClipModel::from_dir(
+            model_dir("tiny"),
+            &ClipOptions::cpu()
+                .with_device(device)
+                .with_precision(Precision::Int8),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(e.to_string().contains("int8"), "{e}");
+    }
+}
