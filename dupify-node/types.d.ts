@@ -42,7 +42,7 @@ export interface ExtractorOptions {
   modelDir?: string
   /** `auto` (default), `cpu`, `cuda`, `cuda:N`. */
   device?: string
-  /** `f32` (default), `f16`, `bf16`. */
+  /** `f32` (default), `f16`, `bf16`, `int8` (CPU only). */
   precision?: string
   threads?: number
   limits?: { maxBytes?: number; maxPixels?: number; maxSide?: number }

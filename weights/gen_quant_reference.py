@@ -11,10 +11,11 @@ both L2-normalised, from the fp32 reference's pixel_values and input_ids) and
 reference_int8.json (the model_sha256 it was made from, versions, quantized engine).
 
 Batching matters under dynamic quantization: each Linear quantizes its whole input tensor with
-one scale, so the embeddings depend on what is in the batch. The images go through as one
-batch, as the test sends them. The text ids are cut after the last pooled position of the batch
-(the furthest end-of-text token), as `ClipModel::embed_token_ids` does; with a causal mask that
-changes nothing in fp32, but the padding after it would take part in int8 activation scales.
+one scale, so over a batch an image's embedding would depend on its companions. Ours quantizes
+each image (text) on its own, so the reference runs each one as a batch of one. A text's ids
+are cut after its own pooled position (its end-of-text token), as `ClipModel::embed_token_ids`
+does at int8; with a causal mask that changes nothing in fp32, but padding after it would take
+part in the int8 activation scales.
 """
 
 from __future__ import annotations
@@ -60,10 +61,16 @@ def build(name: str) -> None:
     qmodel = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     eos_id = model.config.text_config.eos_token_id
     ids = ref["input_ids"]
-    t = 1 + max(pooled_position(r, eos_id) for r in ids.tolist())
     with torch.inference_mode():
-        img = qmodel.visual_projection(qmodel.vision_model(pixel_values=ref["pixel_values"]).pooler_output)
-        txt = qmodel.text_projection(qmodel.text_model(input_ids=ids[:, :t]).pooler_output)
+        img = torch.cat([
+            qmodel.visual_projection(qmodel.vision_model(pixel_values=px[None]).pooler_output)
+            for px in ref["pixel_values"]
+        ])
+        txt = torch.cat([
+            qmodel.text_projection(qmodel.text_model(
+                input_ids=row[None, :1 + pooled_position(row.tolist(), eos_id)]).pooler_output)
+            for row in ids
+        ])
     img = img / img.norm(dim=-1, keepdim=True)
     txt = txt / txt.norm(dim=-1, keepdim=True)
     save_file({"image_embeds": img.contiguous().float(), "text_embeds": txt.contiguous().float()},
@@ -73,7 +80,7 @@ def build(name: str) -> None:
     meta = {
         "reference": "torch.ao.quantization.quantize_dynamic(CLIPModel, {nn.Linear}, dtype=torch.qint8)",
         "model_sha256": sha256(d / "model.safetensors"),
-        "text_positions": t,
+        "batching": "one image / one text (cut after its pooled token) per forward call",
         "quantized_engine": torch.backends.quantized.engine,
         "torch": torch.__version__,
         "transformers": transformers.__version__,

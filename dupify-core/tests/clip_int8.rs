@@ -165,7 +165,7 @@ fn check_model(name: &str, b: &Bounds) {
     let dir = model_dir(name);
     let c = case(&dir);
     let m = int8_model(&dir);
-    // One batch, as the reference was run (activation scales are per forward call).
+    // One batch; the reference ran each image alone (scales are per image, see below).
     let img = m.embed_pixels(&c.pixels, c.n_images).unwrap();
     let what = format!("{name} int8 image");
     check(&what, &img, &c.fp32_images, &c.int8_images, b);
@@ -199,25 +199,59 @@ fn vit_b_32_int8_matches_pytorch_quantize_dynamic() {
 }
 
 #[test]
-fn int8_single_images_stay_close_to_batched() {
-    // Each call quantizes its activations with one scale over the whole batch, so an image
-    // embedded alone differs slightly from the same image embedded with companions.
-    let dir = model_dir("tiny");
-    let c = case(&dir);
-    let m = int8_model(&dir);
-    let per = c.pixels.len() / c.n_images;
-    let batched = m.embed_pixels(&c.pixels, c.n_images).unwrap();
-    for (i, b) in batched.iter().enumerate().step_by(5) {
-        let one = m
-            .embed_pixels(&c.pixels[i * per..(i + 1) * per], 1)
-            .unwrap();
-        let cs = cosine(&one[0], b);
-        assert!(cs >= 0.999, "image {i}: single vs batched cosine {cs}");
+fn int8_embeddings_do_not_depend_on_batch_companions() {
+    // Each image (text) is quantized with its own activation scales, so embedding it alone
+    // or among others runs the same int8 GEMMs on the same levels. If one scale were shared
+    // over the batch (as `quantize_dynamic` over a batch does), an image next to a brighter
+    // or busier one would get coarser levels: PyTorch's quantize_dynamic on these 8 ViT-B/32
+    // photos, batched vs one by one, differs by max |diff| 4.9e-3 (cosine 0.99945). What
+    // may remain here is f32 rounding in the batched float layers (patch convolution,
+    // attention), as in fp32 (≤ 1e-5 there); an int8 level it flips moves an embedding
+    // further, hence the 1e-4 bound. Measured on the 2-core AMD VM: bit-identical.
+    for name in ["tiny", "vit-b-32"] {
+        let dir = model_dir(name);
+        let c = case(&dir);
+        let m = int8_model(&dir);
+        let per = c.pixels.len() / c.n_images;
+        let batched = m.embed_pixels(&c.pixels, c.n_images).unwrap();
+        // reversed order, in pairs: every image gets different companions
+        let mut worst = 0f32;
+        for i in (0..c.n_images).rev() {
+            let j = (i + 1) % c.n_images;
+            let mut two = c.pixels[i * per..(i + 1) * per].to_vec();
+            two.extend_from_slice(&c.pixels[j * per..(j + 1) * per]);
+            let pair = m.embed_pixels(&two, 2).unwrap();
+            let one = m
+                .embed_pixels(&c.pixels[i * per..(i + 1) * per], 1)
+                .unwrap();
+            for got in [&pair[0], &one[0]] {
+                worst = worst.max(max_abs_diff(got, &batched[i]));
+            }
+        }
+        eprintln!("{name} int8 images: batch vs pair vs single max |diff| {worst:e}");
         assert!(
-            cosine(&one[0], &c.fp32_images[i]) >= 0.99,
-            "image {i} alone"
+            worst <= 1e-4,
+            "{name}: image embeddings depend on their batch: {worst}"
+        );
+        let texts = m.embed_token_ids(&c.ids).unwrap();
+        let mut worst = 0f32;
+        for (i, row) in c.ids.iter().enumerate() {
+            let one = m.embed_token_ids(std::slice::from_ref(row)).unwrap();
+            worst = worst.max(max_abs_diff(&one[0], &texts[i]));
+        }
+        eprintln!("{name} int8 texts: batch vs single max |diff| {worst:e}");
+        assert!(
+            worst <= 1e-4,
+            "{name}: text embeddings depend on their batch: {worst}"
         );
     }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]

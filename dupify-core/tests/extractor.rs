@@ -100,6 +100,37 @@ fn batch_results_equal_single_results() {
 }
 
 #[test]
+fn int8_batches_equal_singles() {
+    // Int8 quantizes activations per image, so batching (here into threes, each image with
+    // other companions than when alone) must not change an embedding; see
+    // `clip_int8::int8_embeddings_do_not_depend_on_batch_companions` for the model-level bound.
+    let x = Extractor::builder()
+        .model_dir(tiny_model())
+        .device(dupify_core::Device::Cpu)
+        .precision(dupify_core::Precision::Int8)
+        .threads(2)
+        .batch_size(3)
+        .build()
+        .unwrap();
+    let f32x = extractor(0, 3);
+    let inputs: Vec<ImageInput> = photos(7).into_iter().map(ImageInput::Path).collect();
+    let batch = x
+        .extract_batch(&inputs, Ops::EMBED, &BatchOptions::default())
+        .unwrap();
+    for (input, b) in inputs.iter().zip(&batch) {
+        let b = b.as_ref().unwrap().embedding.clone().unwrap();
+        let s = x.extract(input, Ops::EMBED).unwrap().embedding.unwrap();
+        assert!(max_diff(&b, &s) <= 1e-4, "int8 batch and single differ");
+        // and it is the int8 model that ran: not the fp32 result
+        let f = f32x.extract(input, Ops::EMBED).unwrap().embedding.unwrap();
+        assert!(
+            max_diff(&b, &f) > 1e-4,
+            "int8 extractor gave the fp32 embedding"
+        );
+    }
+}
+
+#[test]
 fn one_bad_image_fails_only_its_item() {
     let x = extractor(0, 4);
     let good = photos(2);

@@ -133,7 +133,7 @@ impl PyExtractor {
     /// `model_dir` is a CLIP checkpoint directory (`config.json` + `model.safetensors`),
     /// needed for `embed`, `attributes` and text embeddings; colours, silhouette, cut-out and
     /// quality work without it. `device` is `auto`, `cpu`, `cuda` or `cuda:N`; `precision`
-    /// `f32`, `f16` or `bf16`; `resize_mode` `center_crop` or `pad_to_square`;
+    /// `f32`, `f16`, `bf16` or `int8` (CPU only); `resize_mode` `center_crop` or `pad_to_square`;
     /// `color_options` a dict of the core's colour options (`num_colors`, `min_share`, …).
     /// Byte/pixel/side limits default to 25 MB, 50 MP and 20,000 px.
     #[new]

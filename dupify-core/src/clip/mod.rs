@@ -117,6 +117,9 @@ pub struct ClipModel {
     tokenizer: Option<ClipTokenizer>,
     content_hash: String,
     max_batch: usize,
+    /// `Precision::Int8`: texts go through the text tower one at a time (see
+    /// `embed_token_ids`).
+    int8: bool,
 }
 
 impl std::fmt::Debug for ClipModel {
@@ -210,6 +213,7 @@ impl ClipModel {
             tokenizer: None,
             content_hash,
             max_batch: opts.max_batch,
+            int8: opts.precision == Precision::Int8,
         })
     }
 
@@ -282,7 +286,8 @@ impl ClipModel {
     /// L2-normalised image embeddings of `batch` preprocessed images: `pixels` is
     /// `[batch, 3, image_size, image_size]` row-major (CHW per image, normalised with CLIP's
     /// mean/std). Batched and one-by-one calls agree (up to f32 rounding; with
-    /// [`Precision::Int8`] to cosine ≥ 0.999, since activation scales are per batch).
+    /// [`Precision::Int8`] each image has its own activation scales, so an int8 level flipped
+    /// by such rounding is the only difference).
     pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>> {
         let c = self.config.vision_config.num_channels;
         let s = self.image_size();
@@ -402,8 +407,12 @@ impl ClipModel {
     pub fn embed_token_ids(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let tc = &self.config.text_config;
         let mut out = Vec::with_capacity(rows.len());
+        // Int8 quantizes each row's activations on their own, padding included: one text at
+        // a time (cut after its own pooled token, below) is what keeps a text's int8 embedding
+        // independent of the longest text it happens to be batched with.
+        let step = if self.int8 { 1 } else { self.max_batch };
         tch::no_grad(|| -> Result<()> {
-            for chunk in rows.chunks(self.max_batch) {
+            for chunk in rows.chunks(step) {
                 let mut eos = Vec::with_capacity(chunk.len());
                 for (i, r) in chunk.iter().enumerate() {
                     if r.is_empty() || r.len() > tc.max_position_embeddings {

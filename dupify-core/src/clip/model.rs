@@ -118,7 +118,8 @@ impl QuantOps {
         }
     }
 
-    /// `x @ wᵀ + b` with `x` quantized per call; any leading dims, f32 in and out.
+    /// `x @ wᵀ + b` with each item of `x`'s dim 0 (an image, a text, a pooled row) quantized
+    /// on its own; any leading dims, f32 in and out.
     fn linear(&self, x: &Tensor, packed: &PackedLinear) -> Result<Tensor> {
         let x = IValue::Tensor(x.shallow_clone());
         match self.module.method_is("linear", &[&x, &packed.0])? {

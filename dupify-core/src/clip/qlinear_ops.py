@@ -17,9 +17,13 @@ dtype=torch.qint8)` exactly:
   [q; k; v] weight (row_groups = 3) quantizes exactly like the three checkpoint layers
   quantized one by one (a per-channel scale that repeats the per-tensor scale of each block).
 * `linear(x, packed)`: `quantized::linear_dynamic(x, packed, reduce_range=True)`, what
-  `torch.ao.nn.quantized.dynamic.Linear.forward` calls: the activation is quantized per call
-  (per tensor, uint8, 7-bit range) from its min/max, the GEMM runs in int8 with int32
-  accumulation, the output is f32.
+  `torch.ao.nn.quantized.dynamic.Linear.forward` calls (the activation quantized per tensor,
+  uint8, 7-bit range, from its min/max; the GEMM in int8 with int32 accumulation; f32 out),
+  called once per item of dim 0 (an image's tokens, a text's tokens, a pooled row). So every
+  image gets its own activation scales and its embedding does not depend on what else is in
+  its batch: it equals `quantize_dynamic`'s output for that image run as a batch of one.
+  (One call over the whole batch would share one scale between all its images: a feature
+  library that batches whatever arrives cannot let one image's features depend on another.)
 
 Run with the project venv whenever this file changes: `.venv/bin/python
 dupify-core/src/clip/qlinear_ops.py`; commit the .pt it writes.
@@ -62,7 +66,11 @@ class QLinearOps(torch.nn.Module):
     def linear(
         self, x: torch.Tensor, packed: torch.classes.quantized.LinearPackedParamsBase
     ) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(x, packed, True)
+        n = x.size(0)
+        if n == 1:
+            return torch.ops.quantized.linear_dynamic(x, packed, True)
+        outs = [torch.ops.quantized.linear_dynamic(x.narrow(0, i, 1), packed, True) for i in range(n)]
+        return torch.cat(outs, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
