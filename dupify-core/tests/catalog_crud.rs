@@ -653,7 +653,8 @@ fn cut(path: &std::path::Path, bytes: u64) {
 #[test]
 fn a_torn_graph_file_is_rebuilt_with_the_same_results() {
     // hnsw_rs's loader exits the process on a data file that ends early and panics on a
-    // short graph file; either must instead give a rebuild from SQLite.
+    // short graph file; either, and a damaged file of the right length, must instead give a
+    // rebuild from SQLite.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cat.db");
     let ann = dir.path().join("cat.db.ann");
@@ -717,7 +718,22 @@ fn a_torn_graph_file_is_rebuilt_with_the_same_results() {
     drop(cat);
     // now the graph file loses its tail
     cut(&graph_files(&ann).1, 50);
-    let cat = Catalog::open(&path, opts).unwrap();
+    let cat = Catalog::open(&path, opts.clone()).unwrap();
     assert_eq!(cat.index_report().unwrap()[0].source, IndexSource::Rebuilt);
     assert_eq!(ids(&cat), exact);
+    drop(cat);
+    // files of the right length with changed bytes (the data file's magic number, the middle
+    // of the graph file): checksums refuse them before hnsw_rs, which would exit or panic
+    for (data, at) in [(true, 0usize), (false, usize::MAX)] {
+        // each reopen below saves a rebuilt graph in a new directory on drop
+        let (d, g) = graph_files(&ann);
+        let file = if data { d } else { g };
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = at.min(bytes.len() / 2);
+        bytes[at] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let cat = Catalog::open(&path, opts.clone()).unwrap();
+        assert_eq!(cat.index_report().unwrap()[0].source, IndexSource::Rebuilt);
+        assert_eq!(ids(&cat), exact);
+    }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use hnsw_rs::anndists::dist::Distance;
@@ -569,13 +569,27 @@ impl NsIndex {
     }
 
     /// Reads a graph dumped by [`NsIndex::dump`], checking it holds `points` vectors of
-    /// dimension `dim`. hnsw_rs asserts on malformed files, so the load runs under
-    /// `catch_unwind`; any failure is an error the caller answers by rebuilding from the
-    /// database. Separate from [`NsIndex::load`] so the file read can run on another thread
-    /// while the ranking data come from SQLite (reopen time is the larger of the two, not
-    /// their sum).
-    pub(crate) fn load_graph(dir: &Path, dim: usize, points: usize) -> Result<SavedGraph> {
+    /// dimension `dim` and that both files still have the [`GraphChecksums`] taken when they
+    /// were saved. hnsw_rs exits the process on some malformed files and asserts on others:
+    /// the length and checksum checks keep every damaged file from reaching it, and the load
+    /// runs under `catch_unwind` besides; any failure is an error the caller answers by
+    /// rebuilding from the database. Separate from [`NsIndex::load`] so the file read can run
+    /// on another thread while the ranking data come from SQLite (reopen time is the larger
+    /// of the two, not their sum).
+    pub(crate) fn load_graph(
+        dir: &Path,
+        dim: usize,
+        points: usize,
+        want: GraphChecksums,
+    ) -> Result<SavedGraph> {
         check_data_file(dir, dim, points)?;
+        let got = GraphChecksums::of(dir)?;
+        if got != want {
+            return Err(Error::Internal(format!(
+                "hnsw files in {} changed since they were saved (crc32 {got:?}, saved {want:?})",
+                dir.display()
+            )));
+        }
         let dir_owned = dir.to_path_buf();
         let loaded = std::panic::catch_unwind(move || {
             LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
@@ -646,6 +660,40 @@ pub(crate) fn top_k(hits: &mut Vec<(usize, f32)>, k: usize) {
 }
 
 pub(crate) const GRAPH_BASENAME: &str = "graph";
+
+/// CRC-32 of a saved graph's two files, kept in the index metadata when the graph is saved
+/// and compared before hnsw_rs reads them. Why: hnsw_rs trusts its files (a bad magic
+/// number or length inside one can end in `process::exit`), and a length check only
+/// catches torn writes, not a damaged or half-overwritten file of the right size. CRC-32
+/// (crc32fast, SIMD) reads at memory speed: tens of milliseconds at 100k vectors, beside a
+/// graph load of hundreds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GraphChecksums {
+    pub(crate) data_crc32: u32,
+    pub(crate) graph_crc32: u32,
+}
+
+impl GraphChecksums {
+    pub(crate) fn of(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            data_crc32: crc32_file(&dir.join(format!("{GRAPH_BASENAME}.hnsw.data")))?,
+            graph_crc32: crc32_file(&dir.join(format!("{GRAPH_BASENAME}.hnsw.graph")))?,
+        })
+    }
+}
+
+fn crc32_file(path: &Path) -> Result<u32> {
+    let mut f = fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
+        if n == 0 {
+            return Ok(h.finalize());
+        }
+        h.update(&buf[..n]);
+    }
+}
 
 /// Refuses a graph data file whose length is not exactly what `points` vectors of `dim`
 /// floats take in hnsw_rs's format (a header of magic `u32` + dimension `usize`, then per
@@ -873,17 +921,21 @@ mod tests {
         let params = IndexParams::default().with_brute_force_below(100);
         let ix = NsIndex::build(24, params, entries(&items));
         assert!(ix.dump(dir.path()).unwrap());
+        let sums = GraphChecksums::of(dir.path()).unwrap();
         let live = || {
             entries(&items)
                 .into_iter()
                 .map(|(i, _, h)| (i, h))
                 .collect::<Vec<_>>()
         };
-        let g = NsIndex::load_graph(dir.path(), 24, 400).unwrap();
+        let g = NsIndex::load_graph(dir.path(), 24, 400, sums).unwrap();
         let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400);
         // a file that does not hold what the metadata says is refused
-        assert!(NsIndex::load_graph(dir.path(), 24, 401).is_err());
-        assert!(NsIndex::load_graph(dir.path(), 25, 400).is_err());
+        assert!(NsIndex::load_graph(dir.path(), 24, 401, sums).is_err());
+        assert!(NsIndex::load_graph(dir.path(), 25, 400, sums).is_err());
+        let mut other = sums;
+        other.graph_crc32 ^= 1;
+        assert!(NsIndex::load_graph(dir.path(), 24, 400, other).is_err());
         for (_, v) in items.iter().step_by(17) {
             assert_eq!(
                 ix.search(v, 10, &none(), None),
@@ -911,13 +963,29 @@ mod tests {
             let full = f.metadata().unwrap().len();
             f.set_len(full - keep).unwrap();
             drop(f);
-            let e = NsIndex::load_graph(torn.path(), 24, 400).err();
+            let e = NsIndex::load_graph(torn.path(), 24, 400, sums).err();
             assert!(e.is_some(), "{name} cut by {keep} bytes was accepted");
+        }
+        // one byte changed anywhere in either file (same length: the magic numbers and
+        // lengths hnsw_rs trusts, or a neighbour id) is refused before hnsw_rs reads it
+        for name in ["graph.hnsw.data", "graph.hnsw.graph"] {
+            let len = fs::metadata(dir.path().join(name)).unwrap().len() as usize;
+            for at in [0, 4, len / 2, len - 1] {
+                let bad = tempfile::tempdir().unwrap();
+                for f in ["graph.hnsw.data", "graph.hnsw.graph"] {
+                    fs::copy(dir.path().join(f), bad.path().join(f)).unwrap();
+                }
+                let mut bytes = fs::read(bad.path().join(name)).unwrap();
+                bytes[at] ^= 0x5a;
+                fs::write(bad.path().join(name), &bytes).unwrap();
+                let e = NsIndex::load_graph(bad.path(), 24, 400, sums).err();
+                assert!(e.is_some(), "{name} changed at byte {at} was accepted");
+            }
         }
         // garbage files are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
         fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
         fs::write(bad.path().join("graph.hnsw.data"), b"garbage").unwrap();
-        assert!(NsIndex::load_graph(bad.path(), 24, 400).is_err());
+        assert!(NsIndex::load_graph(bad.path(), 24, 400, sums).is_err());
     }
 }

@@ -52,7 +52,7 @@ pub use ingest::{IngestFailure, IngestItem, IngestOptions, IngestReport};
 pub use search::{palette_similarity, ChannelScores, ChannelWeights};
 
 use crate::error::{Error, Result};
-use index::{LiveRows, NsIndex};
+use index::{GraphChecksums, LiveRows, NsIndex};
 
 /// Live or test data. Test keys never see or change live products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -343,9 +343,12 @@ struct IndexMeta {
     m: usize,
     ef_construction: usize,
     dir: String,
+    /// Of the files in `dir` as saved; checked before the graph is read.
+    checksums: GraphChecksums,
 }
 
-const INDEX_FORMAT: u32 = 1;
+/// 2: `checksums` added (a format-1 file is rebuilt once).
+const INDEX_FORMAT: u32 = 2;
 
 /// The product catalog. `Send + Sync`: share it in an `Arc`. Writers serialise on one
 /// connection; readers use a pool of read-only connections (WAL lets them read while a write
@@ -626,7 +629,7 @@ impl Catalog {
         // The graph file is read on a second thread while the ranking data come from SQLite.
         let graph_dir = ann.join(&meta.dir);
         let (graph, in_graph) = std::thread::scope(|sc| {
-            let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points));
+            let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points, meta.checksums));
             let rows = store::hot_rows(conn, ns_id, meta.max_vec_id).map(LiveRows::new);
             let g = g
                 .join()
@@ -671,6 +674,7 @@ impl Catalog {
                 let dir = ann.join(&dir_name);
                 ix.dump(&dir)?;
                 index::sync_dir(&dir)?;
+                let checksums = GraphChecksums::of(&dir)?;
                 let meta = IndexMeta {
                     format: INDEX_FORMAT,
                     db_id: self.db_id.clone(),
@@ -682,6 +686,7 @@ impl Catalog {
                     m: self.opts.index.m,
                     ef_construction: self.opts.index.ef_construction,
                     dir: dir_name,
+                    checksums,
                 };
                 let bytes = serde_json::to_vec(&meta)
                     .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
