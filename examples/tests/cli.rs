@@ -146,6 +146,7 @@ fn bad_arguments_are_usage_errors_with_status_2() {
         &["extract", img, "--ops", "embed,teleport"],
         &["extract", img, "--ops", ""],
         &["extract", img, "--device", "tpu"],
+        &["extract", img, "--precision", "int4"],
         &["index", "somewhere"],
         &["index", "somewhere", "--catalog", "c.db", "--env", "prod"],
         &["search", "--catalog", "c.db"],
@@ -283,6 +284,55 @@ fn extract_reports_every_image_and_fails_on_the_bad_one() {
         .map(|c| c["hex"].as_str().expect("hex").to_string())
         .collect();
     assert_eq!(cli_hex, lib_hex);
+}
+
+#[test]
+fn precision_int8_runs_the_int8_model() {
+    let img = assets().join(PHOTOS[0]);
+    let emb = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec![
+            "extract",
+            s(&img),
+            "--ops",
+            "embed",
+            "--device",
+            "cpu",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = dupify(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        json(&o)[0]["features"]["embedding"]
+            .as_array()
+            .expect("embedding")
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    };
+    let (f32e, int8e) = (emb(&[]), emb(&["--precision", "int8"]));
+    assert_eq!(f32e.len(), int8e.len());
+    let dot: f64 = f32e.iter().zip(&int8e).map(|(a, b)| a * b).sum();
+    let max_diff = f32e
+        .iter()
+        .zip(&int8e)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    // both unit vectors: int8 moves the embedding (so it ran) but keeps it close
+    assert!(max_diff > 1e-4, "--precision int8 gave the f32 embedding");
+    assert!(dot > 0.99, "int8 vs f32 cosine {dot}");
+    // int8 on a GPU is refused with the reason, not silently run in f32
+    let o = dupify(&[
+        "extract",
+        s(&img),
+        "--ops",
+        "embed",
+        "--device",
+        "cuda",
+        "--precision",
+        "int8",
+    ]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("int8"), "{}", stderr(&o));
 }
 
 #[test]

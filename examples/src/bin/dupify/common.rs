@@ -93,9 +93,12 @@ fn is_seeded(dir: &Path) -> bool {
         .is_some_and(|v| v.get("seed").is_some())
 }
 
-/// An extractor on `--device`, with the model when one is given (loaded on first use).
+/// An extractor on `--device` in `--precision`, with the model when one is given (loaded on
+/// first use).
 pub fn extractor(global: &Global, model: Option<&ModelChoice>) -> anyhow::Result<Extractor> {
-    let mut b = Extractor::builder().device(global.device);
+    let mut b = Extractor::builder()
+        .device(global.device)
+        .precision(global.precision);
     if let Some(m) = model {
         b = b.model_dir(&m.dir);
     }
