@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,13 @@ def main() -> None:
     ap.add_argument("--no-colors", action="store_true", help="skip the colorthief part")
     ap.add_argument("--quant", choices=["none", "int8"], default="none")
     args = ap.parse_args()
+    if not args.no_colors:
+        # Say so before minutes of model loading, not after (GPU images often lack it).
+        try:
+            import colorthief  # noqa: F401
+        except ImportError:
+            sys.exit("e2e.py: colorthief is not installed (pip install colorthief); "
+                     "pass --no-colors for the embedding rows alone")
 
     import torch
     from PIL import Image
