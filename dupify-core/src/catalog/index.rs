@@ -665,8 +665,8 @@ pub(crate) const GRAPH_BASENAME: &str = "graph";
 /// and compared before hnsw_rs reads them. Why: hnsw_rs trusts its files (a bad magic
 /// number or length inside one can end in `process::exit`), and a length check only
 /// catches torn writes, not a damaged or half-overwritten file of the right size. CRC-32
-/// (crc32fast, SIMD) reads at memory speed: tens of milliseconds at 100k vectors, beside a
-/// graph load of hundreds.
+/// (crc32fast, SIMD) runs at the speed of reading the files: measured ~1 s for the 2.6 GB of
+/// a 1M × 512 graph on a 2-core VM (whose graph load takes ~20 s), ~0.1 s at 100k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GraphChecksums {
     pub(crate) data_crc32: u32,
