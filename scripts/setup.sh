@@ -14,6 +14,10 @@ VENV=$ROOT/.venv
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        log "$PY is $("$PY" --version 2>&1); Python 3.11 or newer is needed (set PYTHON=...)"
+        exit 1
+    }
     log "creating venv at .venv"
     "$PY" -m venv "$VENV"
 fi

@@ -40,11 +40,8 @@ CHECKSUMS: dict[str, dict[str, str]] = {name: {} for name in MODELS}
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fetch(name: str, revision: str, tofu: bool) -> Path:

@@ -37,11 +37,8 @@ MODELS = ["tiny", "vit-b-32"]
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def pooled_position(row: list[int], eos_token_id: int) -> int:
