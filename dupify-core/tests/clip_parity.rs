@@ -3,84 +3,16 @@
 //! pixels (the `CLIPImageProcessor` output saved by the generator), same token ids.
 //! fp32 on CPU: cosine ≥ 0.9999 and max |diff| ≤ 1e-4 per embedding.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use dupify_core::{ClipModel, ClipOptions, Device, Precision};
-use tch::Tensor;
+
+mod clip_common;
+use clip_common::{cosine, max_abs_diff, reference, Reference};
 
 fn model_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../weights/test/clip")
-        .join(name);
-    assert!(
-        d.join("reference.safetensors").is_file(),
-        "missing {}: run scripts/setup.sh (weights/gen_clip.py) first",
-        d.display()
-    );
-    d
-}
-
-struct Reference {
-    pixels: Vec<f32>,
-    n_images: usize,
-    image_embeds: Vec<Vec<f32>>,
-    input_ids: Vec<Vec<u32>>,
-    text_embeds: Vec<Vec<f32>>,
-    logit_scale: f32,
-    texts: Vec<String>,
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f32>> {
-    let (n, d) = t.size2().unwrap();
-    let flat = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
-    assert_eq!(flat.len() as i64, n * d);
-    flat.chunks(d as usize).map(|c| c.to_vec()).collect()
-}
-
-fn reference(dir: &Path) -> Reference {
-    let m: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
-    let px = &m["pixel_values"];
-    let ids = &m["input_ids"];
-    let (_, ctx) = ids.size2().unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-    Reference {
-        n_images: px.size()[0] as usize,
-        pixels: Vec::<f32>::try_from(px.flatten(0, -1)).unwrap(),
-        image_embeds: rows(&m["image_embeds"]),
-        input_ids: Vec::<i64>::try_from(ids.flatten(0, -1))
-            .unwrap()
-            .chunks(ctx as usize)
-            .map(|r| r.iter().map(|&x| x as u32).collect())
-            .collect(),
-        text_embeds: rows(&m["text_embeds"]),
-        logit_scale: m["logit_scale"].double_value(&[0]) as f32,
-        texts: meta["texts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_string())
-            .collect(),
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    clip_common::model_dir(name, &["reference.safetensors"])
 }
 
 /// Asserts each row's cosine and max |diff| against the reference.
