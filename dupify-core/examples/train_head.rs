@@ -100,13 +100,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use dupify_core::attributes::{
-    evaluate_linear_head, split_holdout, train_linear_head, TrainOptions,
+    calibrate_temperature, evaluate_linear_head, expected_calibration_error, split_holdout,
+    train_linear_head, TrainOptions,
 };
 use dupify_core::extractor::{BatchOptions, Ops};
 use dupify_core::{Error, Extractor, ImageInput, Result};
 
 struct Args {
     model: Option<PathBuf>,
+    save_embeddings: Option<PathBuf>,
     input: PathBuf,
     output: PathBuf,
     attribute: String,
@@ -127,7 +129,8 @@ fn usage() -> Error {
         "arguments",
         "usage: train_head <embeddings.safetensors> <head.safetensors> [--attribute NAME] \
          [--holdout F] [--seed N] [--epochs N] [--lr F] [--weight-decay F]; or \
-         train_head <image-dir> <head.safetensors> --model <clip-model-dir> [options]",
+         train_head <image-dir> <head.safetensors> --model <model-dir> \
+         [--save-embeddings FILE] [options]",
     )
 }
 
@@ -163,12 +166,14 @@ fn parse_args() -> Result<Args> {
         "lr",
         "weight-decay",
         "model",
+        "save-embeddings",
     ];
     if let Some(k) = flags.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(invalid(k.clone(), "unknown flag"));
     }
     Ok(Args {
         model: flags.get("model").map(PathBuf::from),
+        save_embeddings: flags.get("save-embeddings").map(PathBuf::from),
         input: positional[0].clone().into(),
         output: positional[1].clone().into(),
         attribute: flags
@@ -317,12 +322,59 @@ fn embed_image_folder(dir: &Path, model: &Path) -> Result<Dataset> {
     Ok((xs, ys, names, x.model_id()?))
 }
 
+/// Writes embeddings in the layout [`read_dataset`] reads, so later runs skip embedding.
+fn save_dataset(
+    path: &Path,
+    xs: &[Vec<f32>],
+    ys: &[usize],
+    names: &[String],
+    model_hash: &str,
+) -> Result<()> {
+    let dim = xs.first().map_or(0, Vec::len);
+    let emb: Vec<u8> = xs.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    let lab: Vec<u8> = ys.iter().flat_map(|&y| (y as i64).to_le_bytes()).collect();
+    let views = [
+        (
+            "embeddings",
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![xs.len(), dim],
+                &emb,
+            ),
+        ),
+        (
+            "labels",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![ys.len()], &lab),
+        ),
+    ];
+    let mut tensors = Vec::new();
+    for (name, v) in views {
+        tensors.push((name, v.map_err(|e| Error::Internal(e.to_string()))?));
+    }
+    let mut meta = HashMap::new();
+    meta.insert(
+        "label_names".to_string(),
+        serde_json::to_string(names).map_err(|e| Error::Internal(e.to_string()))?,
+    );
+    meta.insert("model_hash".to_string(), model_hash.to_string());
+    let bytes =
+        safetensors::serialize(tensors, Some(meta)).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn run() -> Result<()> {
     let args = parse_args()?;
     let (xs, ys, names, model_hash) = match &args.model {
         Some(model) => embed_image_folder(&args.input, model)?,
         None => read_dataset(&args.input)?,
     };
+    if let Some(path) = &args.save_embeddings {
+        save_dataset(path, &xs, &ys, &names, &model_hash)?;
+        println!("saved the embeddings to {}", path.display());
+    }
     let dim = xs.first().map_or(0, Vec::len);
     println!(
         "{} embeddings ({dim}-d) of {} classes, model {model_hash}",
@@ -370,6 +422,17 @@ fn run() -> Result<()> {
             c.label, c.correct, c.total, c.accuracy
         );
     }
+    // Temperature scaling on the held-out part (not trained on), so the probabilities
+    // `attributes` reports mean what they say; accuracy is unchanged by it.
+    let head = if hox.is_empty() {
+        head
+    } else {
+        let before = expected_calibration_error(&head, &hox, &hoy)?;
+        let (cal, t) = calibrate_temperature(&head, &hox, &hoy)?;
+        let after = expected_calibration_error(&cal, &hox, &hoy)?;
+        println!("temperature {t:.3} fitted on the held-out part: ECE {before:.3} -> {after:.3}");
+        cal
+    };
     head.save(&args.output)?;
     println!(
         "saved {} head ({} labels) to {}",

@@ -30,9 +30,10 @@ use sha2::{Digest, Sha256};
 
 use crate::attributes::{AttributePredictor, AttributeReport};
 use crate::catalog::{ColorSwatch, ProductFeatures};
-use crate::clip::{ClipModel, ClipOptions};
+use crate::clip::ClipOptions;
 use crate::colors::{extract_colors, ColorOptions, ColorReport};
 use crate::device::{Device, Precision};
+use crate::encoder::{Encoder, ModelInfo};
 use crate::error::{Error, Result};
 use crate::input::{self, ClipPreprocess, DecodedImage, ImageInput, InputLimits, ResizeMode};
 use crate::quality::{quality_score, QualityScore};
@@ -144,8 +145,10 @@ impl fmt::Display for Ops {
 /// Configuration of an [`Extractor`]; build one with [`Extractor::builder`].
 #[derive(Debug, Clone)]
 pub struct ExtractorConfig {
-    /// Directory with the CLIP checkpoint (`config.json` + `model.safetensors`). Required for
-    /// `embed`, `attributes` and text embeddings; the CPU-only operations work without it.
+    /// Model directory (`config.json` + `model.safetensors`): a CLIP checkpoint, or an
+    /// image-only EfficientNet-Lite encoder ([`crate::Architecture::detect`] tells which).
+    /// Required for `embed` and `attributes`; text embeddings need CLIP. The CPU-only
+    /// operations work without it.
     pub model_dir: Option<PathBuf>,
     /// Device for model work. Default: `Auto` (first CUDA device, else CPU).
     pub device: Device,
@@ -192,7 +195,7 @@ pub struct ExtractorBuilder {
 }
 
 impl ExtractorBuilder {
-    /// Sets the CLIP checkpoint directory.
+    /// Sets the model directory (CLIP or EfficientNet-Lite).
     pub fn model_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.model_dir = Some(dir.into());
         self
@@ -275,7 +278,7 @@ impl ExtractorBuilder {
                     .map(|n| Mutex::new(lru::LruCache::new(n))),
                 config: c,
                 pool,
-                clip: OnceLock::new(),
+                encoder: OnceLock::new(),
                 attributes: OnceLock::new(),
                 segmenter: Box::new(ClassicalSegmenter::default()),
             }),
@@ -454,7 +457,7 @@ pub struct Extractor {
 struct Inner {
     config: ExtractorConfig,
     pool: rayon::ThreadPool,
-    clip: OnceLock<std::result::Result<Arc<ClipModel>, String>>,
+    encoder: OnceLock<std::result::Result<Arc<Encoder>, String>>,
     attributes: OnceLock<std::result::Result<Arc<AttributePredictor>, String>>,
     segmenter: Box<dyn Segmenter>,
     cache: Option<Mutex<lru::LruCache<CacheKey, Features>>>,
@@ -488,17 +491,17 @@ impl Extractor {
         &self.inner.config
     }
 
-    /// Loads the CLIP model (and the attribute heads) now instead of on first use.
+    /// Loads the model (and the attribute heads) now instead of on first use.
     pub fn warm_up(&self) -> Result<()> {
-        self.clip()?;
+        self.encoder()?;
         self.attributes()?;
         Ok(())
     }
 
-    /// The loaded CLIP model, loading it on first use. A load failure is remembered and
+    /// The loaded image model, loading it on first use. A load failure is remembered and
     /// returned to every later caller (it will not succeed on retry without a new extractor).
-    fn clip(&self) -> Result<Arc<ClipModel>> {
-        let loaded = self.inner.clip.get_or_init(|| {
+    fn encoder(&self) -> Result<Arc<Encoder>> {
+        let loaded = self.inner.encoder.get_or_init(|| {
             let dir = self.inner.config.model_dir.as_ref().ok_or_else(|| {
                 "no model directory configured (ExtractorBuilder::model_dir)".to_string()
             })?;
@@ -509,17 +512,21 @@ impl Extractor {
                 max_batch: self.inner.config.batch_size,
                 ..ClipOptions::default()
             };
-            ClipModel::from_dir(dir, &opts)
+            Encoder::from_dir(dir, &opts)
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         });
         loaded.clone().map_err(|reason| Error::NotAvailable {
-            what: format!("CLIP model: {reason}"),
+            what: format!("image model: {reason}"),
         })
     }
 
+    /// Attribute heads for the loaded model: with CLIP, zero-shot heads (built once and
+    /// cached beside the model); with an image-only model, none. Either way every trained
+    /// linear head in `<model_dir>/heads/` bound to this model replaces or adds its
+    /// attribute. An image-only model without heads has no attributes (`not_available`).
     fn attributes(&self) -> Result<Arc<AttributePredictor>> {
-        let clip = self.clip()?;
+        let encoder = self.encoder()?;
         let loaded = self.inner.attributes.get_or_init(|| {
             let dir = self
                 .inner
@@ -527,26 +534,48 @@ impl Extractor {
                 .model_dir
                 .as_ref()
                 .ok_or_else(|| "no model directory configured".to_string())?;
-            AttributePredictor::load_or_build(clip.as_ref(), dir)
-                .map(|(predictor, _status)| Arc::new(predictor))
-                .map_err(|e| e.to_string())
+            let base = match encoder.as_ref() {
+                Encoder::Clip(clip) => AttributePredictor::load_or_build(clip.as_ref(), dir)
+                    .map(|(predictor, _status)| predictor),
+                Encoder::EfficientNet(m) => Ok(AttributePredictor::heads_only(
+                    m.content_hash(),
+                    m.embed_dim(),
+                )),
+            };
+            let predictor = base
+                .and_then(|p| p.with_heads_from_dir(&dir.join(HEADS_DIR)))
+                .map_err(|e| e.to_string())?;
+            if !predictor.has_head(crate::attributes::Attribute::Category) {
+                return Err(format!(
+                    "the model {} is image-only and {} holds no trained category head",
+                    encoder.info().name,
+                    dir.join(HEADS_DIR).display()
+                ));
+            }
+            Ok(Arc::new(predictor))
         });
         loaded.clone().map_err(|reason| Error::NotAvailable {
             what: format!("attribute heads: {reason}"),
         })
     }
 
-    /// The content hash of the loaded model (loads it if needed).
+    /// The content hash of the loaded model (loads it if needed): `Features::model_id`.
     pub fn model_id(&self) -> Result<String> {
-        Ok(self.clip()?.content_hash().to_string())
+        Ok(self.encoder()?.content_hash().to_string())
     }
 
-    /// Dimension of CLIP embeddings (loads the model if needed).
+    /// What the loaded model is: architecture, readable name, hash, dimension, text tower.
+    pub fn model_info(&self) -> Result<ModelInfo> {
+        Ok(self.encoder()?.info())
+    }
+
+    /// Dimension of image embeddings (loads the model if needed).
     pub fn embed_dim(&self) -> Result<usize> {
-        Ok(self.clip()?.embed_dim())
+        Ok(self.encoder()?.info().dimensions)
     }
 
-    /// CLIP text embedding (L2-normalised), for text→image search.
+    /// CLIP text embedding (L2-normalised), for text→image search. `not_available` with an
+    /// image-only model.
     pub fn embed_text(&self, text: &str) -> Result<Vec<f32>> {
         let mut v = self.embed_texts(&[text])?;
         v.pop()
@@ -555,10 +584,12 @@ impl Extractor {
 
     /// CLIP text embeddings for several texts, in order.
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encoder = self.encoder()?;
+        let clip = encoder.clip("text embeddings")?;
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        self.clip()?.embed_texts(texts)
+        clip.embed_texts(texts)
     }
 
     /// Runs `ops` on one image.
@@ -582,8 +613,8 @@ impl Extractor {
             return Err(Error::MissingParameter { name: "ops".into() });
         }
         // Fail fast, once, when the model is needed and unavailable.
-        let clip = if ops.needs_model() {
-            Some(self.clip()?)
+        let encoder = if ops.needs_model() {
+            Some(self.encoder()?)
         } else {
             None
         };
@@ -596,10 +627,10 @@ impl Extractor {
         let mut results: Vec<Option<Result<Features>>> = (0..total).map(|_| None).collect();
         let mut done = 0usize;
         let chunk = self.inner.config.batch_size;
-        let overlap = clip.as_ref().is_some_and(|c| c.is_cuda());
+        let overlap = encoder.as_ref().is_some_and(|c| c.is_cuda());
 
         let mut finish = |start: usize, staged: Vec<Result<Staged>>| -> Result<()> {
-            let finished = self.model_stage(staged, ops, clip.as_deref(), attrs.as_deref());
+            let finished = self.model_stage(staged, ops, encoder.as_deref(), attrs.as_deref());
             for (i, r) in finished.into_iter().enumerate() {
                 results[start + i] = Some(r);
                 done += 1;
@@ -720,7 +751,11 @@ impl Extractor {
             }
         }
         let pixels = if ops.needs_model() {
-            Some(self.clip_preprocess(&*self.clip()?)?.square_rgb(&decoded)?)
+            Some(
+                self.encoder()?
+                    .preprocess(c.resize_mode)?
+                    .square_rgb(&decoded)?,
+            )
         } else {
             None
         };
@@ -731,21 +766,12 @@ impl Extractor {
         })
     }
 
-    /// The CLIP preprocessing the configured model gets (its image size, the configured
-    /// resize mode, OpenAI's mean/std).
-    fn clip_preprocess(&self, clip: &ClipModel) -> Result<ClipPreprocess> {
-        let size = clip.image_size();
-        let size = u32::try_from(size)
-            .map_err(|_| Error::Internal(format!("model image size {size} too large")))?;
-        Ok(ClipPreprocess::new(size).with_mode(self.inner.config.resize_mode))
-    }
-
     /// One forward pass over the chunk's pixels, then attributes; fills the cache.
     fn model_stage(
         &self,
         staged: Vec<Result<Staged>>,
         ops: Ops,
-        clip: Option<&ClipModel>,
+        encoder: Option<&Encoder>,
         attrs: Option<&AttributePredictor>,
     ) -> Vec<Result<Features>> {
         let mut batch = Vec::new();
@@ -761,16 +787,16 @@ impl Extractor {
         }
         let mut embeddings: HashMap<usize, Vec<f32>> = HashMap::new();
         let mut batch_error: Option<String> = None;
-        if let (Some(clip), false) = (clip, owners.is_empty()) {
-            match self
-                .clip_preprocess(clip)
-                .and_then(|pre| clip.embed_rgb8(&batch, owners.len(), &pre))
+        if let (Some(encoder), false) = (encoder, owners.is_empty()) {
+            match encoder
+                .preprocess(self.inner.config.resize_mode)
+                .and_then(|pre: ClipPreprocess| encoder.embed_rgb8(&batch, owners.len(), &pre))
             {
                 Ok(embs) => embeddings.extend(owners.iter().copied().zip(embs)),
                 Err(e) => batch_error = Some(e.to_string()),
             }
         }
-        let model_id = clip.map(|c| c.content_hash().to_string());
+        let model_id = encoder.map(|c| c.content_hash().to_string());
         staged
             .into_iter()
             .enumerate()
@@ -873,6 +899,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 type CacheKey = (String, Ops);
+
+/// Folder inside a model directory whose `*.safetensors` linear heads the extractor loads.
+pub const HEADS_DIR: &str = "heads";
 
 #[cfg(test)]
 mod tests {

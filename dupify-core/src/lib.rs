@@ -12,6 +12,8 @@ pub mod catalog;
 pub mod clip;
 pub mod colors;
 pub mod device;
+pub mod efficientnet;
+pub mod encoder;
 pub mod error;
 pub mod extractor;
 pub mod input;
@@ -22,10 +24,13 @@ pub mod silhouette;
 pub use attributes::{AttributePredictor, AttributeReport, TextEncoder};
 pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
+pub use efficientnet::{EfficientNetConfig, EfficientNetModel};
+pub use encoder::{find_default_model, Architecture, ModelInfo, ModelOptions, DEFAULT_MODEL_DIRS};
 pub use error::{Error, Result};
 pub use extractor::{BatchOptions, CancelToken, Extractor, ExtractorBuilder, Features, Ops};
 pub use input::{
-    decode, ClipPreprocess, DecodedImage, ImageInput, InputLimits, PixelLayout, ResizeMode,
+    decode, ClipPreprocess, CropOffset, DecodedImage, ImageInput, InputLimits, PixelLayout,
+    ResizeMode,
 };
 pub use quality::{quality_score, QualityScore};
 pub use raster::{Mask, WorkingImage};

@@ -59,8 +59,8 @@ struct Args {
     /// Directory for keys.db, catalog.db and the pepper. Default: target/serve.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// CLIP checkpoint directory. Default: weights/real/clip-vit-base-patch32 when present,
-    /// else the seeded random test model weights/test/clip/vit-b-32.
+    /// Model directory (CLIP or EfficientNet-Lite). Default: a real CLIP in weights/real/ when
+    /// present, else the pretrained EfficientNet-Lite2 that scripts/setup.sh installs.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Device for model work: auto, cpu, cuda, cuda:N.
@@ -90,7 +90,18 @@ fn main() -> anyhow::Result<()> {
         .model_dir(&model)
         .device(device)
         .build()?;
-    extractor.embed_dim().context("loading the CLIP model")?;
+    let info = extractor.model_info().context("loading the model")?;
+    println!(
+        "dupify serve: {} ({}, {}-d{})",
+        info.name,
+        info.architecture.as_str(),
+        info.dimensions,
+        if info.has_text_tower {
+            ", text search"
+        } else {
+            ", image-only: no text search"
+        }
+    );
     if let Err(e) = extractor.warm_up() {
         eprintln!("dupify serve: attributes unavailable ({e}); the other operations work");
     }
@@ -147,21 +158,17 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The library's default model ([`dupify_core::find_default_model`]: a real CLIP checkpoint,
+/// else the pretrained EfficientNet-Lite2 that `scripts/setup.sh` installs), the same one the
+/// CLI and the demo pick.
 fn default_model(root: &Path) -> anyhow::Result<PathBuf> {
-    let real = root.join("weights/real/clip-vit-base-patch32");
-    if real.join("model.safetensors").is_file() {
-        return Ok(real);
-    }
-    let test = root.join("weights/test/clip/vit-b-32");
-    if !test.join("model.safetensors").is_file() {
-        bail!("no model in weights/: run scripts/setup.sh first (or pass --model)");
-    }
-    eprintln!(
-        "WARNING: no real CLIP weights in weights/real/; using the seeded RANDOM ViT-B/32 test \
-         model. Embeddings, attributes and the CLIP score channel are NOT semantic (colours and \
-         silhouette are). See weights/README.md to fetch real weights."
-    );
-    Ok(test)
+    dupify_core::find_default_model(&[PathBuf::new(), root.to_path_buf()]).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no model in weights/real/: run scripts/setup.sh first (it installs {}), or pass \
+             --model",
+            dupify_core::DEFAULT_MODEL_DIRS[1]
+        )
+    })
 }
 
 /// The key-hashing pepper: `DUPIFY_PEPPER`, else `<data_dir>/pepper`, created on first run

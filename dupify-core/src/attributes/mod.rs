@@ -56,8 +56,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use linear::{
-    evaluate_linear_head, split_holdout, train_linear_head, ClassAccuracy, Evaluation, LinearHead,
-    TrainOptions,
+    calibrate_temperature, evaluate_linear_head, expected_calibration_error, split_holdout,
+    train_linear_head, ClassAccuracy, Evaluation, LinearHead, TrainOptions,
 };
 pub use taxonomy::{Attribute, CategoryGroup};
 pub use zero_shot::{CacheStatus, ZeroShotHeads};
@@ -160,17 +160,59 @@ impl AttributeReport {
 /// attribute by trained linear heads, all bound to one model hash.
 #[derive(Debug, Clone)]
 pub struct AttributePredictor {
-    zero_shot: ZeroShotHeads,
+    /// Zero-shot heads; `None` for an image-only model (no text tower to build them).
+    zero_shot: Option<ZeroShotHeads>,
     linear: BTreeMap<Attribute, LinearHead>,
+    model_hash: String,
+    embed_dim: usize,
 }
 
 impl AttributePredictor {
     /// A predictor using only zero-shot heads.
     pub fn new(zero_shot: ZeroShotHeads) -> Self {
         Self {
-            zero_shot,
+            model_hash: zero_shot.model_hash().to_string(),
+            embed_dim: zero_shot.embed_dim(),
+            zero_shot: Some(zero_shot),
             linear: BTreeMap::new(),
         }
+    }
+
+    /// A predictor with no zero-shot heads, for an image-only model (no text tower): it
+    /// reports only the attributes a trained linear head was added for
+    /// ([`AttributePredictor::with_linear_head`]) and leaves the rest out rather than guess.
+    pub fn heads_only(model_hash: impl Into<String>, embed_dim: usize) -> Self {
+        Self {
+            zero_shot: None,
+            linear: BTreeMap::new(),
+            model_hash: model_hash.into(),
+            embed_dim,
+        }
+    }
+
+    /// Adds every linear head in `dir` (`*.safetensors`, sorted by name), each refused
+    /// unless it was trained for this predictor's model. A missing directory adds nothing.
+    pub fn with_heads_from_dir(mut self, dir: &Path) -> Result<Self> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(self),
+            Err(e) => return Err(load_err(dir, e.to_string())),
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let head = LinearHead::load_for_model(&p, &self.model_hash)?;
+            self = self.with_linear_head(head)?;
+        }
+        Ok(self)
+    }
+
+    /// The attributes this predictor has a head for (linear or zero-shot).
+    pub fn has_head(&self, attribute: Attribute) -> bool {
+        self.linear.contains_key(&attribute) || self.zero_shot.is_some()
     }
 
     /// Zero-shot heads for `encoder`'s model, from the cache in `model_dir` or built and
@@ -190,23 +232,23 @@ impl AttributePredictor {
     /// taxonomy, or when a category head has labels that are not taxonomy categories (the
     /// category decides applicability, so it must be a known one).
     pub fn with_linear_head(mut self, head: LinearHead) -> Result<Self> {
-        if head.model_hash() != self.zero_shot.model_hash() {
+        if head.model_hash() != self.model_hash {
             return Err(Error::ModelLoad {
                 path: head.origin().to_path_buf(),
                 reason: format!(
                     "linear head was trained for model {}, the predictor's model is {}",
                     head.model_hash(),
-                    self.zero_shot.model_hash()
+                    self.model_hash
                 ),
             });
         }
-        if head.embed_dim() != self.zero_shot.embed_dim() {
+        if head.embed_dim() != self.embed_dim {
             return Err(Error::ModelLoad {
                 path: head.origin().to_path_buf(),
                 reason: format!(
                     "linear head expects {}-d embeddings, the model has {}",
                     head.embed_dim(),
-                    self.zero_shot.embed_dim()
+                    self.embed_dim
                 ),
             });
         }
@@ -234,7 +276,7 @@ impl AttributePredictor {
 
     /// The model hash every head of this predictor is bound to.
     pub fn model_hash(&self) -> &str {
-        self.zero_shot.model_hash()
+        &self.model_hash
     }
 
     /// Runs the head (linear if one was added, else zero-shot) of one attribute, without
@@ -244,13 +286,20 @@ impl AttributePredictor {
         attribute: Attribute,
         image_embedding: &[f32],
     ) -> Result<AttributePrediction> {
-        match self.linear.get(&attribute) {
-            Some(head) => head.predict(image_embedding),
-            None => self.zero_shot.predict(attribute, image_embedding),
+        match (self.linear.get(&attribute), &self.zero_shot) {
+            (Some(head), _) => head.predict(image_embedding),
+            (None, Some(zs)) => zs.predict(attribute, image_embedding),
+            (None, None) => Err(Error::NotAvailable {
+                what: format!(
+                    "attribute `{}`: no trained head for this image-only model",
+                    attribute.name()
+                ),
+            }),
         }
     }
 
-    /// Predicts the category, then every attribute that applies to its group.
+    /// Predicts the category, then every attribute that applies to its group and has a head
+    /// (an image-only model with only a category head reports the category alone).
     ///
     /// `image_embedding` is the CLIP image embedding of the same model (normalised or not;
     /// it is normalised here). Errors: `invalid_parameter` for a wrong length or a zero or
@@ -289,7 +338,7 @@ impl AttributePredictor {
     ) -> Result<AttributeReport> {
         let attributes = taxonomy::applicable_attributes(def.group)
             .into_iter()
-            .filter(|&a| a != Attribute::Category)
+            .filter(|&a| a != Attribute::Category && self.has_head(a))
             .map(|a| self.predict_attribute(a, image_embedding))
             .collect::<Result<Vec<_>>>()?;
         Ok(AttributeReport {

@@ -305,6 +305,7 @@ impl Catalog {
         let f = extractor.extract(image, ops)?.to_product_features();
         let mut q = query;
         q.embedding = f.clip;
+        q.model_id = f.model_id;
         if f.shape.is_some() {
             q.shape = f.shape;
         }
@@ -337,6 +338,7 @@ impl Catalog {
         }
         let mut q = query;
         q.embedding = Some(extractor.embed_text(text)?);
+        q.model_id = Some(extractor.model_id()?);
         self.search(ns, &q)
     }
 }

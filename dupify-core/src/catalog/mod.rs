@@ -245,6 +245,11 @@ pub struct SearchQuery {
     pub limit: usize,
     /// Results to skip (pagination), ≤ 10,000.
     pub offset: usize,
+    /// The model `embedding` came from (`Features::model_id`). When set, a namespace whose
+    /// embeddings come from another model refuses the query (`invalid_parameter`) instead of
+    /// ranking vectors of two spaces against each other. `search_image`/`search_text` set it.
+    #[serde(default)]
+    pub model_id: Option<String>,
 }
 
 impl SearchQuery {
@@ -742,6 +747,7 @@ impl Catalog {
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ns_id = store::ensure_ns(&tx, ns)?;
+        bind_model(&tx, ns_id, &products)?;
         if let (Some(d), None) = (dim, self.dim()) {
             store::meta_set(&tx, "dim", &d.to_string())?;
         }
@@ -794,6 +800,28 @@ impl Catalog {
             indexes.insert(ns_id, fresh);
         }
         Ok(())
+    }
+
+    /// Drops every image embedding of a namespace and forgets its model, keeping the products
+    /// and their shape and colour channels: the explicit first step of switching a namespace
+    /// to another image model. Re-ingest the images afterwards (`Catalog::ingest` with an
+    /// extractor on the new model, matched by external id); until then searches rank by the
+    /// shape and colour channels alone. Returns the number of embeddings dropped.
+    pub fn clear_embeddings(&self, ns: &Namespace) -> Result<usize> {
+        ns.validate()?;
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(ns_id) = store::ns_id(&tx, ns)? else {
+            return Ok(0);
+        };
+        let removed = store::clear_embeddings(&tx, ns_id)?;
+        store::set_ns_model(&tx, ns_id, None)?;
+        store::bump_generation(&tx, ns_id)?;
+        tx.commit()?;
+        if let Some(d) = self.dim() {
+            self.apply(&conn, ns_id, d, &removed, Vec::new())?;
+        }
+        Ok(removed.len())
     }
 
     /// Deletes a product by id. Deleted products are never returned again.
@@ -976,6 +1004,13 @@ impl Catalog {
                 }
                 return Ok(Vec::new());
             };
+            if let (Some(want), Some(_)) = (&q.model_id, &q.embedding) {
+                if let Some(have) = store::ns_model(conn, ns_id)? {
+                    if &have != want {
+                        return Err(model_mismatch("model_id", want, &have));
+                    }
+                }
+            }
             let mut exclude = None;
             if let Some(pid) = &q.by_product {
                 let (src, _) =
@@ -1166,6 +1201,39 @@ impl Drop for Catalog {
         // Best effort: a failed save only means the next open reconciles or rebuilds.
         let _ = self.flush();
     }
+}
+
+/// Refuses a batch whose embeddings come from a model other than the namespace's (or from
+/// two models at once), and records the model on the namespace's first tagged embedding.
+/// Embeddings without a model id are the caller's responsibility and pass.
+fn bind_model(tx: &rusqlite::Transaction<'_>, ns_id: i64, products: &[NewProduct]) -> Result<()> {
+    let mut bound = store::ns_model(tx, ns_id)?;
+    let recorded = bound.is_some();
+    for p in products {
+        let (Some(_), Some(m)) = (&p.features.clip, &p.features.model_id) else {
+            continue;
+        };
+        match &bound {
+            Some(b) if b != m => return Err(model_mismatch("features.model_id", m, b)),
+            Some(_) => {}
+            None => bound = Some(m.clone()),
+        }
+    }
+    if let (false, Some(m)) = (recorded, &bound) {
+        store::set_ns_model(tx, ns_id, Some(m))?;
+    }
+    Ok(())
+}
+
+fn model_mismatch(field: &str, got: &str, have: &str) -> Error {
+    Error::invalid(
+        field,
+        format!(
+            "embedding from model {got}, but this namespace holds embeddings of model {have}; \
+             a namespace never mixes two models' embeddings (to switch models, call \
+             Catalog::clear_embeddings and re-ingest the images with the new model)"
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -159,6 +159,46 @@ pub(crate) fn ensure_ns(tx: &Transaction<'_>, ns: &Namespace) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
+/// The model a namespace's embeddings come from: recorded by the first embedded upsert that
+/// named one (`catalog_meta` key `model:<ns id>`), or, for a namespace stored before models
+/// were recorded, the model of any stored embedding. `None`: no model-tagged embedding yet.
+pub(crate) fn ns_model(conn: &Connection, ns: i64) -> Result<Option<String>> {
+    if let Some(m) = meta_get(conn, &format!("model:{ns}"))? {
+        return Ok(Some(m));
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT model_id FROM products WHERE ns = ?1 AND clip IS NOT NULL \
+             AND model_id IS NOT NULL LIMIT 1",
+        )?
+        .query_row([ns], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set_ns_model(tx: &Transaction<'_>, ns: i64, model: Option<&str>) -> Result<()> {
+    match model {
+        Some(m) => meta_set(tx, &format!("model:{ns}"), m),
+        None => {
+            tx.prepare_cached("DELETE FROM catalog_meta WHERE key = ?1")?
+                .execute([format!("model:{ns}")])?;
+            Ok(())
+        }
+    }
+}
+
+/// Drops every embedding of a namespace (the products and their other channels stay).
+pub(crate) fn clear_embeddings(tx: &Transaction<'_>, ns: i64) -> Result<Vec<usize>> {
+    let ids: Vec<i64> = tx
+        .prepare_cached("SELECT vec_id FROM products WHERE ns = ?1 AND vec_id IS NOT NULL")?
+        .query_map([ns], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    tx.prepare_cached(
+        "UPDATE products SET clip = NULL, vec_id = NULL, model_id = NULL WHERE ns = ?1",
+    )?
+    .execute([ns])?;
+    Ok(ids.into_iter().map(|v| v as usize).collect())
+}
+
 pub(crate) fn bump_generation(tx: &Transaction<'_>, ns: i64) -> Result<()> {
     tx.prepare_cached("UPDATE namespaces SET generation = generation + 1 WHERE id = ?1")?
         .execute([ns])?;

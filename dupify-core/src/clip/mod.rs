@@ -31,10 +31,10 @@ use std::sync::Once;
 
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
+pub(crate) use model::normalized_rows;
 pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};
 
 use crate::device::{Device, Precision};
@@ -198,15 +198,7 @@ impl ClipModel {
         let st = SafeTensors::deserialize(safetensors)
             .map_err(|e| model::load_err(format!("not a valid safetensors file: {e}")))?;
         let inner = tch::no_grad(|| model::Clip::load(&config, &st, opts.precision, device))?;
-        let mut h = Sha256::new();
-        h.update((config_json.len() as u64).to_le_bytes());
-        h.update(config_json);
-        h.update(safetensors);
-        let content_hash = h
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let content_hash = crate::encoder::content_hash_of(config_json, safetensors);
         Ok(Self {
             inner,
             config,
@@ -329,61 +321,20 @@ impl ClipModel {
         batch: usize,
         preprocess: &ClipPreprocess,
     ) -> Result<Vec<Vec<f32>>> {
-        preprocess.validate()?;
-        let s = self.image_size();
-        if preprocess.image_size as usize != s {
-            return Err(Error::invalid(
-                "preprocess",
-                format!(
-                    "image size {} does not match the model's {s}",
-                    preprocess.image_size
-                ),
-            ));
-        }
-        let per = s * s * 3;
-        if batch.checked_mul(per) != Some(rgb.len()) {
-            return Err(Error::invalid(
-                "rgb",
-                format!(
-                    "expected {batch} x {s} x {s} x 3 = {} bytes, got {}",
-                    batch.saturating_mul(per),
-                    rgb.len()
-                ),
-            ));
-        }
-        let device = self.inner.device;
         let mut out = Vec::with_capacity(batch);
         tch::no_grad(|| -> Result<()> {
-            // [3 * 256] table; channel c of value v sits at c * 256 + v.
-            let lut: Vec<f32> = preprocess.lut().iter().flatten().copied().collect();
-            let lut = Tensor::f_from_slice(&lut)?.f_to_device(device)?;
-            let offsets = Tensor::f_from_slice(&[0i64, 256, 512])?.f_to_device(device)?;
-            for chunk in rgb.chunks(per * self.max_batch) {
-                let n = (chunk.len() / per) as i64;
-                let (s, c) = (s as i64, 3i64);
-                // SAFETY: `host` aliases `chunk` read-only, without a copy (a batch of 256 is
-                // 38 MB; copying it first costs as much as the host→device transfer). It
-                // lives only in this iteration, while `chunk` is borrowed, and nothing writes
-                // through it: `to_device` (synchronous from pageable memory) or, on the CPU,
-                // `to_kind` copy it before it is dropped.
-                let host = unsafe {
-                    Tensor::f_from_blob(
-                        chunk.as_ptr(),
-                        &[n, s, s, c],
-                        &[s * s * c, s * c, c, 1],
-                        Kind::Uint8,
-                        tch::Device::Cpu,
-                    )?
-                };
-                let idx = host
-                    .f_to_device(device)?
-                    .f_to_kind(Kind::Int64)?
-                    .f_add(&offsets)?;
-                drop(host);
-                let x = lut.f_take(&idx)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
-                out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
-            }
-            Ok(())
+            crate::encoder::rgb8_batch(
+                rgb,
+                batch,
+                self.image_size(),
+                self.max_batch,
+                preprocess,
+                self.inner.device,
+                |x| {
+                    out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
+                    Ok(())
+                },
+            )
         })?;
         Ok(out)
     }
@@ -473,7 +424,7 @@ fn eos_position(row: &[u32], eos_token_id: i64) -> usize {
 }
 
 /// Sets LibTorch's intra-op pool once per process (see the module docs).
-fn apply_thread_policy(explicit: Option<usize>) {
+pub(crate) fn apply_thread_policy(explicit: Option<usize>) {
     static DEFAULT: Once = Once::new();
     match explicit {
         Some(n) if n > 0 => tch::set_num_threads(n.min(i32::MAX as usize) as i32),

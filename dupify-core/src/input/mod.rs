@@ -46,7 +46,7 @@ pub use decode::{DecodedImage, InputFormat};
 pub use fetch::fetch_image_url;
 pub use limits::InputLimits;
 pub use preprocess::{
-    shortest_edge_size, ClipPreprocess, ResizeMode, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
+    shortest_edge_size, ClipPreprocess, CropOffset, ResizeMode, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
 };
 pub use working::DEFAULT_WORKING_SIDE;
 

@@ -12,9 +12,11 @@ const AFTER_HELP: &str = "\
 Exit status: 0 success; 1 runtime error (unreadable input, failed image, missing catalog, \
 bad key id…) — the message on stderr says which; 2 usage error (bad or missing arguments).
 
-Model: --model DIR (or DUPIFY_MODEL); by default weights/real/clip-vit-base-patch32 when it \
-holds a checkpoint, else the seeded random test model weights/test/clip/vit-b-32 made by \
-scripts/setup.sh — with a warning, because its CLIP channel is not semantic.";
+Model: --model DIR (or DUPIFY_MODEL): a CLIP checkpoint or an EfficientNet-Lite directory. \
+Default: a real CLIP in weights/real/clip-vit-base-patch32 when present, else the pretrained \
+ImageNet EfficientNet-Lite2 that scripts/setup.sh installs in weights/real/efficientnet-lite2 \
+(image embeddings and a trained category head; no text search). Seeded test models only when \
+named, with a warning.";
 
 /// Find product dupes from images: extract features, index a folder into a catalog, search
 /// it by image, text or product, cut products out, manage API keys.
@@ -30,8 +32,9 @@ pub struct Cli {
 /// Options every subcommand accepts.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// CLIP checkpoint directory (Hugging Face CLIPModel layout). Default: the real checkpoint
-    /// in weights/real/clip-vit-base-patch32, else the seeded test model (with a warning).
+    /// Model directory: a CLIP checkpoint (Hugging Face CLIPModel layout) or an
+    /// EfficientNet-Lite directory. Default: a real CLIP in weights/real/, else the pretrained
+    /// EfficientNet-Lite2 that setup installs.
     #[arg(long, global = true, env = "DUPIFY_MODEL", value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Where the model runs: auto, cpu, cuda or cuda:N.

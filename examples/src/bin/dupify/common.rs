@@ -14,11 +14,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{CatalogArgs, Global};
 
-/// The real checkpoint the project's `weights/fetch_real.py` installs by default.
-const REAL_MODEL: &str = "weights/real/clip-vit-base-patch32";
-/// The seeded random ViT-B/32 that `scripts/setup.sh` generates.
-const TEST_MODEL: &str = "weights/test/clip/vit-b-32";
-
 /// A model directory and whether it holds a seeded random-weight test model.
 #[derive(Debug, Clone)]
 pub struct ModelChoice {
@@ -26,16 +21,19 @@ pub struct ModelChoice {
     pub seeded: bool,
 }
 
-/// Chooses the CLIP checkpoint: `--model` when given, else the real default checkpoint, else
-/// the seeded test model. Defaults are looked up relative to the working directory first, then
-/// to the source tree this binary was built from (so `dupify` works from any directory of a
-/// checkout). Prints the "not semantic" warning to stderr when the choice is a seeded model.
+/// Chooses the model: `--model` (or `DUPIFY_MODEL`) when given, else the library's default
+/// ([`dupify_core::find_default_model`]: a real CLIP checkpoint in
+/// `weights/real/clip-vit-base-patch32`, else the real EfficientNet-Lite2 that
+/// `scripts/setup.sh` installs). Defaults are looked up relative to the working directory
+/// first, then to the source tree this binary was built from (so `dupify` works from any
+/// directory of a checkout). The seeded test models are used only when named explicitly, and
+/// then a warning says their model channel is not semantic.
 pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
     let dir = match &global.model {
         Some(dir) => {
             if !dir.join("config.json").is_file() || !dir.join("model.safetensors").is_file() {
                 bail!(
-                    "--model {}: not a CLIP checkpoint directory (needs config.json and \
+                    "--model {}: not a model directory (needs config.json and \
                      model.safetensors)",
                     dir.display()
                 );
@@ -47,17 +45,14 @@ pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
                 PathBuf::new(),
                 Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
             ];
-            let found = [REAL_MODEL, TEST_MODEL].iter().find_map(|rel| {
-                roots
-                    .iter()
-                    .map(|r| r.join(rel))
-                    .find(|d| d.join("model.safetensors").is_file())
-            });
-            match found {
+            match dupify_core::find_default_model(&roots) {
                 Some(d) => d,
                 None => bail!(
-                    "no CLIP model found: pass --model DIR, put a checkpoint in {REAL_MODEL} \
-                     (see weights/README.md), or run scripts/setup.sh to generate the test model"
+                    "no model found: run scripts/setup.sh (it installs the pretrained \
+                     EfficientNet-Lite2 into {}), put a CLIP checkpoint in {} (see \
+                     weights/README.md), or pass --model DIR",
+                    dupify_core::DEFAULT_MODEL_DIRS[1],
+                    dupify_core::DEFAULT_MODEL_DIRS[0]
                 ),
             }
         }
@@ -74,10 +69,9 @@ pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
         // A failed warning write must not stop the work; stderr is best effort.
         let _ = writeln!(
             err,
-            "{warn}warning:{warn:#} {} is a seeded RANDOM-weight test model: the CLIP channel \
-             (embeddings, text search, attributes) is NOT semantic; colours, silhouette and \
-             quality are real. Put real weights in {REAL_MODEL} (see weights/README.md) or \
-             pass --model DIR.",
+            "{warn}warning:{warn:#} {} is a seeded RANDOM-weight test model: its embeddings, \
+             text search and attributes are NOT semantic; colours, silhouette and quality are \
+             real. Leave --model out to use the pretrained default.",
             choice.dir.display()
         );
     }
