@@ -4,6 +4,7 @@ const require = createRequire(import.meta.url)
 const binding = require('./index.js')
 export const {
   autoDevice,
+  defaultModelDir,
   deviceReport,
   rateLimitHeaderPairs,
   CancelToken,

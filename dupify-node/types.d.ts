@@ -137,6 +137,16 @@ export interface Features {
   processing_time_ms: number
 }
 
+/** What a loaded model is (`Extractor.modelInfo()`). */
+export interface ModelInfo {
+  architecture: 'clip' | 'efficientnet_lite'
+  name: string
+  content_hash: string
+  dimensions: number
+  image_size: number
+  has_text_tower: boolean
+}
+
 export interface DeviceReport {
   cuda_available: boolean
   cuda_device_count: number

@@ -16,6 +16,8 @@ For each supported variant (lite0, lite2):
        model.safetensors  the state dict, float32, keys exactly as in the checkpoint (minus the
                           integer `num_batches_tracked` counters)
        PROVENANCE.md      package, version, SHA-256, licence, conversion
+       heads/*.safetensors  the trained linear heads committed in weights/heads/<name>/ (bound
+                          to this model's content hash; `Extractor` loads them for `attributes`)
      The conversion is deterministic (sorted keys, no timestamps), so every machine gets the
      same bytes and therefore the same model content hash (heads and catalogs bind to it).
   3. write weights/test/efficientnet/efficientnet-liteN/ (git-ignored):
@@ -34,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "weights" / "real"
 TEST = ROOT / "weights" / "test" / "efficientnet"
 ASSETS = ROOT / "dupify-core" / "tests" / "assets" / "clothing"
+HEADS = ROOT / "weights" / "heads"
 
 # name -> (package module, class with get_model_file_path, pinned SHA-256 of the .pth)
 VARIANTS = {
@@ -154,6 +158,13 @@ def convert(name: str, module: str, cls: str, pinned: str) -> tuple[Path, torch.
         f"({cfg['width_coefficient']} width, {cfg['depth_coefficient']} depth, "
         f"{cfg['image_size']} px input) and the preprocessing the reference uses.\n"
     )
+    heads = out / "heads"
+    shutil.rmtree(heads, ignore_errors=True)
+    committed = sorted((HEADS / name).glob("*.safetensors"))
+    if committed:
+        heads.mkdir()
+        for h in committed:
+            shutil.copyfile(h, heads / h.name)
     model = EfficientNet.from_pretrained(name, weights_path=str(pth)).eval()
     return out, model, cfg
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates the model assets tests and the demo need, with the project venv's Python:
 # every `weights/gen_*.py` script runs when it, or requirements-dev.txt, changed since its
-# last run (stamp files under weights/test/.stamps). Outputs go to weights/test/ (git-ignored).
+# last run (stamp files under weights/test/.stamps). Outputs go to weights/test/ and weights/real/
+# (both git-ignored); the committed heads in weights/heads/ are inputs too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -10,7 +11,11 @@ for gen in weights/gen_*.py; do
     [ -e "$gen" ] || continue
     name=$(basename "$gen" .py)
     stamp=weights/test/.stamps/$name
-    want=$( (cat "$gen" requirements-dev.txt; find dupify-core/tests/assets -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)
+    want=$( (cat "$gen" requirements-dev.txt; find dupify-core/tests/assets weights/heads -type f 2>/dev/null | sort | xargs cat) | sha256sum | cut -d' ' -f1)
+    # The installed real models live outside weights/test: redo them when they are gone.
+    if [ "$name" = gen_efficientnet ] && [ ! -f weights/real/efficientnet-lite2/model.safetensors ]; then
+        rm -f "$stamp"
+    fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "[setup] running $gen" >&2
         "$PY" "$gen"

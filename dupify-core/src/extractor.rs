@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 use crate::input::{self, ClipPreprocess, DecodedImage, ImageInput, InputLimits, ResizeMode};
 use crate::quality::{quality_score, QualityScore};
 use crate::silhouette::{
-    cutout_png, shape_embedding, BoundingBox, ClassicalSegmenter, Segmentation, Segmenter,
+    center_prior, cutout_png, shape_embedding, BoundingBox, ClassicalSegmenter, Segmentation,
+    Segmenter, SilhouetteSource,
 };
 
 /// The operations an extraction can run. Parsed from comma-separated names
@@ -293,8 +294,12 @@ pub struct SilhouetteFeatures {
     pub bbox: BoundingBox,
     /// Product area / frame area, 0..1.
     pub area_fraction: f32,
-    /// Segmentation confidence, 0..1.
+    /// Segmentation confidence, 0..1 ([`crate::silhouette::CENTER_PRIOR_CONFIDENCE`] for a
+    /// centre prior).
     pub confidence: f32,
+    /// What found the product: the segmenter, or the centre prior it fell back to.
+    #[serde(default)]
+    pub foreground: SilhouetteSource,
     /// Shape embedding (L2-normalised, compare by cosine).
     pub embedding: Vec<f32>,
 }
@@ -385,7 +390,13 @@ impl Features {
     pub fn to_product_features(&self) -> ProductFeatures {
         ProductFeatures {
             clip: self.embedding.clone(),
-            shape: self.silhouette.as_ref().map(|s| s.embedding.clone()),
+            // A centre prior's shape is the frame's, not the product's: not stored, so it
+            // never makes two unrelated products look alike on the shape channel.
+            shape: self
+                .silhouette
+                .as_ref()
+                .filter(|s| s.foreground == SilhouetteSource::Segmenter)
+                .map(|s| s.embedding.clone()),
             colors: self
                 .colors
                 .as_ref()
@@ -730,18 +741,30 @@ impl Extractor {
         };
         if ops.needs_working() {
             let working = decoded.working(c.working_side)?;
-            let seg: Segmentation = self.inner.segmenter.segment(&working)?;
+            // No photo is refused for lack of a clear foreground: the centre prior stands in
+            // and says so. Colours and quality then do without a mask (colours fall back to
+            // their border model or the whole image, and report which).
+            let (seg, source): (Segmentation, SilhouetteSource) =
+                match self.inner.segmenter.segment(&working) {
+                    Ok(seg) => (seg, SilhouetteSource::Segmenter),
+                    Err(Error::EmptyImage { .. }) => {
+                        (center_prior(&working)?, SilhouetteSource::CenterPrior)
+                    }
+                    Err(e) => return Err(e),
+                };
+            let product_mask = (source == SilhouetteSource::Segmenter).then_some(&seg.mask);
             if ops.colors {
-                f.colors = Some(extract_colors(&working, Some(&seg.mask), &c.color_options)?);
+                f.colors = Some(extract_colors(&working, product_mask, &c.color_options)?);
             }
             if ops.quality {
-                f.quality = Some(quality_score(&working, Some(&seg.mask))?);
+                f.quality = Some(quality_score(&working, product_mask)?);
             }
             if ops.silhouette {
                 f.silhouette = Some(SilhouetteFeatures {
                     bbox: seg.bbox.scaled(working.width(), working.height(), w, h),
                     area_fraction: seg.area_fraction,
                     confidence: seg.confidence,
+                    foreground: source,
                     embedding: shape_embedding(&seg.mask)?,
                 });
             }

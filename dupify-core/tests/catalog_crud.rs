@@ -737,3 +737,68 @@ fn a_torn_graph_file_is_rebuilt_with_the_same_results() {
         assert_eq!(ids(&cat), exact);
     }
 }
+
+/// A namespace never mixes two models' embeddings: the first tagged embedding binds it;
+/// another model's embedding is refused on upsert and as a query; `clear_embeddings` is the
+/// explicit switch; other namespaces are independent.
+#[test]
+fn a_namespace_is_bound_to_one_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    let n = ns("acme", Environment::Test);
+    assert_eq!(cat.namespace_model(&n).unwrap(), None);
+    cat.upsert(&n, product("a", 1)).unwrap();
+    assert_eq!(
+        cat.namespace_model(&n).unwrap().as_deref(),
+        Some("test-model")
+    );
+
+    let mut other = product("b", 2);
+    other.features.model_id = Some("another-model".into());
+    let e = cat.upsert(&n, other.clone()).unwrap_err();
+    assert_eq!(e.code(), "invalid_parameter");
+    assert!(e.to_string().contains("never mixes"), "{e}");
+    assert!(
+        cat.get_by_external_id(&n, "b").is_err(),
+        "refused upsert stored nothing"
+    );
+
+    let mut q = SearchQuery::by_embedding(vec_for(1));
+    q.model_id = Some("another-model".into());
+    assert_eq!(cat.search(&n, &q).unwrap_err().code(), "invalid_parameter");
+    q.model_id = Some("test-model".into());
+    assert_eq!(cat.search(&n, &q).unwrap()[0].product.external_id, "a");
+    // A query that does not say its model is the caller's responsibility.
+    q.model_id = None;
+    assert_eq!(cat.search(&n, &q).unwrap().len(), 1);
+
+    // Another namespace binds on its own.
+    let m = ns("acme", Environment::Live);
+    cat.upsert(&m, other.clone()).unwrap();
+    assert_eq!(
+        cat.namespace_model(&m).unwrap().as_deref(),
+        Some("another-model")
+    );
+
+    // The binding survives a reopen, and the switch is explicit.
+    drop(cat);
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    assert!(cat.upsert(&n, other.clone()).is_err());
+    assert_eq!(cat.clear_embeddings(&n).unwrap(), 1);
+    assert_eq!(cat.namespace_model(&n).unwrap(), None);
+    let kept = cat.get_by_external_id(&n, "a").unwrap();
+    assert!(
+        kept.features.clip.is_none(),
+        "embedding dropped, product kept"
+    );
+    cat.upsert(&n, other).unwrap();
+    assert_eq!(
+        cat.namespace_model(&n).unwrap().as_deref(),
+        Some("another-model")
+    );
+    let hits = cat
+        .search(&n, &SearchQuery::by_embedding(vec_for(2)))
+        .unwrap();
+    assert_eq!(hits[0].product.external_id, "b");
+}

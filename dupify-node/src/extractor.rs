@@ -148,7 +148,15 @@ impl Extractor {
         Job::run(move || Ok(Js::Str(x.model_id()?)))
     }
 
-    /// Dimension of CLIP embeddings (loads the model if needed).
+    /// What the loaded model is (loads it if needed): architecture (`clip` or
+    /// `efficientnet_lite`), name, content hash, dimensions, image size, text tower.
+    #[napi(ts_return_type = "Promise<ModelInfo>")]
+    pub fn model_info(&self) -> AsyncTask<Job> {
+        let x = self.inner.clone();
+        Job::run(move || Js::from_serde(&x.model_info()?))
+    }
+
+    /// Dimension of image embeddings (loads the model if needed).
     #[napi(ts_return_type = "Promise<number>")]
     pub fn embed_dim(&self) -> AsyncTask<Job> {
         let x = self.inner.clone();

@@ -30,6 +30,15 @@ pub fn auto_device() -> String {
     dupify_core::device_report().auto_device
 }
 
+/// The default model directory under `root` (default: the working directory), as the CLI and
+/// server choose it: a real CLIP in `weights/real/clip-vit-base-patch32`, else the pretrained
+/// EfficientNet-Lite2 the project's setup installs; `null` when neither is there.
+#[napi]
+pub fn default_model_dir(root: Option<String>) -> Option<String> {
+    let root = root.map(std::path::PathBuf::from).unwrap_or_default();
+    dupify_core::find_default_model(&[root]).map(|p| p.to_string_lossy().into_owned())
+}
+
 /// What LibTorch sees in this process: CUDA availability, device count, `auto`'s choice.
 #[napi(ts_return_type = "DeviceReport")]
 pub fn device_report(env: Env) -> napi::Result<Js> {

@@ -204,7 +204,16 @@ impl PyExtractor {
         detached(py, move || x.model_id())
     }
 
-    /// Dimension of CLIP embeddings (loads the model if needed).
+    /// What the loaded model is (loads it if needed): `architecture` (`clip` or
+    /// `efficientnet_lite`), `name`, `content_hash`, `dimensions`, `image_size`,
+    /// `has_text_tower`, as the core's JSON.
+    fn model_info(&self, py: Python<'_>) -> Result<Py<PyAny>> {
+        let x = self.inner.clone();
+        let info = detached(py, move || x.model_info())?;
+        crate::convert::to_dict(py, &info)
+    }
+
+    /// Dimension of image embeddings (loads the model if needed).
     #[getter]
     fn embed_dim(&self, py: Python<'_>) -> Result<usize> {
         let x = self.inner.clone();
@@ -449,6 +458,16 @@ pub fn shape_similarity(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> Result<f3
         );
     }
     Ok(dupify_core::silhouette::shape_cosine(&a, &b))
+}
+
+/// The default model directory under `root` (default: the working directory), as the CLI
+/// and server choose it (`dupify_core::find_default_model`): a real CLIP checkpoint in
+/// `weights/real/clip-vit-base-patch32`, else the pretrained EfficientNet-Lite2 that the
+/// project's setup installs; `None` when neither is there.
+#[pyfunction]
+#[pyo3(signature = (root=None))]
+pub fn default_model_dir(root: Option<PathBuf>) -> Option<PathBuf> {
+    dupify_core::find_default_model(&[root.unwrap_or_default()])
 }
 
 /// What LibTorch sees in this process (CUDA availability, device count, the `auto` device),

@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 fn _dupify(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(extractor::device_report, m)?)?;
+    m.add_function(wrap_pyfunction!(extractor::default_model_dir, m)?)?;
     m.add_function(wrap_pyfunction!(extractor::decode, m)?)?;
     m.add_function(wrap_pyfunction!(extractor::palette_distance, m)?)?;
     m.add_function(wrap_pyfunction!(extractor::delta_e2000, m)?)?;

@@ -215,6 +215,8 @@ result_class! {
         area_fraction(s, py) -> f32 { s.area_fraction }
         /// Segmentation confidence, 0..1.
         confidence(s, py) -> f32 { s.confidence }
+        /// What found the product: `segmenter`, or `center_prior` when it found none.
+        foreground(s, py) -> String { serde_name(&s.foreground) }
         /// Shape embedding (L2-normalised, compare by cosine) as a float32 numpy array.
         embedding(s, py) -> Py<PyAny> { f32_array(py, &s.embedding).into_any().unbind() }
     }

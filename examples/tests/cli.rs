@@ -771,3 +771,78 @@ fn is_key(k: &str, prefix: &str) -> bool {
     k.strip_prefix(prefix)
         .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
+
+/// With no `--model`, `dupify` uses the pretrained default (a real CLIP when installed, else
+/// the EfficientNet-Lite2 that setup installs), never a seeded test model, and says nothing
+/// about random weights; `--text` search with an image-only model is a clear runtime error.
+#[test]
+fn default_model_is_the_pretrained_one() {
+    let lite2 = root().join("weights/real/efficientnet-lite2");
+    assert!(
+        lite2.join("model.safetensors").is_file(),
+        "{} is missing: run scripts/setup.sh",
+        lite2.display()
+    );
+    let clip = root().join("weights/real/clip-vit-base-patch32/model.safetensors");
+    let shop = tempfile::tempdir().unwrap();
+    for rel in PHOTOS {
+        let dst = shop.path().join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(assets().join(rel), &dst).unwrap();
+    }
+    let photo = shop.path().join(PHOTOS[0]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupify"));
+    let o = cmd
+        .args([
+            "extract",
+            s(&photo),
+            "--ops",
+            "embed",
+            "--json",
+            "--device",
+            "cpu",
+        ])
+        .current_dir(std::env::temp_dir())
+        .env("NO_COLOR", "1")
+        .env_remove("DUPIFY_MODEL")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("seeded"), "{}", stderr(&o));
+    let v = json(&o);
+    let dims = v[0]["features"]["dimensions"].as_u64();
+    if !clip.is_file() {
+        assert_eq!(
+            dims,
+            Some(1280),
+            "EfficientNet-Lite2 makes 1280-d embeddings"
+        );
+    }
+
+    let db = tempfile::tempdir().unwrap();
+    let cat = db.path().join("c.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_dupify"))
+        .args([
+            "index",
+            s(shop.path()),
+            "--catalog",
+            s(&cat),
+            "--device",
+            "cpu",
+        ])
+        .env("NO_COLOR", "1")
+        .env_remove("DUPIFY_MODEL")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    if !clip.is_file() {
+        let o = Command::new(env!("CARGO_BIN_EXE_dupify"))
+            .args(["search", "--text", "red dress", "--catalog", s(&cat)])
+            .env("NO_COLOR", "1")
+            .env_remove("DUPIFY_MODEL")
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        assert!(stderr(&o).contains("image-only"), "{}", stderr(&o));
+    }
+}

@@ -150,6 +150,12 @@ impl Catalog {
                 ));
             }
         }
+        let model = extractor.model_id()?;
+        if let Some(have) = self.namespace_model(ns)? {
+            if have != model {
+                return Err(super::model_mismatch("extractor", &model, &have));
+            }
+        }
         let ops = Ops {
             embed: true,
             colors: true,

@@ -802,6 +802,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// The model (`Features::model_id`) the namespace's embeddings come from, once one was
+    /// stored with a model id; upserts and queries with another model's embedding are refused.
+    pub fn namespace_model(&self, ns: &Namespace) -> Result<Option<String>> {
+        ns.validate()?;
+        self.read(|conn| match store::ns_id(conn, ns)? {
+            Some(id) => store::ns_model(conn, id),
+            None => Ok(None),
+        })
+    }
+
     /// Drops every image embedding of a namespace and forgets its model, keeping the products
     /// and their shape and colour channels: the explicit first step of switching a namespace
     /// to another image model. Re-ingest the images afterwards (`Catalog::ingest` with an
@@ -1225,7 +1235,7 @@ fn bind_model(tx: &rusqlite::Transaction<'_>, ns_id: i64, products: &[NewProduct
     Ok(())
 }
 
-fn model_mismatch(field: &str, got: &str, have: &str) -> Error {
+pub(crate) fn model_mismatch(field: &str, got: &str, have: &str) -> Error {
     Error::invalid(
         field,
         format!(

@@ -105,6 +105,57 @@ impl BoundingBox {
     }
 }
 
+/// What separated the product from its background in a silhouette.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilhouetteSource {
+    /// The configured [`Segmenter`] found the product.
+    #[default]
+    Segmenter,
+    /// The segmenter found no foreground (the product is the colour of its backdrop, or lies
+    /// on a busy floor): a centre prior ([`center_prior`]) stands in, with a low confidence,
+    /// so the operation still returns. Its shape says nothing about the product, so the
+    /// catalog stores such a product without the shape channel.
+    CenterPrior,
+}
+
+/// Confidence reported for a [`center_prior`] mask: it is a guess about framing, not a
+/// measurement of the product.
+pub const CENTER_PRIOR_CONFIDENCE: f32 = 0.05;
+
+/// The fallback foreground when a segmenter finds none: a centred ellipse over the middle
+/// 70% × 80% of the frame, where product photos put the product. A guess with
+/// [`CENTER_PRIOR_CONFIDENCE`]; callers report it as [`SilhouetteSource::CenterPrior`].
+pub fn center_prior(img: &WorkingImage) -> Result<Segmentation> {
+    let (w, h) = (img.width(), img.height());
+    let (cx, cy) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
+    let (rx, ry) = (f64::from(w) * 0.35, f64::from(h) * 0.40);
+    let mut data = vec![0u8; w as usize * h as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let dx = (f64::from(x) + 0.5 - cx) / rx;
+            let dy = (f64::from(y) + 0.5 - cy) / ry;
+            if dx * dx + dy * dy <= 1.0 {
+                data[(y * w + x) as usize] = 255;
+            }
+        }
+    }
+    let mask = Mask::new(w, h, data)?;
+    let bbox = BoundingBox::of_mask(&mask).unwrap_or(BoundingBox {
+        x: 0,
+        y: 0,
+        width: w.max(1),
+        height: h.max(1),
+    });
+    let area_fraction = mask.foreground_fraction();
+    Ok(Segmentation {
+        mask,
+        bbox,
+        area_fraction,
+        confidence: CENTER_PRIOR_CONFIDENCE,
+    })
+}
+
 /// The result of segmenting one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segmentation {

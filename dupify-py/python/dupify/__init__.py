@@ -51,6 +51,7 @@ from ._dupify import (
     __version__,
     decode,
     delta_e2000,
+    default_model_dir,
     device_report,
     palette_distance,
     parse_key,
@@ -90,6 +91,7 @@ __all__ = [
     "palette_distance",
     "delta_e2000",
     "shape_similarity",
+    "default_model_dir",
     "device_report",
     # catalog
     "Catalog",

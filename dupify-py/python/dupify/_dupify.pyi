@@ -99,6 +99,9 @@ class Silhouette:
     @property
     def confidence(self) -> float: ...
     @property
+    def foreground(self) -> str:
+        """``segmenter``, or ``center_prior`` when the segmenter found no foreground."""
+    @property
     def embedding(self) -> npt.NDArray[np.float32]: ...
     def to_dict(self) -> Dict[str, Any]: ...
     def to_json(self) -> str: ...
@@ -211,7 +214,10 @@ class Extractor:
         color_options: Optional[Mapping[str, Any]] = None,
     ) -> None: ...
     def warm_up(self) -> None:
-        """Loads the CLIP model and attribute heads now."""
+        """Loads the model and attribute heads now."""
+    def model_info(self) -> Dict[str, Any]:
+        """``architecture`` (``clip`` / ``efficientnet_lite``), ``name``, ``content_hash``,
+        ``dimensions``, ``image_size``, ``has_text_tower``."""
     @property
     def model_id(self) -> str: ...
     @property
@@ -253,6 +259,13 @@ def palette_distance(
 
 def delta_e2000(lab1: Tuple[float, float, float], lab2: Tuple[float, float, float]) -> float: ...
 def shape_similarity(a: FloatVector, b: FloatVector) -> float: ...
+def default_model_dir(
+    root: Optional[Union[str, "os.PathLike[str]"]] = None,
+) -> Optional[pathlib.Path]:
+    """The default model under ``root`` (default: the working directory), as the CLI and the
+    server pick it: a real CLIP in ``weights/real/clip-vit-base-patch32``, else the pretrained
+    EfficientNet-Lite2 in ``weights/real/efficientnet-lite2``; ``None`` when neither is there."""
+
 def device_report() -> Dict[str, Any]:
     """What LibTorch sees: ``cuda_available``, ``cuda_device_count``, ``auto_device``, …"""
 

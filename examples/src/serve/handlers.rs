@@ -164,6 +164,7 @@ pub(crate) async fn silhouette(
             "bbox": sil.bbox,
             "area_fraction": sil.area_fraction,
             "confidence": sil.confidence,
+            "foreground": sil.foreground,
             "dimensions": sil.embedding.len(),
             "embedding": sil.embedding,
             "width": f.width,

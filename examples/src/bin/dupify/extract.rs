@@ -156,14 +156,19 @@ pub fn print_features(out: &mut impl Write, path: &Path, f: &Features) -> anyhow
     if let Some(s) = &f.silhouette {
         writeln!(
             out,
-            "  silhouette  bbox {}x{} at ({}, {}), area {:.0}%, confidence {:.2}, shape {}-d",
+            "  silhouette  bbox {}x{} at ({}, {}), area {:.0}%, confidence {:.2}, shape {}-d{}",
             s.bbox.width,
             s.bbox.height,
             s.bbox.x,
             s.bbox.y,
             s.area_fraction * 100.0,
             s.confidence,
-            s.embedding.len()
+            s.embedding.len(),
+            if s.foreground == dupify_core::silhouette::SilhouetteSource::CenterPrior {
+                " (no clear foreground: centre prior)"
+            } else {
+                ""
+            }
         )?;
     }
     if let Some(png) = &f.cutout_png {
