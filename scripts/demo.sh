@@ -16,7 +16,7 @@ cargo build -q -p dupify-examples --bin dupify
 DUPIFY="${CARGO_TARGET_DIR:-target}/$CARGO_BUILD_TARGET/debug/dupify"
 
 DEMO=target/demo
-QUERY=dress/06a00c0f-5f9a-410d-a7da-3881a9df3a71.jpg
+QUERY=dress/3f844e1e-4a00-4b64-8c1d-3b847191bf11.jpg
 rm -rf "$DEMO"
 mkdir -p "$DEMO/photos"
 cp -R dupify-core/tests/assets/clothing/. "$DEMO/photos/"
