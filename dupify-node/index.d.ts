@@ -137,6 +137,16 @@ export interface Features {
   processing_time_ms: number
 }
 
+/** What a loaded model is (`Extractor.modelInfo()`). */
+export interface ModelInfo {
+  architecture: 'clip' | 'efficientnet_lite'
+  name: string
+  content_hash: string
+  dimensions: number
+  image_size: number
+  has_text_tower: boolean
+}
+
 export interface DeviceReport {
   cuda_available: boolean
   cuda_device_count: number
@@ -430,7 +440,12 @@ export declare class Extractor {
   warmUp(): Promise<void>
   /** Content hash of the loaded model (loads it if needed): the `model` field of results. */
   modelId(): Promise<string>
-  /** Dimension of CLIP embeddings (loads the model if needed). */
+  /**
+   * What the loaded model is (loads it if needed): architecture (`clip` or
+   * `efficientnet_lite`), name, content hash, dimensions, image size, text tower.
+   */
+  modelInfo(): Promise<ModelInfo>
+  /** Dimension of image embeddings (loads the model if needed). */
   embedDim(): Promise<number>
   /** CLIP text embedding (L2-normalised), for text→image search. */
   embedText(text: string): Promise<Float32Array>
@@ -516,6 +531,13 @@ export declare class Principal {
 
 /** The device `auto` resolves to in this process (`cpu` or `cuda:N`). */
 export declare function autoDevice(): string
+
+/**
+ * The default model directory under `root` (default: the working directory), as the CLI and
+ * server choose it: a real CLIP in `weights/real/clip-vit-base-patch32`, else the pretrained
+ * EfficientNet-Lite2 the project's setup installs; `null` when neither is there.
+ */
+export declare function defaultModelDir(root?: string | undefined | null): string | null
 
 /** What LibTorch sees in this process: CUDA availability, device count, `auto`'s choice. */
 export declare function deviceReport(): DeviceReport

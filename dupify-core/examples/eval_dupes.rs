@@ -182,6 +182,7 @@ fn run() -> Result<()> {
         .map(|(_, f)| f.embedding.as_deref().unwrap_or(&[]))
         .collect();
     let (mut p10, mut nn1) = (0.0f64, 0.0f64);
+    let mut per_cat: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
     for (a, (ia, _)) in feats.iter().enumerate() {
         let mut sims: Vec<(f32, usize)> = feats
             .iter()
@@ -196,6 +197,9 @@ fn run() -> Result<()> {
             .filter(|s| label(s.1) == label(*ia))
             .count();
         p10 += hits as f64 / 10.0;
+        let e = per_cat.entry(label(*ia)).or_default();
+        e.0 += hits as f64 / 10.0;
+        e.1 += 1;
         nn1 += f64::from(u8::from(label(sims[0].1) == label(*ia)));
     }
     let n = feats.len() as f64;
@@ -204,6 +208,12 @@ fn run() -> Result<()> {
         "embedding nearest-neighbour category accuracy {:.4}",
         nn1 / n
     );
+    for (cat, (sum, count)) in &per_cat {
+        println!(
+            "  {cat:<12} {count:>4} photos  precision@10 {:.3}",
+            sum / *count as f64
+        );
+    }
 
     // Category head.
     if with_attributes {

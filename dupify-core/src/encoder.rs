@@ -29,6 +29,7 @@ pub enum Architecture {
     /// CLIP: image and text embeddings in one space (text search, zero-shot attributes).
     Clip,
     /// EfficientNet-Lite: image embeddings only (ImageNet-pretrained).
+    #[serde(rename = "efficientnet_lite")]
     EfficientNetLite,
 }
 
@@ -308,6 +309,12 @@ mod tests {
         assert!(e.contains("siglip"), "{e}");
         assert!(Architecture::from_config(b"{}").is_err());
         assert!(Architecture::from_config(b"not json").is_err());
+        // The JSON name is the config's model_type.
+        assert_eq!(
+            serde_json::to_value(Architecture::EfficientNetLite).unwrap(),
+            "efficientnet_lite"
+        );
+        assert_eq!(Architecture::EfficientNetLite.as_str(), "efficientnet_lite");
     }
 
     #[test]

@@ -124,7 +124,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let state = AppState::new(keys, extractor, catalog, ServeConfig::default())?;
+    let config = ServeConfig {
+        thumbnails_dir: Some(data_dir.join("thumbnails")),
+        ..ServeConfig::default()
+    };
+    let state = AppState::new(keys, extractor, catalog, config)?;
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

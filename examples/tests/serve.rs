@@ -127,7 +127,10 @@ impl Server {
             keys,
             extractor,
             catalog,
-            ServeConfig::default().with_max_body_bytes(BODY_LIMIT),
+            ServeConfig {
+                thumbnails_dir: Some(dir.path().join("thumbnails")),
+                ..ServeConfig::default().with_max_body_bytes(BODY_LIMIT)
+            },
         )
         .expect("state");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -215,6 +218,27 @@ impl Server {
             req = req.header("X-API-Key", k);
         }
         Self::read(req.call())
+    }
+
+    /// GET returning status, content type and the raw body (for non-JSON answers).
+    fn get_bytes(&self, path: &str, key: &str) -> (u16, String, Vec<u8>) {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("X-API-Key", key)
+            .call()
+            .expect("HTTP exchange");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (
+            r.status().as_u16(),
+            ct,
+            r.body_mut().read_to_vec().expect("body"),
+        )
     }
 
     fn delete(&self, path: &str, key: &str) -> Resp {
@@ -1027,4 +1051,34 @@ fn test_keys_never_touch_live_data() {
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["id"], l_id.as_str());
+}
+
+/// Products uploaded as bytes get a 256-px JPEG thumbnail for the web page, readable only
+/// with a key of the product's environment, and gone with the product.
+#[test]
+fn product_thumbnails() {
+    let srv = Server::start();
+    let live = srv.key_with(Environment::Live, &[]);
+    let test = srv.key_with(Environment::Test, &[]);
+    let r = srv.add_product(&live, "thumb-1", &photo("dress"), 10.0);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/catalog/products/{id}/thumbnail");
+    let (status, ct, body) = srv.get_bytes(&path, &live);
+    assert_eq!((status, ct.as_str()), (200, "image/jpeg"));
+    let (w, h) = jpeg_size(&body);
+    assert_eq!(w.max(h), 256, "{w}x{h}");
+    // Another environment's key does not see it.
+    let (status, _, _) = srv.get_bytes(&path, &test);
+    assert_eq!(status, 404);
+    // An id that is not a product id is refused before any file is touched.
+    let (status, _, _) = srv.get_bytes("/v1/catalog/products/..%2Fkeys.db/thumbnail", &live);
+    assert!(status == 404 || status == 400, "{status}");
+    assert_eq!(
+        srv.delete(&format!("/v1/catalog/products/{id}"), &live)
+            .status,
+        204
+    );
+    let (status, _, _) = srv.get_bytes(&path, &live);
+    assert_eq!(status, 404);
 }

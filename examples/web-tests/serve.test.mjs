@@ -1,7 +1,8 @@
 // Browser test of the serve example's web page: starts the server on a free loopback port with
-// a fresh data directory and the tiny test model, ingests fixture photos through the v1 API,
+// a fresh data directory and its default model, ingests fixture photos through the v1 API,
 // uploads one photo through the page in headless Debian chromium (playwright-core), and asserts
-// that the colour swatches, the cut-out and the dupes with per-channel scores appear. The
+// that the colour swatches, the cut-out and the dupes with per-channel scores and product
+// thumbnails appear. The
 // screenshot is kept as a test artefact in target/web-tests/serve.png.
 //
 // Run from the repository root after `scripts/setup.sh` (which installs chromium and this
@@ -19,7 +20,9 @@ import { chromium } from "playwright-core";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const CLOTHING = path.join(ROOT, "dupify-core/tests/assets/clothing");
-const MODEL = path.join(ROOT, "weights/test/clip/tiny");
+// The server's default model (the pretrained EfficientNet-Lite2 that setup installs, or a
+// real CLIP when present): the page as a user first sees it.
+const DEFAULT_MODEL = path.join(ROOT, "weights/real/efficientnet-lite2");
 const ARTEFACTS = path.join(ROOT, "target/web-tests");
 
 function photo(category) {
@@ -33,7 +36,7 @@ function startServer(dataDir) {
   const child = spawn(
     "cargo",
     ["run", "-q", "-p", "dupify-examples", "--example", "serve", "--",
-     "--port", "0", "--data-dir", dataDir, "--model", MODEL, "--device", "cpu"],
+     "--port", "0", "--data-dir", dataDir, "--device", "cpu"],
     { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
   );
   return new Promise((resolve, reject) => {
@@ -68,7 +71,8 @@ async function ingest(url, key, id, file, price) {
 
 test("the web page shows swatches, cut-out, attributes and dupes for an uploaded photo", { timeout: 900_000 }, async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: run scripts/setup.sh (installs Debian chromium)`);
-  assert.ok(existsSync(path.join(MODEL, "model.safetensors")), `${MODEL} missing: run scripts/setup.sh`);
+  assert.ok(existsSync(path.join(DEFAULT_MODEL, "model.safetensors")),
+    `${DEFAULT_MODEL} missing: run scripts/setup.sh`);
   const dataDir = mkdtempSync(path.join(tmpdir(), "dupify-serve-"));
   const profile = mkdtempSync(path.join(tmpdir(), "dupify-chromium-"));
   const { url, key, child } = await startServer(dataDir);
@@ -121,6 +125,14 @@ test("the web page shows swatches, cut-out, attributes and dupes for an uploaded
     // The uploaded photo is in the catalog (fx-dress): it is the top dupe, with every channel.
     assert.equal(dupes[0].id, ids[0]);
     assert.deepEqual(dupes[0].channels, ["clip", "shape", "color"]);
+    // Every dupe shows its product's picture: the thumbnail the server made from the upload.
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll("#dupes .dupe img.thumb")]
+        .filter((i) => i.complete && i.naturalWidth > 0).length === n,
+      ids.length, { timeout: 60_000 });
+    const thumbs = await page.$$eval("#dupes .dupe img.thumb", (els) =>
+      els.map((i) => ({ w: i.naturalWidth, h: i.naturalHeight })));
+    for (const t of thumbs) assert.ok(Math.max(t.w, t.h) === 256, `thumbnail ${JSON.stringify(t)}`);
     assert.deepEqual(pageErrors, []);
 
     mkdirSync(ARTEFACTS, { recursive: true });

@@ -95,6 +95,40 @@ impl DecodedImage {
     pub fn format(&self) -> InputFormat {
         self.format
     }
+    /// A JPEG thumbnail whose long side is at most `max_side` (transparent pixels over
+    /// white), for listing products: small enough to store beside a catalog row (a 256-px
+    /// thumbnail of a product photo is ~10 kB at quality 80).
+    pub fn thumbnail_jpeg(&self, max_side: u32, quality: u8) -> Result<Vec<u8>> {
+        if !(1..=100).contains(&quality) {
+            return Err(Error::invalid("quality", "must be in 1..=100"));
+        }
+        let small = self.working(max_side)?;
+        let rgb: Vec<u8> = match small.alpha() {
+            None => small.rgb().to_vec(),
+            Some(a) => small
+                .rgb()
+                .chunks_exact(3)
+                .zip(a)
+                .flat_map(|(px, &al)| {
+                    px.iter().map(move |&c| {
+                        ((u32::from(c) * u32::from(al) + 255 * (255 - u32::from(al)) + 127) / 255)
+                            as u8
+                    })
+                })
+                .collect(),
+        };
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+            .encode(
+                &rgb,
+                small.width(),
+                small.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|e| Error::Internal(format!("encoding a thumbnail: {e}")))?;
+        Ok(out)
+    }
+
     /// Packed RGBA8 (alpha 255 where the image has none), e.g. to write a cut-out.
     pub fn rgba_bytes(&self) -> Vec<u8> {
         interleave_rgba(&self.rgb, self.alpha.as_deref())
@@ -344,4 +378,26 @@ pub(super) fn decode_raw(
         alpha,
         format: InputFormat::Raw,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_fit_and_decode() {
+        let (w, h) = (300u32, 120u32);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i % 251) as u8).collect();
+        let img = DecodedImage {
+            width: w,
+            height: h,
+            rgb,
+            alpha: None,
+            format: InputFormat::Png,
+        };
+        let jpeg = img.thumbnail_jpeg(64, 80).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((back.width(), back.height()), (64, 26));
+        assert!(img.thumbnail_jpeg(64, 0).is_err());
+    }
 }

@@ -350,6 +350,15 @@ pub(crate) async fn create_product(
         let st = s.clone();
         let (product, existed) = blocking(move || {
             let f = catalog_features(st.extractor(), &input)?;
+            // Uploaded bytes only: a URL product's page shows its own image_url, and decoding
+            // it here would fetch it a second time.
+            let thumb = match (&input, &st.config().thumbnails_dir) {
+                (ImageInput::Base64(_) | ImageInput::Bytes(_), Some(_)) => Some(
+                    dupify_core::decode(&input, &st.extractor().config().limits)?
+                        .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
+                ),
+                _ => None,
+            };
             let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
             let mut p = NewProduct::new(external_id);
             p.title = req.title;
@@ -366,7 +375,11 @@ pub(crate) async fn create_product(
             }
             p.image_hash = Some(f.content_hash.clone());
             p.features = f.to_product_features();
-            Ok((st.catalog().upsert(&ns, p)?, existed))
+            let saved = st.catalog().upsert(&ns, p)?;
+            if let (Some(dir), Some(jpeg)) = (&st.config().thumbnails_dir, thumb) {
+                write_thumbnail(dir, &saved.id, &jpeg)?;
+            }
+            Ok((saved, existed))
         })
         .await?;
         let status = if existed {
@@ -445,8 +458,74 @@ pub(crate) async fn delete_product(
         gate.authorize(Operation::Catalog)?;
         let ns = s.namespace(&gate.who)?;
         let st = s.clone();
-        blocking(move || Ok(st.catalog().delete(&ns, &id)?)).await?;
+        blocking(move || {
+            st.catalog().delete(&ns, &id)?;
+            if let Some(dir) = &st.config().thumbnails_dir {
+                // Best effort: a leftover file is unreachable (the product is gone).
+                let _ = std::fs::remove_file(thumbnail_path(dir, &id)?);
+            }
+            Ok(())
+        })
+        .await?;
         Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// Long side of stored product thumbnails, in pixels.
+const THUMBNAIL_SIDE: u32 = 256;
+
+/// `<dir>/<id>.jpg` for a catalog product id (a UUID: refused if it is anything else, so an
+/// id can never name a path outside `dir`).
+fn thumbnail_path(dir: &std::path::Path, id: &str) -> Result<std::path::PathBuf, ApiError> {
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(ApiError::invalid("id", "not a product id"));
+    }
+    Ok(dir.join(format!("{id}.jpg")))
+}
+
+/// Writes a thumbnail atomically (temp file + rename), so a reader never sees half a JPEG.
+fn write_thumbnail(dir: &std::path::Path, id: &str, jpeg: &[u8]) -> Result<(), ApiError> {
+    let path = thumbnail_path(dir, id)?;
+    let tmp = path.with_extension("jpg.tmp");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, jpeg))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| ApiError::internal(format!("storing the thumbnail: {e}")))
+}
+
+/// `GET /v1/catalog/products/{id}/thumbnail`: the product's 256-px JPEG thumbnail (made from
+/// the uploaded image), for the caller's environment only; `not_found` when the product is not
+/// there or was stored from an `image_url` (show that URL instead).
+pub(crate) async fn product_thumbnail(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let gate = gate!(s, headers);
+    let r = async {
+        gate.authorize(Operation::Catalog)?;
+        let ns = s.namespace(&gate.who)?;
+        let st = s.clone();
+        let jpeg = blocking(move || {
+            // The product must be in the caller's namespace: the id alone is not enough.
+            st.catalog().get(&ns, &id)?;
+            let missing = || {
+                ApiError::from(dupify_core::Error::NotFound {
+                    what: "thumbnail",
+                    id: id.clone(),
+                })
+            };
+            let dir = st.config().thumbnails_dir.as_ref().ok_or_else(missing)?;
+            std::fs::read(thumbnail_path(dir, &id)?).map_err(|_| missing())
+        })
+        .await?;
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "image/jpeg")],
+            Bytes::from(jpeg),
+        )
+            .into_response())
     }
     .await;
     gate.finish(r)

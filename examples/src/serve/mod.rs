@@ -66,6 +66,9 @@ pub struct ServeConfig {
     /// The account whose catalog this server serves (one account per server). Default
     /// `"default"`.
     pub account: String,
+    /// Where product thumbnails (256-px JPEGs made from uploaded images, named by product id)
+    /// are kept for the web page; `None` (default) stores none.
+    pub thumbnails_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +77,7 @@ impl Default for ServeConfig {
             max_body_bytes: 48 << 20,
             max_batch_images: 10,
             account: "default".into(),
+            thumbnails_dir: None,
         }
     }
 }
@@ -243,6 +247,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/catalog/products/{id}",
             get(handlers::get_product).delete(handlers::delete_product),
+        )
+        .route(
+            "/v1/catalog/products/{id}/thumbnail",
+            get(handlers::product_thumbnail),
         )
         .route("/v1/catalog/search", post(handlers::search))
         .fallback(not_found)

@@ -18,29 +18,32 @@
 //! Catalog namespace: `--account` (default `local`) and `--env` (default `test`, so that
 //! experiments never touch live data; pass `--env live` for production data).
 //!
-//! Model: see `dupify --help`; a seeded random-weight test model is announced with a warning
-//! because its CLIP channel is not semantic.
+//! Model: see `dupify --help`. Default: a real CLIP when installed, else the pretrained
+//! EfficientNet-Lite2 that `scripts/setup.sh` installs (image embeddings and a category head;
+//! no text search). A seeded random-weight test model is used only when named, with a warning.
 //!
-//! Real run (`scripts/demo.sh`: the seeded ViT-B/32 test model, 39 bundled photos indexed,
-//! one dress held back; scores are therefore not semantic on the CLIP channel):
+//! Real run (`scripts/demo.sh` on the 2-core VM: the default EfficientNet-Lite2, 39 bundled
+//! photos indexed, one dress held back):
 //! ```text
 //! $ dupify index target/demo/photos --catalog target/demo/shop.db
-//! warning: weights/test/clip/vit-b-32 is a seeded RANDOM-weight test model: the CLIP channel …
 //! indexed 39, unchanged 0 (skipped), failed 0 — target/demo/shop.db holds 39 products in local/test
 //! $ dupify search target/demo/query.jpg --catalog target/demo/shop.db --limit 3
 //!   #   score    clip  shape  color  product                                              category    brand  price
-//!   1   0.970   0.992  0.939  0.898  shirt/01b3083f-4387-4753-8ae2-a2470dc53f19.jpg       shirt       -      -
-//!   2   0.970   0.993  0.953  0.876  longsleeve/03a33083-e7bf-414d-bd35-c56273ae779c.jpg  longsleeve  -      -
-//!   3   0.960   0.985  0.965  0.838  pants/046d0a65-f5a6-47f6-afaf-e692bfcfcb00.jpg       pants       -      -
-//! $ dupify extract target/demo/query.jpg --ops colors,silhouette,quality
-//! target/demo/query.jpg  400x711 sha256 fd659f97bab7…
-//!   colours     product 42% of the frame, family multicolour
-//!           26.6%  #a76e65  indianred            red
-//!           22.6%  #1e1b25  black                black
+//!   1   0.649   0.537  0.968  0.848  dress/28b09463-6bbb-491d-9ffc-f36df5c6b211.jpg       dress       -      -
+//!   2   0.578   0.436  0.916  0.904  shirt/01b3083f-4387-4753-8ae2-a2470dc53f19.jpg       shirt       -      -
+//!   3   0.548   0.399  0.906  0.887  longsleeve/03a33083-e7bf-414d-bd35-c56273ae779c.jpg  longsleeve  -      -
+//! $ dupify extract target/demo/query.jpg --ops colors,silhouette,attributes,quality
+//! target/demo/query.jpg  400x534 sha256 a2750e4bb8c0…
+//!   colours     product 42% of the frame, family blue
+//!           42.5%  #95a9c9  lightsteelblue       blue
+//!           20.1%  #88949f  lightslategray       grey
 //!   …
-//!   silhouette  bbox 290x557 at (55, 77), area 42%, confidence 0.94, shape 192-d
-//!   quality     0.86 (sharpness 0.75, brightness 0.89, composition 0.98)
+//!   silhouette  bbox 322x410 at (47, 60), area 42%, confidence 0.96, shape 192-d
+//!   attributes  category dress
+//!     category         dress                0.97
+//!   quality     0.87 (sharpness 0.77, brightness 0.94, composition 0.92)
 //! ```
+//! (The `clip` column is the embedding channel, whichever model made it.)
 
 mod cli;
 mod common;
