@@ -3,14 +3,15 @@
 //!
 //! ```text
 //! eval_colours <test-split-dir> [--labels dupify-core/examples/data/colour_labels.csv]
-//!              [--peers peers.json] [--confusions]
+//!              [--peers peers.json] [--confusions] [--dump colours.json]
 //! ```
 //! `<test-split-dir>` holds the labelled photos (`file` column of the labels, relative to it).
 //! `--peers` is the JSON written by `benches/peers/colour_families.py` (each peer's dominant
 //! RGB per file); a peer's colour is named with the same family rules as ours
 //! (`dupify_core::colors::color_family`), so only the choice of dominant colour differs.
 //! Reports accuracy overall and on photos labelled `strong` (coloured or patterned
-//! backgrounds), for ours and every peer; `--confusions` lists our misses.
+//! backgrounds), for ours and every peer; `--confusions` lists our misses; `--dump` writes
+//! every photo's label and full colour report as JSON (for analysing the rules).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,7 @@ fn run() -> Result<()> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/colour_labels.csv");
     let mut peers = None;
     let mut confusions = false;
+    let mut dump = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--labels" => {
@@ -115,6 +117,11 @@ fn run() -> Result<()> {
                 ))
             }
             "--confusions" => confusions = true,
+            "--dump" => {
+                dump = Some(PathBuf::from(
+                    args.next().ok_or_else(|| invalid("--dump", "value"))?,
+                ))
+            }
             s if dir.is_none() && !s.starts_with("--") => dir = Some(PathBuf::from(s)),
             other => return Err(invalid("arguments", format!("unexpected `{other}`"))),
         }
@@ -138,9 +145,15 @@ fn run() -> Result<()> {
     let results = x.extract_batch(&inputs, ops, &BatchOptions::default())?;
     let mut ours = Score::new();
     let mut misses = Vec::new();
+    let mut dumped = Vec::new();
     for (l, r) in labels.iter().zip(results) {
-        let got = r?
-            .colors
+        let report = r?.colors;
+        if dump.is_some() {
+            dumped.push(serde_json::json!({
+                "file": l.file, "label": l.family, "strong": l.strong, "colors": report,
+            }));
+        }
+        let got = report
             .and_then(|c| c.family)
             .map_or("none".to_string(), |f| f.as_str().to_string());
         let ok = got == l.family;
@@ -148,6 +161,13 @@ fn run() -> Result<()> {
         if !ok {
             misses.push((l.file.clone(), l.family.clone(), got, l.strong));
         }
+    }
+    if let Some(path) = &dump {
+        let text = serde_json::to_string(&dumped).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     println!(
         "{} labelled photos ({} with strong backgrounds)",

@@ -11,7 +11,8 @@
 //!
 //! | family | rule |
 //! |---|---|
-//! | black / grey / white | C\* < 8: L\* < 22 black, L\* > 88 white, otherwise grey |
+//! | navy | L\* < 25, C\* ≥ 4.5 and 220 ≤ h < 320 (dark navy, which a photo renders at a chroma black rarely reaches, always bluish) |
+//! | black / grey / white | C\* < 8: L\* < 22 black, L\* ≥ 70 white, otherwise grey |
 //! | black | L\* < 16 and C\* < 20 (near-black with a faint tint) |
 //! | gold/metallic | 75 ≤ h < 95, 45 ≤ C\* ≤ 80, 45 ≤ L\* ≤ 80 (gold/brass hues; a flat colour cannot show sheen, so silver reads as grey) |
 //! | beige | 50 ≤ h < 110, L\* ≥ 65, C\* < 35 |
@@ -91,10 +92,14 @@ impl std::fmt::Display for ColorFamily {
 pub fn color_family(lab: [f32; 3]) -> ColorFamily {
     use ColorFamily::*;
     let [l, c, h] = lab_to_lch(lab);
+    // Dark navy photographs at a chroma a flat black rarely reaches, always on the blue side.
+    if l < 25.0 && c >= 4.5 && (220.0..320.0).contains(&h) {
+        return Navy;
+    }
     if c < 8.0 {
         return if l < 22.0 {
             Black
-        } else if l > 88.0 {
+        } else if l >= 70.0 {
             White
         } else {
             Grey
@@ -343,12 +348,14 @@ mod tests {
 
     #[test]
     fn families_of_unambiguous_colours() {
-        let cases: [([u8; 3], ColorFamily); 22] = [
+        let cases: [([u8; 3], ColorFamily); 23] = [
             ([0, 0, 0], Black),
             ([20, 20, 22], Black),
             ([255, 255, 255], White),
             ([128, 128, 128], Grey),
-            ([192, 192, 192], Grey),
+            ([150, 150, 150], Grey),
+            // Shaded white fabric in a phone photo rarely reaches L* 88.
+            ([200, 200, 200], White),
             ([245, 245, 220], Beige),
             ([210, 180, 140], Beige),
             ([139, 69, 19], Brown),
@@ -370,6 +377,20 @@ mod tests {
         for (rgb, fam) in cases {
             assert_eq!(color_family(srgb_to_lab(rgb)), fam, "{rgb:?}");
         }
+    }
+
+    /// Photographed darks: navy keeps a faint blue chroma that black does not.
+    #[test]
+    fn dark_navy_and_black_in_photos() {
+        let lab = |l: f32, c: f32, h: f32| {
+            let r = h.to_radians();
+            [l, c * r.cos(), c * r.sin()]
+        };
+        assert_eq!(color_family(lab(12.0, 5.0, 290.0)), Navy);
+        assert_eq!(color_family(lab(20.0, 4.7, 260.0)), Navy);
+        assert_eq!(color_family(lab(12.0, 3.0, 290.0)), Black);
+        assert_eq!(color_family(lab(12.0, 5.0, 30.0)), Black);
+        assert_eq!(color_family(lab(27.0, 5.0, 290.0)), Grey);
     }
 
     #[test]
