@@ -2,13 +2,13 @@
 //!
 //! ```text
 //! $ cargo run -p dupify-examples --example serve -- --port 0 --data-dir /tmp/serve_demo
-//! dupify serve: model /work/wt/serve/examples/../weights/test/clip/vit-b-32
-//! WARNING: no real CLIP weights in weights/real/; using the seeded RANDOM ViT-B/32 test model. …
+//! dupify serve: model weights/real/efficientnet-lite2
+//! dupify serve: efficientnet-lite2-260px-1280d@099425539bba (efficientnet_lite, 1280-d, image-only: no text search)
 //! dupify serve: data in /tmp/serve_demo (keys.db, catalog.db)
-//! listening: http://127.0.0.1:43467
-//! live key: fe_live_YP5z…(32 characters in all)
-//! test key: fe_test_3NE2…
-//! web page: http://127.0.0.1:43467/#key=fe_live_YP5z…
+//! listening: http://127.0.0.1:37779
+//! live key: fe_live_w5zD…(32 characters in all)
+//! test key: fe_test_Q06G…
+//! web page: http://127.0.0.1:37779/#key=fe_live_w5zD…
 //! ```
 //! (Keys shortened here. They are printed once, when the key store is new or with
 //! `--new-key`.)
