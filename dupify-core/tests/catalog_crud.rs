@@ -802,3 +802,36 @@ fn a_namespace_is_bound_to_one_model() {
         .unwrap();
     assert_eq!(hits[0].product.external_id, "b");
 }
+
+/// A catalog written before namespaces recorded their model gets the binding once, at open,
+/// from its stored model-tagged embeddings.
+#[test]
+fn a_catalog_from_before_model_binding_is_bound_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let n = ns("acme", Environment::Test);
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    cat.upsert(&n, product("a", 1)).unwrap();
+    drop(cat);
+    // What an older version left: the products, no recorded models.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let removed = conn
+        .execute(
+            "DELETE FROM catalog_meta WHERE key LIKE 'model:%' OR key = 'ns_models_recorded'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(removed, 2);
+    drop(conn);
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    assert_eq!(
+        cat.namespace_model(&n).unwrap().as_deref(),
+        Some("test-model")
+    );
+    let mut other = product("b", 2);
+    other.features.model_id = Some("another-model".into());
+    assert_eq!(
+        cat.upsert(&n, other).unwrap_err().code(),
+        "invalid_parameter"
+    );
+}

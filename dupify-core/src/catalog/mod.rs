@@ -454,7 +454,7 @@ impl Catalog {
         Self::init(Connection::open_in_memory()?, None, opts)
     }
 
-    fn init(conn: Connection, path: Option<PathBuf>, opts: CatalogOptions) -> Result<Self> {
+    fn init(mut conn: Connection, path: Option<PathBuf>, opts: CatalogOptions) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         if path.is_some() {
             conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -470,6 +470,7 @@ impl Catalog {
         )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(store::SCHEMA)?;
+        store::record_legacy_ns_models(&mut conn)?;
         let db_id = match store::meta_get(&conn, "db_id")? {
             Some(id) => id,
             None => {

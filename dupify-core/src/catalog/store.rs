@@ -159,20 +159,40 @@ pub(crate) fn ensure_ns(tx: &Transaction<'_>, ns: &Namespace) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// The model a namespace's embeddings come from: recorded by the first embedded upsert that
-/// named one (`catalog_meta` key `model:<ns id>`), or, for a namespace stored before models
-/// were recorded, the model of any stored embedding. `None`: no model-tagged embedding yet.
+/// The model a namespace's embeddings come from (`catalog_meta` key `model:<ns id>`), recorded
+/// by the first embedded upsert that named one, or by [`record_legacy_ns_models`] for data
+/// stored before models were recorded. `None`: no model-tagged embedding yet. One key lookup:
+/// searches call it.
 pub(crate) fn ns_model(conn: &Connection, ns: i64) -> Result<Option<String>> {
-    if let Some(m) = meta_get(conn, &format!("model:{ns}"))? {
-        return Ok(Some(m));
+    meta_get(conn, &format!("model:{ns}"))
+}
+
+/// Once per database (flag `ns_models_recorded`): records the model of every namespace that
+/// holds model-tagged embeddings stored before per-namespace models were recorded, in one pass
+/// over the products, so [`ns_model`] never has to scan them.
+pub(crate) fn record_legacy_ns_models(conn: &mut Connection) -> Result<()> {
+    const FLAG: &str = "ns_models_recorded";
+    if meta_get(conn, FLAG)?.is_some() {
+        return Ok(());
     }
-    Ok(conn
-        .prepare_cached(
-            "SELECT model_id FROM products WHERE ns = ?1 AND clip IS NOT NULL \
-             AND model_id IS NOT NULL LIMIT 1",
-        )?
-        .query_row([ns], |r| r.get(0))
-        .optional()?)
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if meta_get(&tx, FLAG)?.is_none() {
+        let found: Vec<(i64, String)> = tx
+            .prepare(
+                "SELECT ns, model_id FROM products WHERE clip IS NOT NULL \
+                 AND model_id IS NOT NULL GROUP BY ns",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        for (ns, model) in found {
+            if ns_model(&tx, ns)?.is_none() {
+                set_ns_model(&tx, ns, Some(&model))?;
+            }
+        }
+        meta_set(&tx, FLAG, "1")?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 pub(crate) fn set_ns_model(tx: &Transaction<'_>, ns: i64, model: Option<&str>) -> Result<()> {
