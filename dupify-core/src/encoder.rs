@@ -217,22 +217,57 @@ pub(crate) fn content_hash_of(config_json: &[u8], weights: &[u8]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Turns `batch` square RGB8 images (`[batch, S, S, 3]`) into normalised `[n, 3, S, S]`
-/// tensors on `device`, `max_batch` images at a time, and hands each to `forward`.
+/// L2-normalised image embeddings of `batch` normalised images (`[batch, channels, S, S]`
+/// f32, row-major), `max_batch` images per call of `features` (pixels → unnormalised
+/// `[n, D]` f32 features), under `no_grad`. The pixel-tensor entry of every image model.
+pub(crate) fn embed_f32_batches(
+    pixels: &[f32],
+    batch: usize,
+    (channels, image_size): (usize, usize),
+    max_batch: usize,
+    features: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
+    let (c, s) = (channels, image_size);
+    let per = c * s * s;
+    if batch.checked_mul(per) != Some(pixels.len()) {
+        return Err(Error::invalid(
+            "pixels",
+            format!(
+                "expected {batch} x {c} x {s} x {s} = {} floats, got {}",
+                batch.saturating_mul(per),
+                pixels.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(batch);
+    tch::no_grad(|| -> Result<()> {
+        for chunk in pixels.chunks(per * max_batch.max(1)) {
+            let n = (chunk.len() / per) as i64;
+            let x = Tensor::f_from_slice(chunk)?.f_view([n, c as i64, s as i64, s as i64])?;
+            out.extend(normalized_rows(&features(&x)?)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// L2-normalised image embeddings of `batch` square RGB8 images (`[batch, S, S, 3]`, as
+/// [`ClipPreprocess::square_rgb`] returns them), normalised with `preprocess`'s mean/std on
+/// `device`, `max_batch` images per call of `features`, under `no_grad`.
 ///
 /// Why on the device: a normalised f32 image is 4× the bytes of its RGB8 crop, and on a GPU
 /// the host→device copy and the host-side f32 assembly cap throughput below what the model
 /// sustains, so batches travel as bytes. Normalisation is a lookup in the table
-/// [`ClipPreprocess::preprocess`] uses, so the result equals the host path bit for bit.
-pub(crate) fn rgb8_batch(
+/// [`ClipPreprocess::preprocess`] uses, so the result equals the f32 path bit for bit.
+pub(crate) fn embed_rgb8_batches(
     rgb: &[u8],
     batch: usize,
     image_size: usize,
     max_batch: usize,
     preprocess: &ClipPreprocess,
     device: tch::Device,
-    mut forward: impl FnMut(Tensor) -> Result<()>,
-) -> Result<()> {
+    features: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
     preprocess.validate()?;
     let s = image_size;
     if preprocess.image_size as usize != s {
@@ -255,36 +290,54 @@ pub(crate) fn rgb8_batch(
             ),
         ));
     }
-    // [3 * 256] table; channel c of value v sits at c * 256 + v.
-    let lut: Vec<f32> = preprocess.lut().iter().flatten().copied().collect();
-    let lut = Tensor::f_from_slice(&lut)?.f_to_device(device)?;
-    let offsets = Tensor::f_from_slice(&[0i64, 256, 512])?.f_to_device(device)?;
-    for chunk in rgb.chunks(per * max_batch.max(1)) {
-        let n = (chunk.len() / per) as i64;
-        let (s, c) = (s as i64, 3i64);
-        // SAFETY: `host` aliases `chunk` read-only, without a copy (a batch of 256 is 38 MB;
-        // copying it first costs as much as the host→device transfer). It lives only in this
-        // iteration, while `chunk` is borrowed, and nothing writes through it: `to_device`
-        // (synchronous from pageable memory) or, on the CPU, `to_kind` copy it before it is
-        // dropped.
-        let host = unsafe {
-            Tensor::f_from_blob(
-                chunk.as_ptr(),
-                &[n, s, s, c],
-                &[s * s * c, s * c, c, 1],
-                Kind::Uint8,
-                tch::Device::Cpu,
-            )?
-        };
-        let idx = host
-            .f_to_device(device)?
-            .f_to_kind(Kind::Int64)?
-            .f_add(&offsets)?;
-        drop(host);
-        let x = lut.f_take(&idx)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
-        forward(x)?;
-    }
-    Ok(())
+    let mut out = Vec::with_capacity(batch);
+    tch::no_grad(|| -> Result<()> {
+        // [3 * 256] table; channel c of value v sits at c * 256 + v.
+        let lut: Vec<f32> = preprocess.lut().iter().flatten().copied().collect();
+        let lut = Tensor::f_from_slice(&lut)?.f_to_device(device)?;
+        let offsets = Tensor::f_from_slice(&[0i64, 256, 512])?.f_to_device(device)?;
+        for chunk in rgb.chunks(per * max_batch.max(1)) {
+            let n = (chunk.len() / per) as i64;
+            let (s, c) = (s as i64, 3i64);
+            // SAFETY: `host` aliases `chunk` read-only, without a copy (a batch of 256 is
+            // 38 MB; copying it first costs as much as the host→device transfer). It lives
+            // only in this iteration, while `chunk` is borrowed, and nothing writes through
+            // it: `to_device` (synchronous from pageable memory) or, on the CPU, `to_kind`
+            // copy it before it is dropped.
+            let host = unsafe {
+                Tensor::f_from_blob(
+                    chunk.as_ptr(),
+                    &[n, s, s, c],
+                    &[s * s * c, s * c, c, 1],
+                    Kind::Uint8,
+                    tch::Device::Cpu,
+                )?
+            };
+            let idx = host
+                .f_to_device(device)?
+                .f_to_kind(Kind::Int64)?
+                .f_add(&offsets)?;
+            drop(host);
+            let x = lut.f_take(&idx)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
+            out.extend(normalized_rows(&features(&x)?)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `x / ‖x‖₂` per row, then copied out as one `Vec<f32>` per row.
+pub(crate) fn normalized_rows(x: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let norm = x
+        .f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)?
+        .f_clamp_min(1e-12)?;
+    let y = (x / norm).f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+    let (_, dim) = y.size2()?;
+    let flat = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
+    Ok(flat
+        .chunks(dim.max(1) as usize)
+        .map(|c| c.to_vec())
+        .collect())
 }
 
 #[cfg(test)]

@@ -34,7 +34,6 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
-pub(crate) use model::normalized_rows;
 pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};
 
 use crate::device::{Device, Precision};
@@ -281,29 +280,10 @@ impl ClipModel {
     /// [`Precision::Int8`] each image has its own activation scales, so an int8 level flipped
     /// by such rounding is the only difference).
     pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>> {
-        let c = self.config.vision_config.num_channels;
-        let s = self.image_size();
-        let per = c * s * s;
-        if batch.checked_mul(per) != Some(pixels.len()) {
-            return Err(Error::invalid(
-                "pixels",
-                format!(
-                    "expected {batch} x {c} x {s} x {s} = {} floats, got {}",
-                    batch.saturating_mul(per),
-                    pixels.len()
-                ),
-            ));
-        }
-        let mut out = Vec::with_capacity(batch);
-        tch::no_grad(|| -> Result<()> {
-            for chunk in pixels.chunks(per * self.max_batch) {
-                let n = (chunk.len() / per) as i64;
-                let x = Tensor::f_from_slice(chunk)?.f_view([n, c as i64, s as i64, s as i64])?;
-                out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        let shape = (self.config.vision_config.num_channels, self.image_size());
+        crate::encoder::embed_f32_batches(pixels, batch, shape, self.max_batch, |x| {
+            self.inner.image_features(x)
+        })
     }
 
     /// L2-normalised image embeddings of `batch` square RGB8 images as
@@ -321,22 +301,15 @@ impl ClipModel {
         batch: usize,
         preprocess: &ClipPreprocess,
     ) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(batch);
-        tch::no_grad(|| -> Result<()> {
-            crate::encoder::rgb8_batch(
-                rgb,
-                batch,
-                self.image_size(),
-                self.max_batch,
-                preprocess,
-                self.inner.device,
-                |x| {
-                    out.extend(model::normalized_rows(&self.inner.image_features(&x)?)?);
-                    Ok(())
-                },
-            )
-        })?;
-        Ok(out)
+        crate::encoder::embed_rgb8_batches(
+            rgb,
+            batch,
+            self.image_size(),
+            self.max_batch,
+            preprocess,
+            self.inner.device,
+            |x| self.inner.image_features(x),
+        )
     }
 
     /// L2-normalised text embeddings, in the image embeddings' space (text → image search).
@@ -395,7 +368,7 @@ impl ClipModel {
                 let ids = Tensor::f_from_slice(&ids)?.f_view([chunk.len() as i64, t as i64])?;
                 let eos: Vec<i64> = eos.iter().map(|&p| p as i64).collect();
                 let eos = Tensor::f_from_slice(&eos)?.f_to_kind(Kind::Int64)?;
-                out.extend(model::normalized_rows(
+                out.extend(crate::encoder::normalized_rows(
                     &self.inner.text_features(&ids, &eos)?,
                 )?);
             }

@@ -623,17 +623,3 @@ impl Clip {
         Ok(self.text.forward(&ids, &eos)?.f_to_kind(Kind::Float)?)
     }
 }
-
-/// `x / ‖x‖₂` per row, then copied out as one `Vec<f32>` per row.
-pub(crate) fn normalized_rows(x: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let norm = x
-        .f_norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)?
-        .f_clamp_min(1e-12)?;
-    let y = (x / norm).f_to_device(tch::Device::Cpu)?.f_contiguous()?;
-    let (_, dim) = y.size2()?;
-    let flat = Vec::<f32>::try_from(y.f_flatten(0, -1)?)?;
-    Ok(flat
-        .chunks(dim.max(1) as usize)
-        .map(|c| c.to_vec())
-        .collect())
-}

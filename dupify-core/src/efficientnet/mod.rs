@@ -20,13 +20,12 @@ mod model;
 use std::path::Path;
 
 use safetensors::SafeTensors;
-use tch::Tensor;
 
 pub use config::{EfficientNetConfig, MODEL_TYPE};
 
 use crate::clip::ClipOptions;
 use crate::device::{Device, Precision};
-use crate::encoder::{content_hash_of, rgb8_batch, ModelOptions};
+use crate::encoder::{content_hash_of, embed_f32_batches, embed_rgb8_batches, ModelOptions};
 use crate::error::{Error, Result};
 use crate::input::{ClipPreprocess, CropOffset};
 
@@ -154,30 +153,9 @@ impl EfficientNetModel {
     /// L2-normalised embeddings of `batch` preprocessed images (`[batch, 3, S, S]` row-major,
     /// normalised as [`EfficientNetModel::preprocess`] does).
     pub fn embed_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>> {
-        let s = self.image_size();
-        let per = 3 * s * s;
-        if batch.checked_mul(per) != Some(pixels.len()) {
-            return Err(Error::invalid(
-                "pixels",
-                format!(
-                    "expected {batch} x 3 x {s} x {s} = {} floats, got {}",
-                    batch.saturating_mul(per),
-                    pixels.len()
-                ),
-            ));
-        }
-        let mut out = Vec::with_capacity(batch);
-        tch::no_grad(|| -> Result<()> {
-            for chunk in pixels.chunks(per * self.max_batch) {
-                let n = (chunk.len() / per) as i64;
-                let x = Tensor::f_from_slice(chunk)?.f_view([n, 3, s as i64, s as i64])?;
-                out.extend(crate::clip::normalized_rows(
-                    &self.inner.pooled_features(&x)?,
-                )?);
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        embed_f32_batches(pixels, batch, (3, self.image_size()), self.max_batch, |x| {
+            self.inner.pooled_features(x)
+        })
     }
 
     /// L2-normalised embeddings of `batch` square RGB8 images (`[batch, S, S, 3]`, as
@@ -189,24 +167,15 @@ impl EfficientNetModel {
         batch: usize,
         preprocess: &ClipPreprocess,
     ) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(batch);
-        tch::no_grad(|| -> Result<()> {
-            rgb8_batch(
-                rgb,
-                batch,
-                self.image_size(),
-                self.max_batch,
-                preprocess,
-                self.inner.device,
-                |x| {
-                    out.extend(crate::clip::normalized_rows(
-                        &self.inner.pooled_features(&x)?,
-                    )?);
-                    Ok(())
-                },
-            )
-        })?;
-        Ok(out)
+        embed_rgb8_batches(
+            rgb,
+            batch,
+            self.image_size(),
+            self.max_batch,
+            preprocess,
+            self.inner.device,
+            |x| self.inner.pooled_features(x),
+        )
     }
 
     /// The device the model runs on, in the crate's terms.
