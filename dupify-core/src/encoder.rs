@@ -217,6 +217,48 @@ pub(crate) fn content_hash_of(config_json: &[u8], weights: &[u8]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A `model_error` about the weights file, for the model loaders.
+pub(crate) fn load_err(reason: String) -> Error {
+    Error::ModelLoad {
+        path: crate::clip::WEIGHTS_FILE.into(),
+        reason,
+    }
+}
+
+/// Tensor `key` of a checkpoint as a CPU tensor of `kind`, after checking that it exists, has
+/// `shape` (a 0-d scalar also matches `[]`) and is F32, F16 or BF16; errors name the tensor.
+/// The model loaders' one way in, so every checkpoint is checked the same way.
+pub(crate) fn checkpoint_tensor(
+    st: &safetensors::SafeTensors<'_>,
+    key: &str,
+    shape: &[usize],
+    kind: Kind,
+) -> Result<Tensor> {
+    let view = st
+        .tensor(key)
+        .map_err(|_| load_err(format!("missing tensor `{key}`")))?;
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let ok = view.shape() == shape || (shape.is_empty() && numel(view.shape()) == 1);
+    if !ok {
+        return Err(load_err(format!(
+            "tensor `{key}` has shape {:?}, the config needs {shape:?}",
+            view.shape()
+        )));
+    }
+    let src_kind = match view.dtype() {
+        safetensors::Dtype::F32 => Kind::Float,
+        safetensors::Dtype::F16 => Kind::Half,
+        safetensors::Dtype::BF16 => Kind::BFloat16,
+        other => {
+            return Err(load_err(format!(
+                "tensor `{key}` has dtype {other:?}, expected F32, F16 or BF16"
+            )))
+        }
+    };
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    Ok(Tensor::f_from_data_size(view.data(), &dims, src_kind)?.f_to_kind(kind)?)
+}
+
 /// L2-normalised image embeddings of `batch` normalised images (`[batch, channels, S, S]`
 /// f32, row-major), `max_batch` images per call of `features` (pixels → unnormalised
 /// `[n, D]` f32 features), under `no_grad`. The pixel-tensor entry of every image model.

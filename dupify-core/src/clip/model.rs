@@ -17,12 +17,14 @@
 
 use std::sync::Arc;
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use tch::nn::{self, Path};
 use tch::{IValue, Kind, Tensor};
 
 use super::config::{Activation, ClipConfig};
 use crate::device::Precision;
+use crate::encoder::checkpoint_tensor;
+pub(crate) use crate::encoder::load_err;
 use crate::error::{Error, Result};
 
 /// Where loaded tensors come from: the parsed safetensors file and the target kind/device.
@@ -39,32 +41,8 @@ impl Source<'_> {
     /// dtype. Load-time arithmetic (fusing, folding constants) happens on this copy, in f32,
     /// before [`Source::place`] rounds to the compute kind, so it adds no rounding of its own.
     fn read(&self, p: &Path, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let key = p.path(name);
-        let view = self
-            .st
-            .tensor(&key)
-            .map_err(|_| load_err(format!("missing tensor `{key}`")))?;
-        let numel = |s: &[usize]| s.iter().product::<usize>();
         // A 0-d scalar (`logit_scale`) is also accepted as [1].
-        let ok = view.shape() == shape || (shape.is_empty() && numel(view.shape()) == 1);
-        if !ok {
-            return Err(load_err(format!(
-                "tensor `{key}` has shape {:?}, the config needs {shape:?}",
-                view.shape()
-            )));
-        }
-        let src_kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
-            other => {
-                return Err(load_err(format!(
-                    "tensor `{key}` has dtype {other:?}, expected F32, F16 or BF16"
-                )))
-            }
-        };
-        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        Ok(Tensor::f_from_data_size(view.data(), &dims, src_kind)?.f_to_kind(Kind::Float)?)
+        checkpoint_tensor(self.st, &p.path(name), shape, Kind::Float)
     }
 
     /// Converts a tensor from [`Source::read`] to the compute kind and device.
@@ -77,13 +55,6 @@ impl Source<'_> {
     fn get(&self, p: &Path, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.place(&self.read(p, name, shape)?)?;
         Ok(p.add(name, t, false))
-    }
-}
-
-pub(crate) fn load_err(reason: String) -> Error {
-    Error::ModelLoad {
-        path: "model.safetensors".into(),
-        reason,
     }
 }
 

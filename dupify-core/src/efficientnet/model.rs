@@ -16,18 +16,13 @@
 //! reference's `Conv2dStaticSamePadding` computes it for the square input: symmetric for
 //! stride 1, one more row/column at the bottom/right for stride 2 on even sizes.
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use tch::{Kind, Tensor};
 
 use super::config::{BlockPlan, EfficientNetConfig};
-use crate::error::{Error, Result};
-
-pub(crate) fn load_err(reason: String) -> Error {
-    Error::ModelLoad {
-        path: "model.safetensors".into(),
-        reason,
-    }
-}
+use crate::encoder::checkpoint_tensor;
+pub(crate) use crate::encoder::load_err;
+use crate::error::Result;
 
 /// Where loaded tensors come from.
 struct Source<'a> {
@@ -39,28 +34,7 @@ struct Source<'a> {
 impl Source<'_> {
     /// Tensor `key` as f64 on the CPU, after checking presence, shape and dtype.
     fn read(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
-        let view = self
-            .st
-            .tensor(key)
-            .map_err(|_| load_err(format!("missing tensor `{key}`")))?;
-        if view.shape() != shape {
-            return Err(load_err(format!(
-                "tensor `{key}` has shape {:?}, the config needs {shape:?}",
-                view.shape()
-            )));
-        }
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
-            other => {
-                return Err(load_err(format!(
-                    "tensor `{key}` has dtype {other:?}, expected F32, F16 or BF16"
-                )))
-            }
-        };
-        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &dims, kind)?.f_to_kind(Kind::Double)?;
+        let t = checkpoint_tensor(self.st, key, shape, Kind::Double)?;
         let finite = t.f_isfinite()?.f_all()?.int64_value(&[]) == 1;
         if !finite {
             return Err(load_err(format!(
