@@ -14,7 +14,9 @@
 //! with `python benches/run.py efficientnet_lite2_cpu efficientnet_lite2_files`.
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use dupify_benches::{bench_image_list, bench_threads, repo_root, set_torch_threads};
+use dupify_benches::{
+    assert_every_item_extracts, bench_image_list, bench_threads, repo_root, set_torch_threads,
+};
 use dupify_core::{
     BatchOptions, Device, EfficientNetModel, Extractor, ImageInput, ModelOptions, Ops, Precision,
 };
@@ -77,14 +79,7 @@ fn bench(c: &mut Criterion) {
             // One untimed pass proves every photo goes through (a failed item would be a
             // fast no-op and inflate the figure).
             if !checked {
-                let first = x
-                    .extract_batch(&inputs, Ops::EMBED, &BatchOptions::default())
-                    .expect("batch");
-                for (input, r) in inputs.iter().zip(&first) {
-                    if let Err(e) = r {
-                        panic!("{input:?}: {e}");
-                    }
-                }
+                assert_every_item_extracts(&x, &inputs, Ops::EMBED);
                 checked = true;
             }
             b.iter(|| {

@@ -23,7 +23,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use dupify_benches::{
-    bench_device, bench_image_list, bench_threads, set_torch_threads, vit_b32_dir,
+    assert_every_item_extracts, bench_device, bench_image_list, bench_threads, set_torch_threads,
+    vit_b32_dir,
 };
 use dupify_core::{BatchOptions, Device, Extractor, ImageInput, Ops, Precision};
 
@@ -77,14 +78,7 @@ fn bench(c: &mut Criterion) {
             // no-op and inflate the figure). Here, not before, so a filtered-out id costs
             // nothing.
             if !checked {
-                let first = extractor
-                    .extract_batch(&inputs, ops, &BatchOptions::default())
-                    .expect("batch");
-                for (input, r) in inputs.iter().zip(&first) {
-                    if let Err(e) = r {
-                        panic!("{input:?}: {e}");
-                    }
-                }
+                assert_every_item_extracts(extractor, &inputs, ops);
                 checked = true;
             }
             b.iter(|| {

@@ -156,3 +156,21 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// One untimed pass of `extract_batch` that panics on any failed item: a failed item is a fast
+/// no-op that would inflate a throughput figure, so end-to-end benches prove first that every
+/// photo goes through.
+pub fn assert_every_item_extracts(
+    extractor: &dupify_core::Extractor,
+    inputs: &[dupify_core::ImageInput],
+    ops: dupify_core::Ops,
+) {
+    let first = extractor
+        .extract_batch(inputs, ops, &dupify_core::BatchOptions::default())
+        .expect("batch");
+    for (input, r) in inputs.iter().zip(&first) {
+        if let Err(e) = r {
+            panic!("{input:?}: {e}");
+        }
+    }
+}
