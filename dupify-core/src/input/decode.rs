@@ -105,17 +105,7 @@ impl DecodedImage {
         let small = self.working(max_side)?;
         let rgb: Vec<u8> = match small.alpha() {
             None => small.rgb().to_vec(),
-            Some(a) => small
-                .rgb()
-                .chunks_exact(3)
-                .zip(a)
-                .flat_map(|(px, &al)| {
-                    px.iter().map(move |&c| {
-                        ((u32::from(c) * u32::from(al) + 255 * (255 - u32::from(al)) + 127) / 255)
-                            as u8
-                    })
-                })
-                .collect(),
+            Some(a) => super::preprocess::composite(small.rgb(), a, [255, 255, 255]),
         };
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
@@ -399,5 +389,21 @@ mod tests {
         let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (64, 26));
         assert!(img.thumbnail_jpeg(64, 0).is_err());
+
+        // Transparent pixels come out white (JPEG has no alpha).
+        let clear = DecodedImage {
+            width: 16,
+            height: 16,
+            rgb: vec![0; 16 * 16 * 3],
+            alpha: Some(vec![0; 16 * 16]),
+            format: InputFormat::Png,
+        };
+        let back = image::load_from_memory(&clear.thumbnail_jpeg(16, 90).unwrap())
+            .unwrap()
+            .to_rgb8();
+        assert!(
+            back.pixels().all(|p| p.0.iter().all(|&c| c >= 250)),
+            "not white"
+        );
     }
 }

@@ -305,7 +305,7 @@ pub fn shortest_edge_size(width: u32, height: u32, size: u32) -> (u32, u32) {
 }
 
 /// Straight RGB + alpha → RGB over `matte`, rounded.
-fn composite(rgb: &[u8], alpha: &[u8], matte: [u8; 3]) -> Vec<u8> {
+pub(super) fn composite(rgb: &[u8], alpha: &[u8], matte: [u8; 3]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgb.len());
     for (px, &a) in rgb.chunks_exact(3).zip(alpha) {
         let a = u32::from(a);
