@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 
-cargo build -q -p dupify-examples --bin dupify
+cargo build -q -p dupify-cli --bin dupify
 DUPIFY="${CARGO_TARGET_DIR:-target}/$CARGO_BUILD_TARGET/debug/dupify"
 
 DEMO=target/demo

@@ -50,7 +50,7 @@ if [ -f dupify-node/package.json ] && command -v npm >/dev/null; then
         echo "$lock_hash" > dupify-node/node_modules/.dupify-stamp
     fi
 fi
-# Headless browser for the serve example's web-page test (examples/web-tests): Debian's
+# Headless browser for the server's web-page test (dupify-server/web-tests): Debian's
 # chromium, driven by playwright-core (which downloads no browser of its own).
 if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -61,12 +61,12 @@ if [ ! -x /usr/bin/chromium ]; then
         log "WARNING: /usr/bin/chromium is missing; install Debian's chromium package (as root) for the web-page test"
     fi
 fi
-if [ -f examples/web-tests/package.json ] && command -v npm >/dev/null; then
-    lock_hash=$(cat examples/web-tests/package.json examples/web-tests/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
-    if [ "$(cat examples/web-tests/node_modules/.dupify-stamp 2>/dev/null)" != "$lock_hash" ]; then
+if [ -f dupify-server/web-tests/package.json ] && command -v npm >/dev/null; then
+    lock_hash=$(cat dupify-server/web-tests/package.json dupify-server/web-tests/package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+    if [ "$(cat dupify-server/web-tests/node_modules/.dupify-stamp 2>/dev/null)" != "$lock_hash" ]; then
         log "installing the web-page test tooling (playwright-core)"
-        (cd examples/web-tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-        echo "$lock_hash" > examples/web-tests/node_modules/.dupify-stamp
+        (cd dupify-server/web-tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        echo "$lock_hash" > dupify-server/web-tests/node_modules/.dupify-stamp
     fi
 fi
 log "ready"

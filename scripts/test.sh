@@ -26,5 +26,5 @@ python -m pytest -q dupify-py/tests
 step "Node binding: napi build + node --test"
 (cd dupify-node && npm run --silent build && node --test __test__/)
 
-step "Web page: serve example driven in headless chromium (screenshot in target/web-tests/)"
-(cd examples/web-tests && npm test --silent)
+step "Web page: dupify-server driven in headless chromium (screenshot in target/web-tests/)"
+(cd dupify-server/web-tests && npm test --silent)

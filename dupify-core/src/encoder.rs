@@ -114,6 +114,53 @@ pub fn find_default_model(roots: &[std::path::PathBuf]) -> Option<std::path::Pat
     })
 }
 
+/// The model a host runs: the directory, and whether it is one of the seeded random-weight
+/// test models (`weights/test/`, recognised by the `seed` its `reference.json` records), whose
+/// embeddings, text search and attributes are not semantic: a host should say so loudly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChoice {
+    pub dir: std::path::PathBuf,
+    pub seeded: bool,
+}
+
+/// The one model resolver of every host (CLI, server, demo): `explicit` when given (it must
+/// hold `config.json` and `model.safetensors`), else [`find_default_model`] under `roots`.
+/// Seeded test models are used only when named explicitly.
+pub fn resolve_model_dir(
+    explicit: Option<&Path>,
+    roots: &[std::path::PathBuf],
+) -> Result<ModelChoice> {
+    let is_model = |d: &Path| {
+        d.join(crate::clip::CONFIG_FILE).is_file() && d.join(crate::clip::WEIGHTS_FILE).is_file()
+    };
+    let dir = match explicit {
+        Some(d) if is_model(d) => d.to_path_buf(),
+        Some(d) => {
+            return Err(Error::ModelLoad {
+                path: d.to_path_buf(),
+                reason: format!(
+                    "not a model directory (needs {} and {})",
+                    crate::clip::CONFIG_FILE,
+                    crate::clip::WEIGHTS_FILE
+                ),
+            })
+        }
+        None => find_default_model(roots).ok_or_else(|| Error::NotAvailable {
+            what: format!(
+                "no model found: run scripts/setup.sh (it installs the pretrained \
+                 EfficientNet-Lite2 into {}), put a CLIP checkpoint in {} (see \
+                 weights/README.md), or name a model directory",
+                DEFAULT_MODEL_DIRS[1], DEFAULT_MODEL_DIRS[0]
+            ),
+        })?,
+    };
+    let seeded = std::fs::read(dir.join("reference.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("seed").is_some());
+    Ok(ModelChoice { dir, seeded })
+}
+
 /// A loaded image model of either architecture.
 pub(crate) enum Encoder {
     // Boxed: the loaded models' handles differ a lot in size (CLIP's tokenizer tables).
@@ -425,8 +472,28 @@ mod tests {
             d
         };
         let eff = put(DEFAULT_MODEL_DIRS[1]);
-        assert_eq!(find_default_model(&roots), Some(eff));
+        assert_eq!(find_default_model(&roots), Some(eff.clone()));
         let clip = put(DEFAULT_MODEL_DIRS[0]);
-        assert_eq!(find_default_model(&roots), Some(clip));
+        assert_eq!(find_default_model(&roots), Some(clip.clone()));
+        let chosen = resolve_model_dir(None, &roots).unwrap();
+        assert_eq!(
+            chosen,
+            ModelChoice {
+                dir: clip,
+                seeded: false
+            }
+        );
+        let explicit = resolve_model_dir(Some(&eff), &roots).unwrap();
+        assert_eq!(
+            explicit,
+            ModelChoice {
+                dir: eff.clone(),
+                seeded: false
+            }
+        );
+        std::fs::write(eff.join("reference.json"), br#"{"seed": 7}"#).unwrap();
+        assert!(resolve_model_dir(Some(&eff), &roots).unwrap().seeded);
+        let err = resolve_model_dir(Some(&roots[0]), &roots).unwrap_err();
+        assert!(err.to_string().contains("not a model directory"), "{err}");
     }
 }

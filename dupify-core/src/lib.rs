@@ -25,7 +25,10 @@ pub use attributes::{AttributePredictor, AttributeReport, TextEncoder};
 pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use efficientnet::{EfficientNetConfig, EfficientNetModel};
-pub use encoder::{find_default_model, Architecture, ModelInfo, ModelOptions, DEFAULT_MODEL_DIRS};
+pub use encoder::{
+    find_default_model, resolve_model_dir, Architecture, ModelChoice, ModelInfo, ModelOptions,
+    DEFAULT_MODEL_DIRS,
+};
 pub use error::{Error, Result};
 pub use extractor::{BatchOptions, CancelToken, Extractor, ExtractorBuilder, Features, Ops};
 pub use input::{

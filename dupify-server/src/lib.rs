@@ -1,4 +1,5 @@
-//! The hosted Dupify v1 HTTP API, served by the library (issue #14).
+//! The hosted Dupify v1 HTTP API as a library: an axum [`Router`] a host can mount or
+//! [`serve`], plus the `dupify-server` binary (`src/main.rs`) that runs it with a web page.
 //!
 //! An [axum] router over one [`dupify_keys::KeyStore`], one [`dupify_core::Extractor`] and one
 //! [`dupify_core::catalog::Catalog`]:
@@ -53,7 +54,7 @@ pub use error::{put_rate_headers, ApiError};
 pub use types::{BatchOperation, ProductView};
 
 /// The web page, compiled in so the binary serves it from anywhere.
-const INDEX_HTML: &str = include_str!("../../serve/web/index.html");
+const INDEX_HTML: &str = include_str!("../web/index.html");
 
 /// Server settings, with documented defaults.
 #[derive(Debug, Clone)]

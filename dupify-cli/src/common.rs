@@ -14,53 +14,22 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{CatalogArgs, Global};
 
-/// A model directory and whether it holds a seeded random-weight test model.
-#[derive(Debug, Clone)]
-pub struct ModelChoice {
-    pub dir: PathBuf,
-    pub seeded: bool,
-}
+pub use dupify_core::ModelChoice;
 
-/// Chooses the model: `--model` (or `DUPIFY_MODEL`) when given, else the library's default
-/// ([`dupify_core::find_default_model`]: a real CLIP checkpoint in
+/// Chooses the model with the library's one resolver ([`dupify_core::resolve_model_dir`]):
+/// `--model` (or `DUPIFY_MODEL`) when given, else the default (a real CLIP checkpoint in
 /// `weights/real/clip-vit-base-patch32`, else the real EfficientNet-Lite2 that
 /// `scripts/setup.sh` installs). Defaults are looked up relative to the working directory
 /// first, then to the source tree this binary was built from (so `dupify` works from any
 /// directory of a checkout). The seeded test models are used only when named explicitly, and
 /// then a warning says their model channel is not semantic.
 pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
-    let dir = match &global.model {
-        Some(dir) => {
-            if !dir.join("config.json").is_file() || !dir.join("model.safetensors").is_file() {
-                bail!(
-                    "--model {}: not a model directory (needs config.json and \
-                     model.safetensors)",
-                    dir.display()
-                );
-            }
-            dir.clone()
-        }
-        None => {
-            let roots = [
-                PathBuf::new(),
-                Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
-            ];
-            match dupify_core::find_default_model(&roots) {
-                Some(d) => d,
-                None => bail!(
-                    "no model found: run scripts/setup.sh (it installs the pretrained \
-                     EfficientNet-Lite2 into {}), put a CLIP checkpoint in {} (see \
-                     weights/README.md), or pass --model DIR",
-                    dupify_core::DEFAULT_MODEL_DIRS[1],
-                    dupify_core::DEFAULT_MODEL_DIRS[0]
-                ),
-            }
-        }
-    };
-    let choice = ModelChoice {
-        seeded: is_seeded(&dir),
-        dir,
-    };
+    let roots = [
+        PathBuf::new(),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    ];
+    let choice =
+        dupify_core::resolve_model_dir(global.model.as_deref(), &roots).context("--model")?;
     if choice.seeded {
         let warn = Style::new()
             .bold()
@@ -76,15 +45,6 @@ pub fn resolve_model(global: &Global) -> anyhow::Result<ModelChoice> {
         );
     }
     Ok(choice)
-}
-
-/// A checkpoint made by `weights/gen_clip.py` carries `reference.json` with the seed it was
-/// drawn from; real checkpoints have no such file.
-fn is_seeded(dir: &Path) -> bool {
-    std::fs::read(dir.join("reference.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("seed").is_some())
 }
 
 /// An extractor on `--device` in `--precision`, with the model when one is given (loaded on

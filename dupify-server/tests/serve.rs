@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use base64::Engine;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::Extractor;
-use dupify_examples::serve::{router, AppState, ServeConfig};
 use dupify_keys::{Environment, KeySpec, Limits, Scope, Tier};
+use dupify_server::{router, AppState, ServeConfig};
 use serde_json::{json, Value};
 use ureq::http::HeaderMap;
 

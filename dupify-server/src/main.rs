@@ -1,10 +1,10 @@
 //! The hosted Dupify v1 HTTP API and its web page, served by the library on a loopback port.
 //!
 //! ```text
-//! $ cargo run -p dupify-examples --example serve -- --port 0 --data-dir /tmp/serve_demo
-//! dupify serve: model weights/real/efficientnet-lite2
-//! dupify serve: efficientnet-lite2-260px-1280d@099425539bba (efficientnet_lite, 1280-d, image-only: no text search)
-//! dupify serve: data in /tmp/serve_demo (keys.db, catalog.db)
+//! $ cargo run -p dupify-server -- --port 0 --data-dir /tmp/serve_demo
+//! dupify-server: model weights/real/efficientnet-lite2
+//! dupify-server: efficientnet-lite2-260px-1280d@099425539bba (efficientnet_lite, 1280-d, image-only: no text search)
+//! dupify-server: data in /tmp/serve_demo (keys.db, catalog.db)
 //! listening: http://127.0.0.1:37779
 //! live key: fe_live_w5zD…(32 characters in all)
 //! test key: fe_test_Q06G…
@@ -43,8 +43,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::{Device, Extractor};
-use dupify_examples::serve::{serve, AppState, ServeConfig};
 use dupify_keys::{Environment, KeySpec, KeyStore, Limits, Tier};
+use dupify_server::{serve, AppState, ServeConfig};
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -74,11 +74,17 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let model = match args.model {
-        Some(m) => m,
-        None => default_model(&root)?,
-    };
-    println!("dupify serve: model {}", model.display());
+    let model =
+        dupify_core::resolve_model_dir(args.model.as_deref(), &[PathBuf::new(), root.clone()])
+            .context("--model")?;
+    println!("dupify-server: model {}", model.dir.display());
+    if model.seeded {
+        eprintln!(
+            "dupify-server: warning: {} is a seeded RANDOM-weight test model: its embeddings, \
+             text search and attributes are NOT semantic",
+            model.dir.display()
+        );
+    }
     let data_dir = args.data_dir.unwrap_or_else(|| root.join("target/serve"));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -87,12 +93,12 @@ fn main() -> anyhow::Result<()> {
     let keys = KeyStore::open(data_dir.join("keys.db"), &pepper)?;
     let device: Device = args.device.parse()?;
     let extractor = Extractor::builder()
-        .model_dir(&model)
+        .model_dir(&model.dir)
         .device(device)
         .build()?;
     let info = extractor.model_info().context("loading the model")?;
     println!(
-        "dupify serve: {} ({}, {}-d{})",
+        "dupify-server: {} ({}, {}-d{})",
         info.name,
         info.architecture.as_str(),
         info.dimensions,
@@ -103,11 +109,11 @@ fn main() -> anyhow::Result<()> {
         }
     );
     if let Err(e) = extractor.warm_up() {
-        eprintln!("dupify serve: attributes unavailable ({e}); the other operations work");
+        eprintln!("dupify-server: attributes unavailable ({e}); the other operations work");
     }
     let catalog = Catalog::open(data_dir.join("catalog.db"), CatalogOptions::default())?;
     println!(
-        "dupify serve: data in {} (keys.db, catalog.db)",
+        "dupify-server: data in {} (keys.db, catalog.db)",
         data_dir.display()
     );
 
@@ -158,21 +164,8 @@ fn main() -> anyhow::Result<()> {
         .await?;
         Ok::<_, anyhow::Error>(())
     })?;
-    println!("dupify serve: stopped");
+    println!("dupify-server: stopped");
     Ok(())
-}
-
-/// The library's default model ([`dupify_core::find_default_model`]: a real CLIP checkpoint,
-/// else the pretrained EfficientNet-Lite2 that `scripts/setup.sh` installs), the same one the
-/// CLI and the demo pick.
-fn default_model(root: &Path) -> anyhow::Result<PathBuf> {
-    dupify_core::find_default_model(&[PathBuf::new(), root.to_path_buf()]).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no model in weights/real/: run scripts/setup.sh first (it installs {}), or pass \
-             --model",
-            dupify_core::DEFAULT_MODEL_DIRS[1]
-        )
-    })
 }
 
 /// The key-hashing pepper: `DUPIFY_PEPPER`, else `<data_dir>/pepper`, created on first run

@@ -81,7 +81,7 @@ impl ApiError {
     /// `internal_error` (500). The cause is logged on the server, never sent: it can hold
     /// paths and library internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        eprintln!("dupify serve: internal error: {cause}");
+        eprintln!("dupify-server: internal error: {cause}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -1,4 +1,4 @@
-// Browser test of the serve example's web page: starts the server on a free loopback port with
+// Browser test of dupify-server's web page: starts the server on a free loopback port with
 // a fresh data directory and its default model, ingests fixture photos through the v1 API,
 // uploads one photo through the page in headless Debian chromium (playwright-core), and asserts
 // that the colour swatches, the cut-out and the dupes with per-channel scores and product
@@ -7,7 +7,7 @@
 //
 // Run from the repository root after `scripts/setup.sh` (which installs chromium and this
 // folder's node_modules), with the cargo environment of scripts/env.sh:
-//   (cd examples/web-tests && npm test)
+//   (cd dupify-server/web-tests && npm test)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -31,11 +31,11 @@ function photo(category) {
   return path.join(dir, file);
 }
 
-/** Starts `cargo run --example serve` and resolves with its URL, live key and process. */
+/** Starts `cargo run -p dupify-server` and resolves with its URL, live key and process. */
 function startServer(dataDir) {
   const child = spawn(
     "cargo",
-    ["run", "-q", "-p", "dupify-examples", "--example", "serve", "--",
+    ["run", "-q", "-p", "dupify-server", "--",
      "--port", "0", "--data-dir", dataDir, "--device", "cpu"],
     { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
   );

@@ -1,3 +1,0 @@
-//! Shared helpers of the example programs.
-
-pub mod serve;
