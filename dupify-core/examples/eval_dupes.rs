@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use dupify_core::catalog::{
-    Catalog, CatalogOptions, ChannelWeights, Environment, Namespace, NewProduct, SearchQuery,
+    Catalog, CatalogOptions, ChannelWeights, Environment, Namespace, NewProduct, ProductFeatures,
+    SearchQuery,
 };
 use dupify_core::extractor::{BatchOptions, Features, Ops};
 use dupify_core::{Error, Extractor, ImageInput, Result};
@@ -247,7 +248,7 @@ fn run() -> Result<()> {
     let mut ids = Vec::new();
     for (i, f) in &feats {
         let mut p = NewProduct::new(format!("{i}"));
-        p.features = f.to_product_features();
+        p.features = ProductFeatures::from(f);
         ids.push((cat.upsert(&ns, p)?.id, *i));
     }
     let fused = |w: Option<ChannelWeights>| -> Result<f64> {

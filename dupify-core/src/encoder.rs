@@ -261,7 +261,7 @@ pub(crate) fn content_hash_of(config_json: &[u8], weights: &[u8]) -> String {
     h.update((config_json.len() as u64).to_le_bytes());
     h.update(config_json);
     h.update(weights);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::input::hex(&h.finalize())
 }
 
 /// A `model_error` about the weights file, for the model loaders.

@@ -14,7 +14,6 @@
 //! cores, so chunks run one after the other. One bad image yields an error for that item
 //! only, never for the batch.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -26,16 +25,17 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::attributes::{AttributePredictor, AttributeReport};
-use crate::catalog::{ColorSwatch, ProductFeatures};
 use crate::clip::ClipOptions;
 use crate::colors::{extract_colors, ColorOptions, ColorReport};
 use crate::device::{Device, Precision};
 use crate::encoder::{Encoder, ModelInfo};
 use crate::error::{Error, Result};
-use crate::input::{self, ClipPreprocess, DecodedImage, ImageInput, InputLimits, ResizeMode};
+use crate::input::{
+    self, content_hash, load_bytes, ClipPreprocess, DecodedImage, ImageInput, InputLimits,
+    ResizeMode,
+};
 use crate::quality::{quality_score, QualityScore};
 use crate::silhouette::{
     center_prior, cutout_png, shape_embedding, BoundingBox, ClassicalSegmenter, Segmentation,
@@ -381,41 +381,6 @@ impl PartialEq for Features {
             && self.quality == o.quality
             && self.model_id == o.model_id
             && self.cached == o.cached
-    }
-}
-
-impl Features {
-    /// The features in the catalog's form: CLIP and shape vectors, the product palette as
-    /// Lab swatches (shares as fractions), attributes as JSON, and the model that made them.
-    pub fn to_product_features(&self) -> ProductFeatures {
-        ProductFeatures {
-            clip: self.embedding.clone(),
-            // A centre prior's shape is the frame's, not the product's: not stored, so it
-            // never makes two unrelated products look alike on the shape channel.
-            shape: self
-                .silhouette
-                .as_ref()
-                .filter(|s| s.foreground == SilhouetteSource::Segmenter)
-                .map(|s| s.embedding.clone()),
-            colors: self
-                .colors
-                .as_ref()
-                .map(|r| {
-                    r.colors
-                        .iter()
-                        .map(|c| ColorSwatch {
-                            lab: c.lab,
-                            share: c.share / 100.0,
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            attributes: self
-                .attributes
-                .as_ref()
-                .and_then(|a| serde_json::to_value(a).ok()),
-            model_id: self.model_id.clone(),
-        }
     }
 }
 
@@ -871,56 +836,6 @@ impl Extractor {
     }
 }
 
-/// The bytes that identify an input (the cache key) and, except for raw pixels, the bytes
-/// that get decoded: read or base64-decoded once, under the byte limit.
-/// The bytes that identify an input: the encoded image (read or decoded once), or for raw
-/// pixels their geometry and data. [`content_hash`] of these is `Features::content_hash`, the
-/// cache key and the catalog's image hash.
-pub(crate) fn load_bytes<'a>(input: &'a ImageInput, limits: &InputLimits) -> Result<Cow<'a, [u8]>> {
-    limits.validate()?;
-    match input {
-        ImageInput::Bytes(b) => {
-            limits.check_bytes(b.len() as u64)?;
-            Ok(Cow::Borrowed(b))
-        }
-        ImageInput::Base64(text) => Ok(Cow::Owned(input::decode_base64(text, limits.max_bytes)?)),
-        ImageInput::Path(path) => Ok(Cow::Owned(input::read_file(path, limits.max_bytes)?)),
-        ImageInput::Raw {
-            width,
-            height,
-            layout,
-            data,
-        } => {
-            // Geometry is part of the identity: the same bytes at another width are another image.
-            let mut key = Vec::with_capacity(data.len() + 12);
-            key.extend_from_slice(&width.to_le_bytes());
-            key.extend_from_slice(&height.to_le_bytes());
-            key.extend_from_slice(format!("{layout:?}").as_bytes());
-            key.extend_from_slice(data);
-            Ok(Cow::Owned(key))
-        }
-        // Fetched once (under the URL policy and the byte limit); the key is the hash of the
-        // fetched bytes, so two URLs serving the same image share a cache entry and one URL
-        // whose content changes does not serve stale features.
-        ImageInput::Url(url) => Ok(Cow::Owned(input::fetch_url_bytes(url, limits)?)),
-    }
-}
-
-/// SHA-256 (hex) of the bytes [`load_bytes`] returns.
-pub(crate) fn content_hash(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 type CacheKey = (String, Ops);
 
 /// Folder inside a model directory whose `*.safetensors` linear heads the extractor loads.
@@ -973,10 +888,5 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.code(), "not_available");
-    }
-
-    #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
     }
 }

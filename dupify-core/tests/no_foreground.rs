@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use dupify_core::catalog::{
     Catalog, CatalogOptions, Environment, IngestItem, IngestOptions, Namespace, NewProduct,
-    SearchQuery,
+    ProductFeatures, SearchQuery,
 };
 use dupify_core::extractor::Ops;
 use dupify_core::raster::WorkingImage;
@@ -80,7 +80,7 @@ fn every_operation_returns_with_a_centre_prior() {
         assert!(f.colors.as_ref().is_some_and(|c| !c.colors.is_empty()));
         assert!(f.quality.is_some() && f.cutout_png.is_some() && f.embedding.is_some());
         // The catalog form leaves the prior's shape out.
-        assert!(f.to_product_features().shape.is_none());
+        assert!(ProductFeatures::from(&f).shape.is_none());
     }
 }
 

@@ -232,7 +232,7 @@ fn new_product(obj: &Bound<'_, PyAny>, features: Option<&Bound<'_, PyAny>>) -> R
 
 fn product_features(obj: &Bound<'_, PyAny>) -> Result<ProductFeatures> {
     if let Ok(f) = obj.cast::<PyFeatures>() {
-        return Ok(f.get().0.to_product_features());
+        return Ok(ProductFeatures::from(&f.get().0));
     }
     from_py(obj, "features")
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use dupify_core::catalog::{NewProduct, Page, ProductFilter, SearchQuery};
+use dupify_core::catalog::{NewProduct, Page, ProductFeatures, ProductFilter, SearchQuery};
 use dupify_core::{Features, ImageInput, Ops};
 use dupify_keys::{Operation, Scope};
 use serde_json::{json, Map, Value};
@@ -374,7 +374,7 @@ pub(crate) async fn create_product(
                 p.metadata = m;
             }
             p.image_hash = Some(f.content_hash.clone());
-            p.features = f.to_product_features();
+            p.features = ProductFeatures::from(&f);
             let saved = st.catalog().upsert(&ns, p)?;
             if let (Some(dir), Some(jpeg)) = (&st.config().thumbnails_dir, thumb) {
                 write_thumbnail(dir, &saved.id, &jpeg)?;

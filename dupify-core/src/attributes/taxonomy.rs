@@ -525,16 +525,7 @@ pub fn prompt_set_hash() -> String {
             }
         }
     }
-    hex(&h.finalize())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    crate::input::hex(&h.finalize())
 }
 
 #[cfg(test)]

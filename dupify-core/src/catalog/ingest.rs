@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{store, validate_new, Catalog, Namespace, NewProduct, SearchHit, SearchQuery};
+use super::{store, validate_new, Catalog, Namespace, NewProduct, ProductFeatures};
 use crate::error::{Error, Result};
-use crate::extractor::{content_hash, load_bytes, BatchOptions, CancelToken, Extractor, Ops};
-use crate::input::{self, ImageInput, InputLimits};
+use crate::extractor::{BatchOptions, CancelToken, Extractor, Ops};
+use crate::input::{self, content_hash, load_bytes, ImageInput, InputLimits};
 
 /// One product to ingest and the image its features are extracted from.
 #[derive(Debug, Clone)]
@@ -153,7 +153,7 @@ impl Catalog {
         let model = extractor.model_id()?;
         if let Some(have) = self.namespace_model(ns)? {
             if have != model {
-                return Err(super::model_mismatch("extractor", &model, &have));
+                return Err(super::crud::model_mismatch("extractor", &model, &have));
             }
         }
         let ops = Ops {
@@ -248,7 +248,7 @@ impl Catalog {
             for ((mut product, hash), res) in meta.into_iter().zip(extracted) {
                 match res {
                     Ok(f) => {
-                        product.features = f.to_product_features();
+                        product.features = ProductFeatures::from(&f);
                         product.image_hash = Some(hash);
                         ready.push(product);
                     }
@@ -290,64 +290,4 @@ impl Catalog {
             }
         }
     }
-
-    /// Extracts the query image's features and searches with them (embedding + shape +
-    /// colours). The image's channels replace those set in `query`; `by_product`, filters,
-    /// weights and paging apply as in [`Catalog::search`].
-    pub fn search_image(
-        &self,
-        ns: &Namespace,
-        extractor: &Extractor,
-        image: &ImageInput,
-        query: SearchQuery,
-    ) -> Result<Vec<SearchHit>> {
-        ns.validate()?;
-        let ops = Ops {
-            embed: true,
-            colors: true,
-            silhouette: true,
-            ..Ops::default()
-        };
-        let f = extractor.extract(image, ops)?.to_product_features();
-        let mut q = query;
-        q.embedding = f.clip;
-        q.model_id = f.model_id;
-        if f.shape.is_some() {
-            q.shape = f.shape;
-        }
-        if !f.colors.is_empty() {
-            q.colors = f.colors;
-        }
-        self.search(ns, &q)
-    }
-
-    /// CLIP text-tower query: products whose image embedding is nearest the text's
-    /// embedding (e.g. "red floral summer dress"). The text replaces `query.embedding`.
-    pub fn search_text(
-        &self,
-        ns: &Namespace,
-        extractor: &Extractor,
-        text: &str,
-        query: SearchQuery,
-    ) -> Result<Vec<SearchHit>> {
-        ns.validate()?;
-        if text.trim().is_empty() {
-            return Err(Error::MissingParameter {
-                name: "text".into(),
-            });
-        }
-        if text.len() > MAX_QUERY_TEXT_BYTES {
-            return Err(Error::invalid(
-                "text",
-                format!("must be at most {MAX_QUERY_TEXT_BYTES} bytes"),
-            ));
-        }
-        let mut q = query;
-        q.embedding = Some(extractor.embed_text(text)?);
-        q.model_id = Some(extractor.model_id()?);
-        self.search(ns, &q)
-    }
 }
-
-/// CLIP reads 77 tokens; anything far longer is a mistake, not a query.
-const MAX_QUERY_TEXT_BYTES: usize = 4096;

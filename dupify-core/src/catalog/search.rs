@@ -1,168 +1,332 @@
-//! Dupe scoring: a weighted combination of per-channel similarities, each in [0, 1]-ish
-//! ranges so weights mean what they say.
-//!
-//! - CLIP: cosine similarity of the L2-normalised image embeddings.
-//! - Shape: cosine similarity of the silhouette shape embeddings.
-//! - Colour: `1 - min(ΔE, 100) / 100`, where ΔE is the symmetric, share-weighted mean CIE76
-//!   distance from each swatch to the nearest swatch of the other palette (a cheap, stable
-//!   stand-in for earth mover's distance; ΔE ≈ 2.3 is a just-noticeable difference, 100 is
-//!   black vs white).
-//!
-//! A channel missing on either side is left out and the remaining weights renormalised, so a
-//! product without a silhouette is not punished against one with it.
+//! Dupe search: by embedding, by product, by image and by text; candidates from the ANN
+//! index (or a scan), re-ranked by the fused channel score, filtered and paged.
 
-use serde::{Deserialize, Serialize};
+use rusqlite::Connection;
 
-use super::index::dot;
-use super::ColorSwatch;
-use crate::colors::delta_e2000;
+use super::crud::{model_mismatch, normalise};
+use super::index::{self, IndexMode};
+use super::score::{self, ChannelScores};
+use super::{
+    store, Catalog, Namespace, Product, ProductFeatures, ProductFilter, SearchHit, SearchQuery,
+};
+use crate::error::{Error, Result};
+use crate::extractor::{Extractor, Ops};
+use crate::input::ImageInput;
 
-/// Weights of the score channels. Negative or non-finite weights are rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ChannelWeights {
-    /// CLIP embedding similarity. Default 0.7.
-    pub clip: f32,
-    /// Silhouette shape similarity. Default 0.15.
-    pub shape: f32,
-    /// Colour palette similarity. Default 0.15.
-    pub color: f32,
-}
-
-impl Default for ChannelWeights {
-    fn default() -> Self {
-        ChannelWeights {
-            clip: 0.7,
-            shape: 0.15,
-            color: 0.15,
+impl Catalog {
+    /// Similarity search; see [`SearchQuery`]. Results are sorted by combined score.
+    pub fn search(&self, ns: &Namespace, q: &SearchQuery) -> Result<Vec<SearchHit>> {
+        ns.validate()?;
+        let limit = match q.limit {
+            0 => 10,
+            l if l <= 1000 => l,
+            _ => return Err(Error::invalid("limit", "must be ≤ 1000")),
+        };
+        if q.offset > 10_000 {
+            return Err(Error::invalid("offset", "must be ≤ 10000"));
         }
-    }
-}
-
-/// Per-channel similarities of one hit (absent when either side lacks the channel).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChannelScores {
-    /// CLIP cosine similarity.
-    pub clip: Option<f32>,
-    /// Shape cosine similarity.
-    pub shape: Option<f32>,
-    /// Colour palette similarity.
-    pub color: Option<f32>,
-}
-
-impl ChannelScores {
-    /// The weighted mean of the present channels (0 when none is present or weighted).
-    pub fn combined(&self, w: &ChannelWeights) -> f32 {
-        let mut num = 0.0;
-        let mut den = 0.0;
-        for (s, w) in [
-            (self.clip, w.clip),
-            (self.shape, w.shape),
-            (self.color, w.color),
-        ] {
-            if let Some(s) = s {
-                num += s * w;
-                den += w;
+        let weights = q.weights.unwrap_or_default();
+        for w in [weights.clip, weights.shape, weights.color] {
+            if !w.is_finite() || w < 0.0 {
+                return Err(Error::invalid("weights", "must be finite and ≥ 0"));
             }
         }
-        if den > 0.0 {
-            num / den
-        } else {
-            0.0
+        if let Some(p) = q.cheaper_by_percent {
+            if !(0.0..100.0).contains(&p) {
+                return Err(Error::invalid("cheaper_by_percent", "must be in [0, 100)"));
+            }
+            if q.by_product.is_none() {
+                return Err(Error::MissingParameter {
+                    name: "by_product (needed by cheaper_by_percent)".into(),
+                });
+            }
         }
-    }
-}
-
-/// Cosine similarity of two vectors of any norm (0 when either is zero or lengths differ).
-pub(crate) fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
-    if a.len() != b.len() || a.is_empty() {
-        return None;
-    }
-    let (na, nb) = (dot(a, a).sqrt(), dot(b, b).sqrt());
-    if na == 0.0 || nb == 0.0 {
-        return Some(0.0);
-    }
-    Some(dot(a, b) / (na * nb))
-}
-
-fn directed(a: &[ColorSwatch], b: &[ColorSwatch]) -> f32 {
-    let total: f32 = a.iter().map(|s| s.share.max(0.0)).sum();
-    let mut acc = 0.0;
-    for s in a {
-        let near = b
-            .iter()
-            .map(|t| delta_e2000(s.lab, t.lab))
-            .fold(f32::INFINITY, f32::min);
-        let w = if total > 0.0 {
-            s.share.max(0.0) / total
-        } else {
-            1.0 / a.len() as f32
-        };
-        acc += w * near;
-    }
-    acc
-}
-
-/// Palette similarity in [0, 1] (None when either palette is empty): one minus the mean of
-/// the two directed share-weighted nearest-colour ΔE2000 distances (the colour stage's
-/// perceptual distance), scaled by 100 and clamped.
-pub fn palette_similarity(a: &[ColorSwatch], b: &[ColorSwatch]) -> Option<f32> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    let d = 0.5 * (directed(a, b) + directed(b, a));
-    Some(1.0 - d.min(100.0) / 100.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sw(l: f32, a: f32, b: f32, share: f32) -> ColorSwatch {
-        ColorSwatch {
-            lab: [l, a, b],
-            share,
+        if q.exclude_own_brand && q.by_product.is_none() {
+            return Err(Error::MissingParameter {
+                name: "by_product (needed by exclude_own_brand)".into(),
+            });
         }
-    }
-
-    #[test]
-    fn palette_similarity_is_one_for_identical_and_lower_for_far() {
-        let red = vec![sw(53.2, 80.1, 67.2, 0.8), sw(100.0, 0.0, 0.0, 0.2)];
-        let blue = vec![sw(32.3, 79.2, -107.9, 1.0)];
-        assert_eq!(palette_similarity(&red, &red), Some(1.0));
-        let s = palette_similarity(&red, &blue).unwrap();
-        assert!(s < 0.5, "{s}");
-        assert_eq!(
-            palette_similarity(&red, &blue),
-            palette_similarity(&blue, &red)
-        );
-        assert_eq!(palette_similarity(&[], &red), None);
-        // black vs white: ΔE = 100 → 0
-        let s = palette_similarity(&[sw(0.0, 0.0, 0.0, 1.0)], &[sw(100.0, 0.0, 0.0, 1.0)]);
-        assert_eq!(s, Some(0.0));
-    }
-
-    #[test]
-    fn combined_renormalises_over_present_channels() {
-        let w = ChannelWeights::default();
-        let s = ChannelScores {
-            clip: Some(0.8),
-            shape: None,
-            color: None,
+        if q.min_score.is_some_and(|m| !m.is_finite()) {
+            return Err(Error::invalid("min_score", "must be a finite number"));
+        }
+        if let Some(s) = &q.shape {
+            if s.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid("shape", "contains NaN or infinity"));
+            }
+        }
+        let dim = self.dim();
+        let mut embedding = match (&q.embedding, dim) {
+            (Some(e), Some(d)) => Some(normalise("embedding", e, d)?),
+            (Some(e), None) => {
+                // Empty catalog: still validate, nothing can match.
+                normalise("embedding", e, e.len())?;
+                return Ok(Vec::new());
+            }
+            (None, _) => None,
         };
-        assert!((s.combined(&w) - 0.8).abs() < 1e-6);
-        let s = ChannelScores {
-            clip: Some(1.0),
-            shape: Some(0.0),
-            color: Some(0.0),
-        };
-        assert!((s.combined(&w) - 0.7).abs() < 1e-6);
-        assert_eq!(ChannelScores::default().combined(&w), 0.0);
+        let mut shape = q.shape.clone();
+        let mut colors = q.colors.clone();
+        let mut filter = q.filter.clone();
+        filter.push_sql(&mut String::new(), &mut Vec::new())?;
+
+        self.read(|conn| {
+            let Some(ns_id) = store::ns_id(conn, ns)? else {
+                if let Some(id) = &q.by_product {
+                    return Err(Error::NotFound {
+                        what: "product",
+                        id: id.clone(),
+                    });
+                }
+                return Ok(Vec::new());
+            };
+            if let (Some(want), Some(_)) = (&q.model_id, &q.embedding) {
+                if let Some(have) = store::ns_model(conn, ns_id)? {
+                    if &have != want {
+                        return Err(model_mismatch("model_id", want, &have));
+                    }
+                }
+            }
+            let mut exclude = None;
+            if let Some(pid) = &q.by_product {
+                let (src, _) =
+                    store::get_by(conn, ns_id, "id", pid)?.ok_or_else(|| Error::NotFound {
+                        what: "product",
+                        id: pid.clone(),
+                    })?;
+                embedding = embedding.or(src.features.clip.clone());
+                shape = shape.or(src.features.shape.clone());
+                if colors.is_empty() {
+                    colors = src.features.colors.clone();
+                }
+                if let Some(pct) = q.cheaper_by_percent {
+                    let Some(price) = src.price else {
+                        return Err(Error::invalid(
+                            "cheaper_by_percent",
+                            "the query product has no price",
+                        ));
+                    };
+                    let bound = price * (1.0 - pct / 100.0);
+                    filter.max_price = Some(filter.max_price.map_or(bound, |m| m.min(bound)));
+                    match &filter.currency {
+                        Some(c) if !c.eq_ignore_ascii_case(&src.currency) => return Ok(Vec::new()),
+                        _ => filter.currency = Some(src.currency.clone()),
+                    }
+                    if filter.min_price.is_some_and(|lo| lo > bound) {
+                        return Ok(Vec::new());
+                    }
+                }
+                if q.exclude_own_brand {
+                    if let Some(b) = &src.brand {
+                        filter.exclude_brands.push(b.clone());
+                    }
+                }
+                exclude = Some(src.id);
+            }
+            if embedding.is_none() && shape.is_none() && colors.is_empty() {
+                return Err(Error::MissingParameter {
+                    name: "embedding, by_product, shape or colors".into(),
+                });
+            }
+            let want = q.offset + limit + usize::from(exclude.is_some());
+            let reranks = (weights.shape > 0.0 && shape.is_some())
+                || (weights.color > 0.0 && !colors.is_empty());
+            let mut scored: Vec<Scored> = match &embedding {
+                // No CLIP query: every matching row, scored on shape and colour (rare; SQL).
+                None => store::all_filtered(conn, ns_id, &filter)?
+                    .into_iter()
+                    .filter(|p| exclude.as_deref() != Some(p.id.as_str()))
+                    .map(|product| {
+                        let scores = ChannelScores {
+                            clip: None,
+                            shape: match (&shape, &product.features.shape) {
+                                (Some(a), Some(b)) => score::cosine(a, b),
+                                _ => None,
+                            },
+                            color: score::palette_similarity(&colors, &product.features.colors),
+                        };
+                        Scored {
+                            vec_id: None,
+                            id: product.id.clone(),
+                            score: scores.combined(&weights),
+                            scores,
+                            product: Some(product),
+                        }
+                    })
+                    .collect(),
+                // The hot path: candidates and their scores come from memory only.
+                Some(e) => {
+                    let k = if reranks { (want * 4).max(50) } else { want };
+                    self.ann_scored(conn, ns_id, e, k, &filter, |row, clip| {
+                        if exclude.as_deref() == Some(&*row.id) {
+                            return None;
+                        }
+                        let scores = ChannelScores {
+                            clip: Some(clip),
+                            shape: match (&shape, &row.shape) {
+                                (Some(a), Some(b)) => score::cosine(a, b),
+                                _ => None,
+                            },
+                            color: score::palette_similarity(&colors, &row.colors),
+                        };
+                        Some((scores.combined(&weights), scores))
+                    })?
+                }
+            };
+            if let Some(m) = q.min_score {
+                scored.retain(|h| h.score >= m);
+            }
+            scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            // Only the final page is read from SQLite. A row deleted since the index was read
+            // is left out (the page is then one shorter), never returned half-read.
+            let mut hits = Vec::with_capacity(limit);
+            for s in scored.into_iter().skip(q.offset).take(limit) {
+                let product = match (s.product, s.vec_id) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(v)) => store::by_vec_id(conn, ns_id, v)?,
+                    (None, None) => None,
+                };
+                if let Some(product) = product {
+                    hits.push(SearchHit {
+                        product,
+                        score: s.score,
+                        scores: s.scores,
+                    });
+                }
+            }
+            Ok(hits)
+        })
     }
 
-    #[test]
-    fn cosine_handles_mismatch_and_zero() {
-        assert_eq!(cosine(&[1.0, 0.0], &[1.0]), None);
-        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), Some(0.0));
-        assert!((cosine(&[2.0, 0.0], &[1.0, 0.0]).unwrap() - 1.0).abs() < 1e-6);
+    /// ANN (or exact) candidates for a normalised query that match `filter`, scored by
+    /// `score(row, clip cosine)` (which returns `None` to drop one) while the index is read.
+    /// Filters on product fields are evaluated in memory; `metadata_eq` asks SQLite for the
+    /// matching ids. Selective filters (fewer matches than `brute_force_below`) are answered
+    /// exactly over the matching rows; broad ones by the graph with the filter applied inside
+    /// the search.
+    fn ann_scored(
+        &self,
+        conn: &Connection,
+        ns_id: i64,
+        q: &[f32],
+        k: usize,
+        filter: &ProductFilter,
+        score: impl Fn(&index::HotRow, f32) -> Option<(f32, ChannelScores)>,
+    ) -> Result<Vec<Scored>> {
+        let allowed = if filter.metadata_eq.is_empty() {
+            None
+        } else {
+            Some(store::filtered_vec_ids(conn, ns_id, filter)?)
+        };
+        let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
+        let Some(ix) = indexes.get(&ns_id) else {
+            return Ok(Vec::new());
+        };
+        let hf = ix.compile(filter);
+        let mut hits = None;
+        if ix.mode() == IndexMode::Ann && (hf.is_active() || allowed.is_some()) {
+            let ids: Vec<usize> = match &allowed {
+                Some(a) => a
+                    .iter()
+                    .copied()
+                    .filter(|i| ix.row(*i).is_some_and(|r| hf.matches(r)))
+                    .collect(),
+                None => ix.matching(&hf),
+            };
+            if ids.len() < self.opts.index.brute_force_below {
+                let mut exact: Vec<(usize, f32)> = store::vectors_for(conn, ns_id, &ids)?
+                    .into_iter()
+                    .map(|(i, v)| (i, index::dot(q, &v)))
+                    .collect();
+                index::top_k(&mut exact, k);
+                hits = Some(exact);
+            }
+        }
+        let hits = match hits {
+            Some(h) => h,
+            None => ix.search(q, k, &hf, allowed.as_deref()),
+        };
+        Ok(hits
+            .into_iter()
+            .filter_map(|(v, clip)| {
+                let row = ix.row(v)?;
+                let (total, scores) = score(row, clip)?;
+                Some(Scored {
+                    vec_id: Some(v),
+                    id: row.id.to_string(),
+                    score: total,
+                    scores,
+                    product: None,
+                })
+            })
+            .collect())
+    }
+
+    /// Extracts the query image's features and searches with them (embedding + shape +
+    /// colours). The image's channels replace those set in `query`; `by_product`, filters,
+    /// weights and paging apply as in [`Catalog::search`].
+    pub fn search_image(
+        &self,
+        ns: &Namespace,
+        extractor: &Extractor,
+        image: &ImageInput,
+        query: SearchQuery,
+    ) -> Result<Vec<SearchHit>> {
+        ns.validate()?;
+        let ops = Ops {
+            embed: true,
+            colors: true,
+            silhouette: true,
+            ..Ops::default()
+        };
+        let f = ProductFeatures::from(&extractor.extract(image, ops)?);
+        let mut q = query;
+        q.embedding = f.clip;
+        q.model_id = f.model_id;
+        if f.shape.is_some() {
+            q.shape = f.shape;
+        }
+        if !f.colors.is_empty() {
+            q.colors = f.colors;
+        }
+        self.search(ns, &q)
+    }
+
+    /// CLIP text-tower query: products whose image embedding is nearest the text's
+    /// embedding (e.g. "red floral summer dress"). The text replaces `query.embedding`.
+    pub fn search_text(
+        &self,
+        ns: &Namespace,
+        extractor: &Extractor,
+        text: &str,
+        query: SearchQuery,
+    ) -> Result<Vec<SearchHit>> {
+        ns.validate()?;
+        if text.trim().is_empty() {
+            return Err(Error::MissingParameter {
+                name: "text".into(),
+            });
+        }
+        if text.len() > MAX_QUERY_TEXT_BYTES {
+            return Err(Error::invalid(
+                "text",
+                format!("must be at most {MAX_QUERY_TEXT_BYTES} bytes"),
+            ));
+        }
+        let mut q = query;
+        q.embedding = Some(extractor.embed_text(text)?);
+        q.model_id = Some(extractor.model_id()?);
+        self.search(ns, &q)
     }
 }
+
+/// A ranked candidate before its row is read.
+struct Scored {
+    vec_id: Option<usize>,
+    id: String,
+    score: f32,
+    scores: ChannelScores,
+    product: Option<Product>,
+}
+
+/// CLIP reads 77 tokens; anything far longer is a mistake, not a query.
+const MAX_QUERY_TEXT_BYTES: usize = 4096;

@@ -29,6 +29,7 @@ mod base64;
 mod decode;
 #[cfg(feature = "url-fetch")]
 mod fetch;
+mod identity;
 mod limits;
 mod preprocess;
 mod url;
@@ -44,6 +45,7 @@ pub use self::url::{classify_ip, AddressClass, UrlPolicy};
 pub use decode::{DecodedImage, InputFormat};
 #[cfg(feature = "url-fetch")]
 pub use fetch::fetch_image_url;
+pub(crate) use identity::{content_hash, hex, load_bytes};
 pub use limits::InputLimits;
 pub use preprocess::{
     shortest_edge_size, ClipPreprocess, CropOffset, ResizeMode, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,

@@ -1,0 +1,168 @@
+//! Dupe scoring: a weighted combination of per-channel similarities, each in [0, 1]-ish
+//! ranges so weights mean what they say.
+//!
+//! - CLIP: cosine similarity of the L2-normalised image embeddings.
+//! - Shape: cosine similarity of the silhouette shape embeddings.
+//! - Colour: `1 - min(ΔE, 100) / 100`, where ΔE is the symmetric, share-weighted mean CIE76
+//!   distance from each swatch to the nearest swatch of the other palette (a cheap, stable
+//!   stand-in for earth mover's distance; ΔE ≈ 2.3 is a just-noticeable difference, 100 is
+//!   black vs white).
+//!
+//! A channel missing on either side is left out and the remaining weights renormalised, so a
+//! product without a silhouette is not punished against one with it.
+
+use serde::{Deserialize, Serialize};
+
+use super::index::dot;
+use super::ColorSwatch;
+use crate::colors::delta_e2000;
+
+/// Weights of the score channels. Negative or non-finite weights are rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChannelWeights {
+    /// CLIP embedding similarity. Default 0.7.
+    pub clip: f32,
+    /// Silhouette shape similarity. Default 0.15.
+    pub shape: f32,
+    /// Colour palette similarity. Default 0.15.
+    pub color: f32,
+}
+
+impl Default for ChannelWeights {
+    fn default() -> Self {
+        ChannelWeights {
+            clip: 0.7,
+            shape: 0.15,
+            color: 0.15,
+        }
+    }
+}
+
+/// Per-channel similarities of one hit (absent when either side lacks the channel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelScores {
+    /// CLIP cosine similarity.
+    pub clip: Option<f32>,
+    /// Shape cosine similarity.
+    pub shape: Option<f32>,
+    /// Colour palette similarity.
+    pub color: Option<f32>,
+}
+
+impl ChannelScores {
+    /// The weighted mean of the present channels (0 when none is present or weighted).
+    pub fn combined(&self, w: &ChannelWeights) -> f32 {
+        let mut num = 0.0;
+        let mut den = 0.0;
+        for (s, w) in [
+            (self.clip, w.clip),
+            (self.shape, w.shape),
+            (self.color, w.color),
+        ] {
+            if let Some(s) = s {
+                num += s * w;
+                den += w;
+            }
+        }
+        if den > 0.0 {
+            num / den
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Cosine similarity of two vectors of any norm (0 when either is zero or lengths differ).
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let (na, nb) = (dot(a, a).sqrt(), dot(b, b).sqrt());
+    if na == 0.0 || nb == 0.0 {
+        return Some(0.0);
+    }
+    Some(dot(a, b) / (na * nb))
+}
+
+fn directed(a: &[ColorSwatch], b: &[ColorSwatch]) -> f32 {
+    let total: f32 = a.iter().map(|s| s.share.max(0.0)).sum();
+    let mut acc = 0.0;
+    for s in a {
+        let near = b
+            .iter()
+            .map(|t| delta_e2000(s.lab, t.lab))
+            .fold(f32::INFINITY, f32::min);
+        let w = if total > 0.0 {
+            s.share.max(0.0) / total
+        } else {
+            1.0 / a.len() as f32
+        };
+        acc += w * near;
+    }
+    acc
+}
+
+/// Palette similarity in [0, 1] (None when either palette is empty): one minus the mean of
+/// the two directed share-weighted nearest-colour ΔE2000 distances (the colour stage's
+/// perceptual distance), scaled by 100 and clamped.
+pub fn palette_similarity(a: &[ColorSwatch], b: &[ColorSwatch]) -> Option<f32> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let d = 0.5 * (directed(a, b) + directed(b, a));
+    Some(1.0 - d.min(100.0) / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sw(l: f32, a: f32, b: f32, share: f32) -> ColorSwatch {
+        ColorSwatch {
+            lab: [l, a, b],
+            share,
+        }
+    }
+
+    #[test]
+    fn palette_similarity_is_one_for_identical_and_lower_for_far() {
+        let red = vec![sw(53.2, 80.1, 67.2, 0.8), sw(100.0, 0.0, 0.0, 0.2)];
+        let blue = vec![sw(32.3, 79.2, -107.9, 1.0)];
+        assert_eq!(palette_similarity(&red, &red), Some(1.0));
+        let s = palette_similarity(&red, &blue).unwrap();
+        assert!(s < 0.5, "{s}");
+        assert_eq!(
+            palette_similarity(&red, &blue),
+            palette_similarity(&blue, &red)
+        );
+        assert_eq!(palette_similarity(&[], &red), None);
+        // black vs white: ΔE = 100 → 0
+        let s = palette_similarity(&[sw(0.0, 0.0, 0.0, 1.0)], &[sw(100.0, 0.0, 0.0, 1.0)]);
+        assert_eq!(s, Some(0.0));
+    }
+
+    #[test]
+    fn combined_renormalises_over_present_channels() {
+        let w = ChannelWeights::default();
+        let s = ChannelScores {
+            clip: Some(0.8),
+            shape: None,
+            color: None,
+        };
+        assert!((s.combined(&w) - 0.8).abs() < 1e-6);
+        let s = ChannelScores {
+            clip: Some(1.0),
+            shape: Some(0.0),
+            color: Some(0.0),
+        };
+        assert!((s.combined(&w) - 0.7).abs() < 1e-6);
+        assert_eq!(ChannelScores::default().combined(&w), 0.0);
+    }
+
+    #[test]
+    fn cosine_handles_mismatch_and_zero() {
+        assert_eq!(cosine(&[1.0, 0.0], &[1.0]), None);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), Some(0.0));
+        assert!((cosine(&[2.0, 0.0], &[1.0, 0.0]).unwrap() - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,329 @@
+//! The catalog's plain-data types: namespaces, products, features, queries, hits, options.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChannelScores, ChannelWeights, IndexMode, IndexParams, IndexSource, ProductFilter};
+use crate::error::{Error, Result};
+use crate::extractor::Features;
+use crate::silhouette::SilhouetteSource;
+
+/// Live or test data. Test keys never see or change live products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Production data (`fe_live_` keys).
+    Live,
+    /// Test data (`fe_test_` keys).
+    Test,
+}
+
+impl Environment {
+    /// `"live"` or `"test"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Live => "live",
+            Environment::Test => "test",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "live" => Ok(Environment::Live),
+            "test" => Ok(Environment::Test),
+            _ => Err(Error::invalid("environment", "must be `live` or `test`")),
+        }
+    }
+}
+
+/// Whose products: one account in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Account id (opaque, non-empty, at most 256 bytes).
+    pub account: String,
+    /// Live or test.
+    pub environment: Environment,
+}
+
+impl Namespace {
+    /// Validated constructor.
+    pub fn new(account: impl Into<String>, environment: Environment) -> Result<Self> {
+        let ns = Namespace {
+            account: account.into(),
+            environment,
+        };
+        ns.validate()?;
+        Ok(ns)
+    }
+    pub(super) fn validate(&self) -> Result<()> {
+        if self.account.is_empty() || self.account.len() > 256 {
+            return Err(Error::invalid("account", "must be 1..=256 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// One dominant colour: CIELAB coordinates and its share of the product (0..1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ColorSwatch {
+    /// CIELAB (D65) L*, a*, b*.
+    pub lab: [f32; 3],
+    /// Fraction of the product's pixels, 0..=1.
+    pub share: f32,
+}
+
+/// Extracted features of a product image, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductFeatures {
+    /// CLIP image embedding (normalised on ingest). Its dimension is fixed per catalog.
+    pub clip: Option<Vec<f32>>,
+    /// Silhouette shape embedding (compared by cosine).
+    pub shape: Option<Vec<f32>>,
+    /// Dominant colours.
+    #[serde(default)]
+    pub colors: Vec<ColorSwatch>,
+    /// Attribute predictions, stored as given.
+    pub attributes: Option<serde_json::Value>,
+    /// The model that made the features (e.g. "openai/clip-vit-base-patch32").
+    pub model_id: Option<String>,
+}
+
+impl From<&Features> for ProductFeatures {
+    /// The extractor's features in the catalog's form: embedding and shape vectors, the
+    /// product palette as Lab swatches (shares as fractions), attributes as JSON, and the
+    /// model that made them. The catalog depends on the extractor, never the reverse, so the
+    /// conversion lives here.
+    fn from(f: &Features) -> Self {
+        ProductFeatures {
+            clip: f.embedding.clone(),
+            // A centre prior's shape is the frame's, not the product's: not stored, so it
+            // never makes two unrelated products look alike on the shape channel.
+            shape: f
+                .silhouette
+                .as_ref()
+                .filter(|s| s.foreground == SilhouetteSource::Segmenter)
+                .map(|s| s.embedding.clone()),
+            colors: f
+                .colors
+                .as_ref()
+                .map(|r| {
+                    r.colors
+                        .iter()
+                        .map(|c| ColorSwatch {
+                            lab: c.lab,
+                            share: c.share / 100.0,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            attributes: f
+                .attributes
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+            model_id: f.model_id.clone(),
+        }
+    }
+}
+
+/// A product to insert or replace (matched by `external_id` within the namespace).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewProduct {
+    /// The caller's id; unique per namespace; upserts match on it. 1..=512 bytes.
+    pub external_id: String,
+    pub title: Option<String>,
+    pub sku: Option<String>,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    /// Price in `currency` units; finite and ≥ 0.
+    pub price: Option<f64>,
+    /// ISO 4217 code, 3 ASCII letters (upper-cased). Default "USD".
+    pub currency: Option<String>,
+    pub image_url: Option<String>,
+    pub product_url: Option<String>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    #[serde(default)]
+    pub features: ProductFeatures,
+    /// Content hash of the source image (to skip re-extraction of unchanged images).
+    pub image_hash: Option<String>,
+}
+
+impl NewProduct {
+    /// A product with only its external id set.
+    pub fn new(external_id: impl Into<String>) -> Self {
+        NewProduct {
+            external_id: external_id.into(),
+            metadata: serde_json::Value::Object(Default::default()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A stored product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// Catalog id (UUID v4).
+    pub id: String,
+    pub external_id: String,
+    pub title: Option<String>,
+    pub sku: Option<String>,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub price: Option<f64>,
+    pub currency: String,
+    pub image_url: Option<String>,
+    pub product_url: Option<String>,
+    pub metadata: serde_json::Value,
+    pub features: ProductFeatures,
+    pub image_hash: Option<String>,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Unix milliseconds.
+    pub updated_at_ms: i64,
+    pub namespace: Namespace,
+}
+
+/// A page request for [`Catalog::list`]: keyset pagination (stable under inserts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// 1..=1000. 0 means the default, 50.
+    pub limit: usize,
+    /// `next_cursor` of the previous page; `None` for the first.
+    pub cursor: Option<String>,
+}
+
+/// One page of products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListPage {
+    pub items: Vec<Product>,
+    /// Pass back in [`Page::cursor`] for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A similarity search. Set `embedding` or `by_product` (or, for shape/colour-only search,
+/// `shape`/`colors`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    /// CLIP query vector (image or text embedding) of the catalog dimension.
+    pub embedding: Option<Vec<f32>>,
+    /// Silhouette shape vector of the query.
+    pub shape: Option<Vec<f32>>,
+    /// Colour palette of the query.
+    #[serde(default)]
+    pub colors: Vec<ColorSwatch>,
+    /// Find dupes of this stored product (its id); its features are the query and it is never
+    /// in the results.
+    pub by_product: Option<String>,
+    #[serde(default)]
+    pub filter: ProductFilter,
+    /// Only products at least this many percent cheaper than `by_product`, in its currency.
+    pub cheaper_by_percent: Option<f64>,
+    /// Leave out products of `by_product`'s own brand (a dupe is another brand's look-alike).
+    /// Needs `by_product`; a query product without a brand excludes nothing.
+    #[serde(default)]
+    pub exclude_own_brand: bool,
+    /// Drop hits whose combined score is below this (applied before `offset`/`limit`).
+    pub min_score: Option<f32>,
+    /// Channel weights; `None` = defaults.
+    pub weights: Option<ChannelWeights>,
+    /// Results wanted, 1..=1000. 0 means 10.
+    pub limit: usize,
+    /// Results to skip (pagination), ≤ 10,000.
+    pub offset: usize,
+    /// The model `embedding` came from (`Features::model_id`). When set, a namespace whose
+    /// embeddings come from another model refuses the query (`invalid_parameter`) instead of
+    /// ranking vectors of two spaces against each other. `search_image`/`search_text` set it.
+    #[serde(default)]
+    pub model_id: Option<String>,
+}
+
+impl SearchQuery {
+    /// Nearest products to a CLIP embedding.
+    pub fn by_embedding(embedding: Vec<f32>) -> Self {
+        SearchQuery {
+            embedding: Some(embedding),
+            ..Default::default()
+        }
+    }
+    /// Dupes of a stored product.
+    pub fn dupes_of(product_id: impl Into<String>) -> Self {
+        SearchQuery {
+            by_product: Some(product_id.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub product: Product,
+    /// Weighted combination of `scores`.
+    pub score: f32,
+    pub scores: ChannelScores,
+}
+
+/// Catalog configuration, with documented defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogOptions {
+    /// CLIP dimension; `None` = taken from the first embedding stored, then fixed.
+    pub dim: Option<usize>,
+    /// ANN and brute-force parameters.
+    pub index: IndexParams,
+    /// Save ANN graphs next to the database on `flush` and drop. Default true.
+    pub persist_index: bool,
+    /// `synchronous=FULL` (a commit survives power loss) instead of NORMAL (survives a process
+    /// crash). Default true.
+    pub synchronous_full: bool,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        CatalogOptions {
+            dim: None,
+            index: IndexParams::default(),
+            persist_index: true,
+            synchronous_full: true,
+        }
+    }
+}
+
+impl CatalogOptions {
+    /// Sets the index parameters.
+    pub fn with_index(mut self, index: IndexParams) -> Self {
+        self.index = index;
+        self
+    }
+    /// Fixes the embedding dimension.
+    pub fn with_dim(mut self, dim: usize) -> Self {
+        self.dim = Some(dim);
+        self
+    }
+    /// Rejects bad values.
+    pub fn validate(&self) -> Result<()> {
+        self.index.validate()?;
+        if let Some(d) = self.dim {
+            if !(1..=65_536).contains(&d) {
+                return Err(Error::invalid("dim", "must be in 1..=65536"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// State of one namespace's index, for monitoring and tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexReport {
+    pub namespace: Namespace,
+    pub mode: IndexMode,
+    pub source: IndexSource,
+    pub live: usize,
+    pub tombstones: usize,
+}
