@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 
 use super::verify::LOOKUP_SQL;
 use super::{lock, Inner};
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 
 /// A read connection of a file store with its lookup statement prepared for life.
 ///
@@ -44,7 +44,7 @@ impl ReadConn {
             Err(e) => {
                 // SAFETY: no statement borrows the connection; reclaim the box.
                 drop(unsafe { Box::from_raw(ptr.as_ptr()) });
-                Err(e.into())
+                Err(e).db("preparing the key lookup")
             }
         }
     }
@@ -72,21 +72,26 @@ fn open_connection(path: &Path, busy: Duration) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
-    )?;
-    conn.busy_timeout(busy)?;
+    )
+    .db("opening the database")?;
+    conn.busy_timeout(busy).db("opening the database")?;
     Ok(conn)
 }
 
 /// Opens the writer of a file store: WAL journal (checked), `synchronous=FULL`.
 pub(super) fn open_file_writer(path: &Path, busy: Duration) -> Result<Connection> {
     let writer = open_connection(path, busy)?;
-    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    let mode: String = writer
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .db("switching the database to WAL")?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Internal {
             reason: format!("could not switch the keys database to WAL (got `{mode}`)"),
         });
     }
-    writer.execute_batch("PRAGMA synchronous = FULL;")?;
+    writer
+        .execute_batch("PRAGMA synchronous = FULL;")
+        .db("setting synchronous=FULL")?;
     Ok(writer)
 }
 
@@ -136,7 +141,9 @@ impl Inner {
             }
             Conns::Memory => {
                 let conn = lock(&self.writer);
-                let mut st = conn.prepare_cached(LOOKUP_SQL)?;
+                let mut st = conn
+                    .prepare_cached(LOOKUP_SQL)
+                    .db("preparing the key lookup")?;
                 f(&mut st)
             }
         }

@@ -41,7 +41,7 @@ use ring::hmac;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::clock::{day_of, Clock};
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::headers::key_from_headers;
 use crate::key::{ParsedKey, SecretKey};
 use crate::limits::{Limits, RateDecision};
@@ -121,7 +121,7 @@ impl KeyStore {
     /// [`KeyStore::open_in_memory`] with options.
     pub fn open_in_memory_with(pepper: &[u8], options: StoreOptions) -> Result<KeyStore> {
         check_pepper(pepper)?;
-        let writer = Connection::open_in_memory()?;
+        let writer = Connection::open_in_memory().db("opening the in-memory database")?;
         init_schema(&writer)?;
         Ok(KeyStore::build(pepper, writer, Conns::Memory, options))
     }
@@ -168,7 +168,9 @@ impl KeyStore {
         let tag = self.inner.sign(key.expose().as_bytes());
         let now = self.now_secs();
         let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("creating a key")?;
         tx.execute(
             "INSERT INTO api_keys (lineage_id, name, env, hash, preview, all_scopes, scopes, \
              rate_per_minute, monthly_quota, created_at, expires_at) \
@@ -185,11 +187,13 @@ impl KeyStore {
                 now,
                 spec.expires_at,
             ],
-        )?;
+        )
+        .db("creating a key")?;
         let id = tx.last_insert_rowid();
-        tx.execute("UPDATE api_keys SET lineage_id = id WHERE id = ?1", [id])?;
+        tx.execute("UPDATE api_keys SET lineage_id = id WHERE id = ?1", [id])
+            .db("creating a key")?;
         let record = get_record(&tx, id, now)?;
-        tx.commit()?;
+        tx.commit().db("creating a key")?;
         Ok(CreatedKey { key, record })
     }
 
@@ -197,10 +201,14 @@ impl KeyStore {
     pub fn list(&self) -> Result<Vec<KeyRecord>> {
         let now = self.now_secs();
         let mut out = self.inner.with_conn(|c| {
-            let mut st =
-                c.prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys ORDER BY id"))?;
-            let rows = st.query_map([], |r| record_from_row(r, now))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut st = c
+                .prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys ORDER BY id"))
+                .db("listing keys")?;
+            let rows = st
+                .query_map([], |r| record_from_row(r, now))
+                .db("listing keys")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .db("listing keys")
         })?;
         for r in &mut out {
             self.merge_last_used(r);
@@ -230,10 +238,13 @@ impl KeyStore {
     pub fn revoke(&self, id: i64) -> Result<()> {
         let now = self.now_secs();
         let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("revoking a key")?;
         let exists = tx
             .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
-            .optional()?
+            .optional()
+            .db("revoking a key")?
             .is_some();
         if !exists {
             return Err(Error::KeyNotFound { id });
@@ -242,8 +253,9 @@ impl KeyStore {
             "UPDATE api_keys SET revoked_at = ?2 \
              WHERE id = ?1 AND (revoked_at IS NULL OR revoked_at > ?2)",
             params![id, now],
-        )?;
-        tx.commit()?;
+        )
+        .db("revoking a key")?;
+        tx.commit().db("revoking a key")?;
         Ok(())
     }
 
@@ -255,7 +267,9 @@ impl KeyStore {
         let now = self.now_secs();
         let grace_secs = grace.map_or(0, |g| i64::try_from(g.as_secs()).unwrap_or(i64::MAX));
         let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("regenerating a key")?;
         let old = get_record(&tx, id, now)?;
         if old.status != KeyStatus::Active {
             return Err(Error::KeyNotActive {
@@ -271,14 +285,16 @@ impl KeyStore {
              SELECT lineage_id, name, env, ?2, ?3, all_scopes, scopes, rate_per_minute, \
              monthly_quota, ?4, expires_at FROM api_keys WHERE id = ?1",
             params![id, tag.as_ref(), key.preview(), now],
-        )?;
+        )
+        .db("regenerating a key")?;
         let new_id = tx.last_insert_rowid();
         tx.execute(
             "UPDATE api_keys SET revoked_at = ?2, replaced_by = ?3 WHERE id = ?1",
             params![id, now.saturating_add(grace_secs), new_id],
-        )?;
+        )
+        .db("regenerating a key")?;
         let record = get_record(&tx, new_id, now)?;
-        tx.commit()?;
+        tx.commit().db("regenerating a key")?;
         Ok(CreatedKey { key, record })
     }
 
@@ -286,15 +302,19 @@ impl KeyStore {
     pub fn set_limits(&self, id: i64, limits: Limits) -> Result<()> {
         limits.validate()?;
         let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE api_keys SET rate_per_minute = ?2, monthly_quota = ?3 WHERE id = ?1",
-            params![id, limits.per_minute, limits.monthly.map(to_db_i64)],
-        )?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("setting a key's limits")?;
+        let n = tx
+            .execute(
+                "UPDATE api_keys SET rate_per_minute = ?2, monthly_quota = ?3 WHERE id = ?1",
+                params![id, limits.per_minute, limits.monthly.map(to_db_i64)],
+            )
+            .db("setting a key's limits")?;
         if n == 0 {
             return Err(Error::KeyNotFound { id });
         }
-        tx.commit()?;
+        tx.commit().db("setting a key's limits")?;
         Ok(())
     }
 

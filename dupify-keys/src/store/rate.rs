@@ -8,7 +8,7 @@ use rusqlite::params;
 use super::usage::{KeyState, REQUESTS_KIND};
 use super::{lock, Inner, Principal};
 use crate::clock::{day_of, month_day_range, month_of_day};
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::limits::{ceil_secs, Gcra, GcraStep, RateDecision, RateHeaders};
 
 /// Per-lineage limiter state.
@@ -52,12 +52,15 @@ impl Inner {
     fn month_requests_in_db(&self, lineage_id: i64, month: i64) -> Result<u64> {
         let (start, end) = month_day_range(month);
         let n: i64 = self.with_conn(|c| {
-            Ok(c.prepare_cached(
+            c.prepare_cached(
                 "SELECT COALESCE(SUM(u.calls), 0) FROM api_key_usage u \
                  JOIN api_keys k ON k.id = u.key_id \
                  WHERE k.lineage_id = ?1 AND u.kind = ?2 AND u.day >= ?3 AND u.day < ?4",
-            )?
-            .query_row(params![lineage_id, REQUESTS_KIND, start, end], |r| r.get(0))?)
+            )
+            .and_then(|mut st| {
+                st.query_row(params![lineage_id, REQUESTS_KIND, start, end], |r| r.get(0))
+            })
+            .db("counting the month's requests")
         })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }

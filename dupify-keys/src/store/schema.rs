@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{KeyRecord, KeyStatus};
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::key::Environment;
 use crate::limits::Limits;
 use crate::scope::ScopeSet;
@@ -43,14 +43,18 @@ pub(super) const RECORD_COLS: &str = "id, lineage_id, name, env, preview, all_sc
      rate_per_minute, monthly_quota, created_at, expires_at, revoked_at, last_used_at, replaced_by";
 
 pub(super) fn init_schema(conn: &Connection) -> Result<()> {
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+        .db("creating the schema")?;
     Ok(())
 }
 
 pub(super) fn get_record(c: &Connection, id: i64, now: i64) -> Result<KeyRecord> {
-    let mut st = c.prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys WHERE id = ?1"))?;
+    let mut st = c
+        .prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys WHERE id = ?1"))
+        .db("reading a key")?;
     st.query_row([id], |r| record_from_row(r, now))
-        .optional()?
+        .optional()
+        .db("reading a key")?
         .ok_or(Error::KeyNotFound { id })
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::schema::to_db_i64;
 use super::{lock, Inner};
 use crate::clock::{day_label, month_label, month_of_day};
-use crate::error::Result;
+use crate::error::{DbContext, Result};
 use crate::scope::Scope;
 
 /// Usage kind stored for requests admitted by
@@ -139,17 +139,22 @@ impl Inner {
     /// `last_used_at` is the key's record value (the caller has read it).
     pub(super) fn usage(&self, id: i64, last_used_at: Option<i64>) -> Result<KeyUsage> {
         let rows = self.with_conn(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT day, kind, calls FROM api_key_usage WHERE key_id = ?1 ORDER BY day",
-            )?;
-            let rows = st.query_map([id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut st = c
+                .prepare_cached(
+                    "SELECT day, kind, calls FROM api_key_usage WHERE key_id = ?1 ORDER BY day",
+                )
+                .db("reading usage")?;
+            let rows = st
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .db("reading usage")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .db("reading usage")
         })?;
         let mut per_day: BTreeMap<i64, [u64; SLOTS]> = BTreeMap::new();
         for (day, kind, calls) in rows {
@@ -239,16 +244,22 @@ impl Inner {
 
     fn write_batch(&self, batch: &[FlushItem]) -> Result<()> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .db("flushing usage")?;
         {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO api_key_usage (key_id, day, kind, calls) VALUES (?1, ?2, ?3, ?4) \
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO api_key_usage (key_id, day, kind, calls) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (key_id, day, kind) DO UPDATE SET calls = calls + excluded.calls",
-            )?;
-            let mut touch = tx.prepare_cached(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) \
+                )
+                .db("flushing usage")?;
+            let mut touch = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) \
                  WHERE id = ?1",
-            )?;
+                )
+                .db("flushing usage")?;
             for (id, _, pending, last_used) in batch {
                 for (day, counts) in pending {
                     for (slot, n) in counts.iter().enumerate() {
@@ -260,15 +271,17 @@ impl Inner {
                         } else {
                             Scope::ALL[slot - 1].as_str()
                         };
-                        upsert.execute(params![id, day, kind, to_db_i64(*n)])?;
+                        upsert
+                            .execute(params![id, day, kind, to_db_i64(*n)])
+                            .db("flushing usage")?;
                     }
                 }
                 if *last_used > 0 {
-                    touch.execute(params![id, last_used])?;
+                    touch.execute(params![id, last_used]).db("flushing usage")?;
                 }
             }
         }
-        tx.commit()?;
+        tx.commit().db("flushing usage")?;
         Ok(())
     }
 }

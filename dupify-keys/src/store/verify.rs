@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Statement};
 
 use super::schema::{env_from_db, limits_from_db};
 use super::{Inner, KeyStatus, Principal};
-use crate::error::{Error, Result};
+use crate::error::{DbContext, Error, Result};
 use crate::key::{Environment, ParsedKey};
 use crate::limits::Limits;
 use crate::scope::ScopeSet;
@@ -59,7 +59,7 @@ impl Inner {
         let secret = key.expose().as_bytes();
         let tag = self.sign(secret);
         let row = self
-            .with_lookup(|st| Ok(lookup(st, tag.as_ref())?))?
+            .with_lookup(|st| lookup(st, tag.as_ref()).db("looking up a key"))?
             .ok_or(Error::UnknownApiKey)?;
         // The index found the row by the tag; confirm in constant time.
         hmac::verify(&self.mac, secret, &row.hash).map_err(|_| Error::UnknownApiKey)?;
