@@ -1,6 +1,8 @@
 //! The one error type of `dupify-keys`. Every variant knows the hosted API's error code and
 //! HTTP status, so a host maps it to the hosted error envelope without string matching.
 
+use std::path::PathBuf;
+
 use crate::limits::RateHeaders;
 use crate::scope::Scope;
 
@@ -101,6 +103,32 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The key pepper from `origin` (a file, the environment variable, a supplied value) is
+    /// not valid pepper text; `reason` says why without echoing it. A server
+    /// misconfiguration: `internal_error`, 500.
+    #[error("invalid key pepper in {origin}: {reason}")]
+    InvalidPepper { origin: String, reason: String },
+
+    /// No key pepper was supplied and none may be generated (see [`crate::Pepper::resolve`]).
+    /// A server misconfiguration: `internal_error`, 500.
+    #[error(
+        "no key pepper: pass a pepper file, set the environment variable {env}, or keep the \
+         pepper in {} next to the key database (a new one is generated there only when a new \
+         database is created)",
+        default_path.display(),
+        env = crate::pepper::PEPPER_ENV
+    )]
+    MissingPepper { default_path: PathBuf },
+
+    /// Reading or writing a file (a pepper file) failed. `internal_error`, 500.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An unexpected state (RNG failure, corrupt row); the message says which.
     #[error("internal error: {reason}")]
     Internal { reason: String },
@@ -129,7 +157,11 @@ impl Error {
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::KeyNotFound { .. } => "not_found",
             Error::KeyNotActive { .. } | Error::InvalidParameter { .. } => "invalid_parameter",
-            Error::Database { .. } | Error::Internal { .. } => "internal_error",
+            Error::Database { .. }
+            | Error::InvalidPepper { .. }
+            | Error::MissingPepper { .. }
+            | Error::Io { .. }
+            | Error::Internal { .. } => "internal_error",
         }
     }
 
@@ -147,7 +179,11 @@ impl Error {
             Error::KeyNotFound { .. } => 404,
             Error::KeyNotActive { .. } => 409,
             Error::InvalidParameter { .. } => 400,
-            Error::Database { .. } | Error::Internal { .. } => 500,
+            Error::Database { .. }
+            | Error::InvalidPepper { .. }
+            | Error::MissingPepper { .. }
+            | Error::Io { .. }
+            | Error::Internal { .. } => 500,
         }
     }
 

@@ -2,11 +2,11 @@
 //!
 //! ## Storage
 //! Only `HMAC-SHA-256(pepper, key)` is stored (unique index `api_keys_hash`), plus a non-secret
-//! preview (`fe_live_…` + last 4 characters). The pepper comes from the host (an environment
-//! variable or a secrets manager) and never touches the database, so a stolen database file
-//! alone cannot be used to test candidate keys. The database runs in WAL mode with
-//! `synchronous=FULL` (a committed revocation survives a power cut), every write is one
-//! `BEGIN IMMEDIATE` transaction.
+//! preview (`fe_live_…` + last 4 characters). The pepper comes from the host (see
+//! [`crate::Pepper`] for the convention every host shares) and never touches the database, so
+//! a stolen database file alone cannot be used to test candidate keys. The database runs in
+//! WAL mode with `synchronous=FULL` (a committed revocation survives a power cut), every write
+//! is one `BEGIN IMMEDIATE` transaction.
 //!
 //! ## Verification and revocation
 //! Every verification re-reads the key's row through the hash index, so a revocation committed
@@ -94,7 +94,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl KeyStore {
     /// Opens (creating if needed) the store at `path`. `pepper` is the HMAC key for stored
     /// hashes: keep it out of the database and stable (changing it invalidates every key).
-    /// An empty pepper is refused.
+    /// An empty pepper is refused. Hosts should get it from [`crate::Pepper`]
+    /// (`pepper.as_bytes()`) so that every host of a database agrees on it.
     pub fn open(path: impl AsRef<Path>, pepper: &[u8]) -> Result<KeyStore> {
         KeyStore::open_with(path, pepper, StoreOptions::default())
     }
