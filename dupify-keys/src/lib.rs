@@ -1,6 +1,7 @@
 //! API keys for the Dupify API, as a library a host application uses to guard its endpoints:
-//! the complete key system of the hosted service (see `seed/authentication.txt`). No LibTorch
-//! dependency: this crate builds and tests in seconds.
+//! the complete key system of the hosted service (format, headers, scopes, hashed storage,
+//! revocation, regeneration, usage, rate limits and quotas). No LibTorch dependency: this crate
+//! builds and tests in seconds.
 //!
 //! # Key format
 //! `fe_live_` or `fe_test_` + exactly 32 characters from `[A-Za-z0-9]`, drawn from
