@@ -1,6 +1,8 @@
 //! The one error type of `dupify-keys`. Every variant knows the hosted API's error code and
 //! HTTP status, so a host maps it to the hosted error envelope without string matching.
 
+use std::path::PathBuf;
+
 use crate::limits::RateHeaders;
 use crate::scope::Scope;
 
@@ -91,9 +93,41 @@ pub enum Error {
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
 
-    /// The keys database failed.
-    #[error("keys database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// The keys database failed while doing `context` ("creating a key", "flushing usage"…).
+    /// The source is the database driver's error, kept opaque so that the driver is not part
+    /// of this crate's API.
+    #[error("keys database error while {context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The key pepper from `origin` (a file, the environment variable, a supplied value) is
+    /// not valid pepper text; `reason` says why without echoing it. A server
+    /// misconfiguration: `internal_error`, 500.
+    #[error("invalid key pepper in {origin}: {reason}")]
+    InvalidPepper { origin: String, reason: String },
+
+    /// No key pepper was supplied and none may be generated (see [`crate::Pepper::resolve`]).
+    /// A server misconfiguration: `internal_error`, 500.
+    #[error(
+        "no key pepper: pass a pepper file, set the environment variable {env}, or keep the \
+         pepper in {} next to the key database (a new one is generated there only when a new \
+         database is created)",
+        default_path.display(),
+        env = crate::pepper::PEPPER_ENV
+    )]
+    MissingPepper { default_path: PathBuf },
+
+    /// Reading or writing a file (a pepper file) failed. `internal_error`, 500.
+    #[error("could not {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// An unexpected state (RNG failure, corrupt row); the message says which.
     #[error("internal error: {reason}")]
@@ -123,7 +157,11 @@ impl Error {
             Error::QuotaExceeded { .. } => "quota_exceeded",
             Error::KeyNotFound { .. } => "not_found",
             Error::KeyNotActive { .. } | Error::InvalidParameter { .. } => "invalid_parameter",
-            Error::Database(_) | Error::Internal { .. } => "internal_error",
+            Error::Database { .. }
+            | Error::InvalidPepper { .. }
+            | Error::MissingPepper { .. }
+            | Error::Io { .. }
+            | Error::Internal { .. } => "internal_error",
         }
     }
 
@@ -141,7 +179,11 @@ impl Error {
             Error::KeyNotFound { .. } => 404,
             Error::KeyNotActive { .. } => 409,
             Error::InvalidParameter { .. } => 400,
-            Error::Database(_) | Error::Internal { .. } => 500,
+            Error::Database { .. }
+            | Error::InvalidPepper { .. }
+            | Error::MissingPepper { .. }
+            | Error::Io { .. }
+            | Error::Internal { .. } => 500,
         }
     }
 
@@ -163,5 +205,45 @@ impl Error {
             name,
             reason: reason.into(),
         }
+    }
+}
+
+/// `.db("doing what")?` turns a database driver error into [`Error::Database`] with that
+/// context. A trait rather than `From<rusqlite::Error>`: a `From` impl would be public and put
+/// the driver's error type back into this crate's API.
+pub(crate) trait DbContext<T> {
+    /// Maps the error to [`Error::Database`] with `context`.
+    fn db(self, context: &'static str) -> Result<T>;
+}
+
+impl<T> DbContext<T> for rusqlite::Result<T> {
+    fn db(self, context: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Database {
+            context,
+            source: Box::new(e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_carry_context_and_an_opaque_source() {
+        let r: rusqlite::Result<()> = Err(rusqlite::Error::QueryReturnedNoRows);
+        let err = r.db("reading a key").unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("internal_error", 500));
+        assert_eq!(err.retry_after_secs(), None);
+        assert!(
+            err.to_string()
+                .starts_with("keys database error while reading a key: "),
+            "{err}"
+        );
+        let source = std::error::Error::source(&err).expect("source");
+        // Opaque in the API, but a host that depends on the driver can still look inside.
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
     }
 }

@@ -1,6 +1,7 @@
 //! API keys for the Dupify API, as a library a host application uses to guard its endpoints:
-//! the complete key system of the hosted service (see `seed/authentication.txt`). No LibTorch
-//! dependency: this crate builds and tests in seconds.
+//! the complete key system of the hosted service (format, headers, scopes, hashed storage,
+//! revocation, regeneration, usage, rate limits and quotas). No LibTorch dependency: this crate
+//! builds and tests in seconds.
 //!
 //! # Key format
 //! `fe_live_` or `fe_test_` + exactly 32 characters from `[A-Za-z0-9]`, drawn from
@@ -50,12 +51,36 @@
 //! # Storage
 //! [`KeyStore`] keeps keys in SQLite (WAL, `synchronous=FULL`, `BEGIN IMMEDIATE` writes) as
 //! `HMAC-SHA-256(pepper, key)` looked up through a unique index and re-checked with
-//! `ring::hmac::verify` (constant time). The pepper is supplied by the host and must not be
-//! empty. Revocation is immediate for every thread and process on the same file: each
-//! verification re-reads the key's row (through a statement prepared once per pooled read
-//! connection; no status cache can go stale). Regeneration issues a new secret with the same
+//! `ring::hmac::verify` (constant time). The pepper is supplied by the host (see
+//! [Pepper](#pepper)); [`KeyStore::open`] refuses an empty one. Revocation is immediate for
+//! every thread and process on the same file: each verification re-reads the key's row
+//! (through a statement prepared once per pooled read connection; no status cache can go
+//! stale). Regeneration issues a new secret with the same
 //! name, environment, scopes, limits and expiry, and revokes the old key now or after a grace
 //! period. Expired keys get `expired_api_key`, revoked ones `invalid_api_key`.
+//!
+//! # Pepper
+//! The pepper is the server-side secret the stored hashes are keyed with; it never touches the
+//! database. Every host of the same database must use the same one, so there is one
+//! convention ([`Pepper`], module [`pepper`]): hex text, at least 32 digits, whitespace at
+//! both ends ignored, and the HMAC key is that trimmed text (not the decoded bytes).
+//! [`Pepper::resolve`] looks for it in an explicit file, then the environment variable
+//! [`PEPPER_ENV`] (`DUPIFY_PEPPER`), then `<db>.pepper` next to the database, and generates
+//! that file only for a database that does not exist yet:
+//! ```
+//! use dupify_keys::{KeyStore, Pepper, PepperSource};
+//! # let dir = tempfile::tempdir()?;
+//! # let db = dir.path().join("keys.db");
+//! let explicit_file: Option<&std::path::Path> = None; // e.g. from `--pepper-file`
+//! let may_create = true; // e.g. only for the command that creates keys
+//! let (pepper, source) = Pepper::resolve(explicit_file, &db, may_create)?;
+//! if let PepperSource::Generated(path) = &source {
+//!     eprintln!("new pepper in {}: keep it secret, keep it with the database", path.display());
+//! }
+//! let store = KeyStore::open(&db, pepper.as_bytes())?;
+//! # drop(store);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Usage, rate limits, quotas
 //! Calls are counted in memory per key, per UTC day and per scope, and flushed to SQLite in one
@@ -68,13 +93,16 @@
 //! # Errors
 //! One enum, [`Error`]; [`Error::code`] gives the hosted code (`missing_api_key`,
 //! `invalid_api_key`, `expired_api_key`, `insufficient_scope`, `rate_limit_exceeded`,
-//! `quota_exceeded`, …) and [`Error::http_status`] the status.
+//! `quota_exceeded`, …) and [`Error::http_status`] the status. Server-side failures (the
+//! database, a missing or malformed pepper, a pepper file that cannot be read or written) are
+//! `internal_error`, 500.
 
 pub mod clock;
 pub mod error;
 pub mod headers;
 pub mod key;
 pub mod limits;
+pub mod pepper;
 pub mod scope;
 pub mod store;
 
@@ -85,6 +113,7 @@ pub use key::{
     parse_key, Environment, ParsedKey, SecretKey, ALPHABET, KEY_LEN, KEY_PREFIX, SECRET_LEN,
 };
 pub use limits::{Limits, RateDecision, RateHeaders, Tier};
+pub use pepper::{Pepper, PepperSource, PEPPER_ENV};
 pub use scope::{Operation, Scope, ScopeSet};
 pub use store::{
     CreatedKey, KeyRecord, KeySpec, KeyStatus, KeyStore, KeyUsage, Principal, StoreOptions,

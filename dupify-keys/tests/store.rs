@@ -417,3 +417,25 @@ fn all_scope_flag_is_stored_explicitly() {
     assert!(store.authorize(&p, &Operation::Colors).is_ok());
     assert!(store.authorize(&p, &Operation::Embed).is_err());
 }
+
+#[test]
+fn database_failures_are_opaque_internal_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory is not a database file.
+    let err = KeyStore::open(dir.path(), PEPPER)
+        .err()
+        .expect("opening a directory fails");
+    assert_eq!((err.code(), err.http_status()), ("internal_error", 500));
+    match &err {
+        Error::Database { context, .. } => assert_eq!(*context, "opening the database"),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+    // The driver's error is still there for logs, as the source.
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(err.to_string().contains(&source.to_string()), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("keys database error while opening the database: "),
+        "{err}"
+    );
+}
