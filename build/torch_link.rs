@@ -9,7 +9,7 @@
 //!   so binaries run without `LD_LIBRARY_PATH`; the Python extension passes an
 //!   `$ORIGIN`-relative entry instead (see `dupify-py/build.rs`), so the installed wheel finds
 //!   the `torch` package it depends on and never a second LibTorch;
-//! * `-Wl,--no-as-needed -ltorch_cuda` when that library exists (DESIGN.md §4).
+//! * `-Wl,--no-as-needed -ltorch_cuda` when that library exists.
 //!
 //! A package uses it with `build = "../build/torch_link.rs"` and a direct `torch-sys`
 //! dependency (only direct dependents of a `links` crate see its `DEP_*` variables).

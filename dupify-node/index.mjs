@@ -6,6 +6,7 @@ export const {
   autoDevice,
   defaultModelDir,
   deviceReport,
+  errorCodes,
   rateLimitHeaderPairs,
   CancelToken,
   Catalog,

@@ -27,10 +27,36 @@ export type OpName =
 /** Operations: `"embed,colors"`, `["embed", "colors"]` or `"all"`. */
 export type Ops = string | OpName[]
 
+/** Every hosted error code (the Rust crates' one table; `errorCodes()` lists it at run time). */
+export type ErrorCode =
+  | 'missing_parameter'
+  | 'invalid_parameter'
+  | 'invalid_base64'
+  | 'unsupported_format'
+  | 'image_processing_failed'
+  | 'invalid_image_url'
+  | 'image_fetch_failed'
+  | 'missing_api_key'
+  | 'invalid_api_key'
+  | 'expired_api_key'
+  | 'insufficient_scope'
+  | 'rate_limit_exceeded'
+  | 'quota_exceeded'
+  | 'not_found'
+  | 'conflict'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'not_available'
+  | 'model_error'
+  | 'cancelled'
+  | 'internal_error'
+/** One row of `errorCodes()`. */
+export interface ErrorCodeInfo { code: ErrorCode; http_status: number; meaning: string }
+
 /** An `Error` with the hosted error code. */
 export interface DupifyError extends Error {
   /** Hosted error code: `invalid_parameter`, `invalid_base64`, `image_processing_failed`, … */
-  code: string
+  code: ErrorCode
   /** HTTP status the hosted API answers with. */
   status: number
   /** `Retry-After` seconds for `rate_limit_exceeded` / `quota_exceeded`. */

@@ -13,11 +13,12 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+# `dupify-core/train` (head training, used by tests and tools) is linted and tested too.
+cargo clippy --workspace --all-targets --features dupify-core/train -- -D warnings
 
 step "cargo test (Rust crates, examples, doctests)"
 # The binding crates are cdylibs tested from their own languages below.
-cargo test --workspace --exclude dupify-py --exclude dupify-node
+cargo test --workspace --exclude dupify-py --exclude dupify-node --features dupify-core/train
 
 step "Python binding: maturin develop + pytest"
 maturin develop -q -m dupify-py/Cargo.toml

@@ -86,28 +86,9 @@ impl Distance<f32> for NormCos {
 
 const DIM: usize = 512;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Approximately standard normal (sum of 4 uniforms, rescaled).
-    fn gauss(&mut self) -> f32 {
-        let s: f32 = (0..4)
-            .map(|_| (self.next() >> 11) as f32 / (1u64 << 53) as f32)
-            .sum();
-        (s - 2.0) * 1.732
-    }
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
+#[path = "../../dupify-core/tests/rng_common/mod.rs"]
+mod rng_common;
+use rng_common::{normalised as unit, XorShift as Rng};
 
 struct Shape {
     cone: Vec<f32>,
@@ -116,7 +97,7 @@ struct Shape {
 }
 
 fn draw(rng: &mut Rng, centres: &[Vec<f32>], s: &Shape) -> Vec<f32> {
-    let c = &centres[(rng.next() % centres.len() as u64) as usize];
+    let c = &centres[(rng.next_u64() % centres.len() as u64) as usize];
     unit(
         c.iter()
             .zip(&s.cone)

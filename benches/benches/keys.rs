@@ -1,5 +1,5 @@
-//! Key verification throughput on one core with a warm file store (DESIGN §5: ≥ 200k
-//! verifications/s, zero allocations on the hot path), plus a latency percentile pass
+//! Key verification throughput on one core with a warm file store (the project's target: ≥
+//! 200k verifications/s, zero allocations on the hot path), plus a latency percentile pass
 //! (p50/p99 printed; criterion reports means, not tails).
 //!
 //! `cargo bench -p dupify-benches --bench keys`

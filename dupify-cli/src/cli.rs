@@ -170,7 +170,7 @@ pub struct KeysArgs {
     /// The keys' SQLite file.
     #[arg(long, value_name = "FILE")]
     pub db: PathBuf,
-    /// File holding the HMAC pepper. Otherwise DUPIFY_KEY_PEPPER, otherwise `<db>.pepper`
+    /// File holding the HMAC pepper (hex). Otherwise DUPIFY_PEPPER, otherwise `<db>.pepper`
     /// (which `keys create` generates when it creates a new database).
     #[arg(long, value_name = "FILE")]
     pub pepper_file: Option<PathBuf>,
@@ -220,7 +220,7 @@ pub struct KeyCreateArgs {
     #[arg(long)]
     pub name: String,
     /// `test` (fe_test_ keys) or `live` (fe_live_ keys).
-    #[arg(long = "env", default_value = "test", value_parser = parse_key_env)]
+    #[arg(long = "env", default_value = "test", value_parser = parse_env)]
     pub environment: dupify_keys::Environment,
     /// Scopes, comma-separated (embed, colors, silhouette, attributes, batch, catalog).
     /// None: every scope.
@@ -283,11 +283,8 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
 }
 
 fn parse_env(s: &str) -> Result<Environment, String> {
-    s.parse().map_err(|e: dupify_core::Error| e.to_string())
-}
-
-fn parse_key_env(s: &str) -> Result<dupify_keys::Environment, String> {
-    s.parse().map_err(|e: dupify_keys::Error| e.to_string())
+    s.parse()
+        .map_err(|e: dupify_types::ParseEnvironmentError| e.to_string())
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {

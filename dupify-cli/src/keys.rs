@@ -1,27 +1,23 @@
 //! `dupify keys …`: the hosted dashboard's key management on a local key database.
 //!
-//! The pepper (the HMAC secret keys are stored under) comes from, in order: `--pepper-file`,
-//! the `DUPIFY_KEY_PEPPER` environment variable, or the file `<db>.pepper` next to the
-//! database. `keys create` on a database that does not exist yet, with none of these, generates
+//! The pepper (the HMAC secret keys are stored under) follows the one convention of
+//! `dupify_keys::Pepper`, shared with `dupify-server`: `--pepper-file`, else the
+//! `DUPIFY_PEPPER` environment variable, else the file `<db>.pepper` next to the database.
+//! `keys create` on a database that does not exist yet, with none of these, generates
 //! `<db>.pepper` (32 random bytes as hex, mode 0600) and says so. Every other case without a
 //! pepper is refused: a pepper made up for an existing database would silently make every
-//! stored key unverifiable.
+//! stored key unverifiable. A key made here verifies on a server using the same database.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
-use dupify_keys::{KeyRecord, KeySpec, KeyStore, Limits, UsageCounts};
-use ring::rand::SecureRandom;
+use anyhow::Context;
+use dupify_keys::{KeyRecord, KeySpec, KeyStore, Limits, Pepper, PepperSource, UsageCounts};
 use serde::Serialize;
 
 use crate::cli::{KeyCreateArgs, KeysArgs, KeysCommand};
 use crate::common::{self, BOLD, DIM};
-
-/// The environment variable holding the pepper.
-const PEPPER_ENV: &str = "DUPIFY_KEY_PEPPER";
 
 #[derive(Serialize)]
 struct CreatedJson<'a> {
@@ -32,7 +28,7 @@ struct CreatedJson<'a> {
 pub fn run(args: &KeysArgs) -> anyhow::Result<ExitCode> {
     let creating = matches!(args.command, KeysCommand::Create(_));
     let pepper = pepper(args, creating)?;
-    let store = KeyStore::open(&args.db, &pepper)
+    let store = KeyStore::open(&args.db, pepper.as_bytes())
         .with_context(|| format!("opening key database {}", args.db.display()))?;
     match &args.command {
         KeysCommand::Create(c) => create(&store, c)?,
@@ -192,71 +188,14 @@ fn limits_text(l: Limits) -> String {
 }
 
 /// The pepper, as described in the module docs.
-fn pepper(args: &KeysArgs, creating: bool) -> anyhow::Result<Vec<u8>> {
-    if let Some(file) = &args.pepper_file {
-        return read_pepper(file);
+fn pepper(args: &KeysArgs, creating: bool) -> anyhow::Result<Pepper> {
+    let (pepper, source) = Pepper::resolve(args.pepper_file.as_deref(), &args.db, creating)?;
+    if let PepperSource::Generated(path) = source {
+        eprintln!(
+            "generated a new key pepper in {}: keep it secret and keep it with the database \
+             (without it no key in it can be verified)",
+            path.display()
+        );
     }
-    if let Ok(v) = std::env::var(PEPPER_ENV) {
-        if v.trim().is_empty() {
-            bail!("{PEPPER_ENV} is set but empty");
-        }
-        return Ok(v.trim().as_bytes().to_vec());
-    }
-    let default = default_pepper_path(&args.db);
-    if default.exists() {
-        return read_pepper(&default);
-    }
-    if creating && !args.db.exists() {
-        return generate_pepper(&default);
-    }
-    bail!(
-        "no key pepper: pass --pepper-file FILE, set {PEPPER_ENV}, or keep {} next to the \
-         database (`dupify keys create` generates it when it creates a new database)",
-        default.display()
-    )
-}
-
-fn default_pepper_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".pepper");
-    db.with_file_name(name)
-}
-
-fn read_pepper(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading the key pepper {}", path.display()))?;
-    let trimmed = bytes.trim_ascii();
-    if trimmed.is_empty() {
-        bail!("the key pepper file {} is empty", path.display());
-    }
-    Ok(trimmed.to_vec())
-}
-
-/// 32 bytes from the system CSPRNG, hex-encoded, written with owner-only permissions; fails
-/// rather than overwrite an existing file.
-fn generate_pepper(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut raw = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating the key pepper {}", path.display()))?;
-    f.write_all(hex.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    eprintln!(
-        "generated a new key pepper in {}: keep it secret and keep it with the database \
-         (without it no key in it can be verified)",
-        path.display()
-    );
-    Ok(hex.into_bytes())
+    Ok(pepper)
 }

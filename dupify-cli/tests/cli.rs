@@ -45,7 +45,7 @@ fn dupify_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args)
         .env("NO_COLOR", "1")
         .env_remove("CLICOLOR_FORCE")
-        .env_remove("DUPIFY_KEY_PEPPER")
+        .env_remove("DUPIFY_PEPPER")
         .env("DUPIFY_MODEL", tiny());
     for (k, v) in env {
         cmd.env(k, v);
@@ -626,7 +626,7 @@ fn keys_lifecycle_with_a_generated_pepper() {
     // Without a pepper, nothing but `create` on a new database runs.
     let o = k(&["list"]);
     assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("DUPIFY_KEY_PEPPER"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("DUPIFY_PEPPER"), "{}", stderr(&o));
 
     let o = k(&["create", "--name", "CI"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -732,11 +732,19 @@ fn keys_lifecycle_with_a_generated_pepper() {
         assert!(stderr(&o).contains("dupify: error"), "{}", stderr(&o));
     }
 
-    // A pepper from the environment or a file works; an empty one is refused.
+    // A pepper from the environment or a file works (the same hex text, with or without a
+    // trailing newline); an empty one and one that is not hex are refused.
+    const HEX_PEPPER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     let db2 = tmp.path().join("other.db");
     let o = dupify_with(
         &["keys", "--db", s(&db2), "create", "--name", "env"],
-        &[("DUPIFY_KEY_PEPPER", "from the environment")],
+        &[("DUPIFY_PEPPER", "not hex at all, so refused")],
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("DUPIFY_PEPPER"), "{}", stderr(&o));
+    let o = dupify_with(
+        &["keys", "--db", s(&db2), "create", "--name", "env"],
+        &[("DUPIFY_PEPPER", HEX_PEPPER)],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
@@ -744,7 +752,7 @@ fn keys_lifecycle_with_a_generated_pepper() {
         "no pepper generated"
     );
     let pf = tmp.path().join("pepper.txt");
-    std::fs::write(&pf, "from the environment\n").expect("write");
+    std::fs::write(&pf, format!("{HEX_PEPPER}\n")).expect("write");
     let o = dupify(&[
         "keys",
         "--db",

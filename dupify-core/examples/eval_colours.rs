@@ -35,7 +35,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> Error {
 }
 
 fn read_labels(path: &Path) -> Result<Vec<Label>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Storage {
         path: path.to_path_buf(),
         source,
     })?;
@@ -164,7 +164,7 @@ fn run() -> Result<()> {
     }
     if let Some(path) = &dump {
         let text = serde_json::to_string(&dumped).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| Error::Io {
+        std::fs::write(path, text).map_err(|source| Error::Storage {
             path: path.clone(),
             source,
         })?;
@@ -175,7 +175,7 @@ fn run() -> Result<()> {
     );
     println!("{}", ours.line("dupify colors.family"));
     if let Some(p) = peers {
-        let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
+        let text = std::fs::read_to_string(&p).map_err(|source| Error::Storage {
             path: p.clone(),
             source,
         })?;

@@ -92,7 +92,7 @@ fn parse_args() -> Result<Args> {
 
 /// `(file, category)` for every photo, categories = sorted folder names.
 fn photos(dir: &Path, per_class: Option<usize>) -> Result<Vec<(PathBuf, String)>> {
-    let io = |source| Error::Io {
+    let io = |source| Error::Storage {
         path: dir.to_path_buf(),
         source,
     };

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! DUPIFY_CLOTHING_DIR=../shared/data/clothing-small/test \
-//!     cargo run --release -p dupify-core --example eval_silhouette
+//!     cargo run --release -p dupify-core --features train --example eval_silhouette
 //! ```
 //!
 //! The dataset directory defaults to `../shared/data/clothing-small/test` relative to the

@@ -20,7 +20,7 @@
 //! committed fixtures with the seeded test model (labels not meaningful):
 //!
 //! ```text
-//! $ cargo run -p dupify-core --example train_head -- dupify-core/tests/assets/clothing \
+//! $ cargo run -p dupify-core --features train --example train_head -- dupify-core/tests/assets/clothing \
 //!       /tmp/head.safetensors --model weights/test/clip/vit-b-32
 //! 40 embeddings (512-d) of 10 classes, model 47848aede58841c775d2b51f404ded43879477b5f3ceef26b589040f00789ddd
 //! train 30 / held out 10 (stratified, seed 0); 300 epochs, lr 0.05, weight decay 0.0001
@@ -76,7 +76,7 @@
 //! carry that model's content hash instead of the script's placeholder:
 //!
 //! ```text
-//! $ cargo run -p dupify-core --example train_head -- clothing_seeded.safetensors category_head.safetensors
+//! $ cargo run -p dupify-core --features train --example train_head -- clothing_seeded.safetensors category_head.safetensors
 //! 372 embeddings (512-d) of 10 classes, model seeded-vit-b32-seed0
 //! train 299 / held out 73 (stratified, seed 0); 300 epochs, lr 0.05, weight decay 0.0001
 //! train accuracy 0.475
@@ -198,7 +198,7 @@ fn read_dataset(path: &PathBuf) -> Result<Dataset> {
         path: path.clone(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Storage {
         path: path.clone(),
         source,
     })?;
@@ -272,7 +272,7 @@ fn read_dataset(path: &PathBuf) -> Result<Dataset> {
 /// Embeds `dir/<label>/*.{jpg,jpeg,png,webp}` with the Rust extractor; labels are the sorted
 /// folder names. Unreadable images are reported and skipped.
 fn embed_image_folder(dir: &Path, model: &Path) -> Result<Dataset> {
-    let io = |source| Error::Io {
+    let io = |source| Error::Storage {
         path: dir.to_path_buf(),
         source,
     };
@@ -359,7 +359,7 @@ fn save_dataset(
     meta.insert("model_hash".to_string(), model_hash.to_string());
     let bytes =
         safetensors::serialize(tensors, Some(meta)).map_err(|e| Error::Internal(e.to_string()))?;
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
+    std::fs::write(path, bytes).map_err(|source| Error::Storage {
         path: path.to_path_buf(),
         source,
     })

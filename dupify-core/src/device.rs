@@ -1,4 +1,4 @@
-//! Where model work runs, in our own types (DESIGN.md §8.4): `tch::Device` never appears in
+//! Where model work runs, in our own types: `tch::Device` never appears in
 //! the public API, so bindings and host apps parse and print devices without LibTorch types.
 
 use std::fmt;

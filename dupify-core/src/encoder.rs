@@ -182,7 +182,7 @@ impl Encoder {
         match self {
             Encoder::Clip(m) => ModelInfo {
                 architecture: Architecture::Clip,
-                name: m.model_id(),
+                name: m.name(),
                 content_hash: m.content_hash().to_string(),
                 dimensions: m.embed_dim(),
                 image_size: m.image_size(),
@@ -190,7 +190,7 @@ impl Encoder {
             },
             Encoder::EfficientNet(m) => ModelInfo {
                 architecture: Architecture::EfficientNetLite,
-                name: m.model_id(),
+                name: m.name(),
                 content_hash: m.content_hash().to_string(),
                 dimensions: m.embed_dim(),
                 image_size: m.image_size(),
@@ -222,7 +222,7 @@ impl Encoder {
                 what: format!(
                     "{what}: the model {} is an image-only encoder (no text tower); load a \
                      CLIP model directory for text search and zero-shot attributes",
-                    m.model_id()
+                    m.name()
                 ),
             }),
         }

@@ -10,9 +10,15 @@ use std::path::PathBuf;
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+pub use dupify_types::{ErrorCode, ERROR_CODES};
+
 /// Hosted error code for every "image could not be processed" failure (too large, corrupt,
 /// zero-sized): the hosted API reports all of them under this one code.
-pub const IMAGE_PROCESSING_FAILED: &str = "image_processing_failed";
+pub const IMAGE_PROCESSING_FAILED: &str = ErrorCode::IMAGE_PROCESSING_FAILED.code;
+
+/// A failure of a library underneath (LibTorch, SQLite), kept opaque so that those crates'
+/// types are not part of this crate's API; its `Display` and `source()` are the original's.
+pub type ForeignError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `dupify-core`.
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +65,19 @@ pub enum Error {
     #[error("could not fetch image `{url}`: {reason}")]
     ImageFetchFailed { url: String, reason: String },
 
-    /// A file could not be read.
+    /// A file the caller named as input could not be read (missing, unreadable): the
+    /// caller's mistake, `invalid_parameter`.
     #[error("cannot read `{}`: {source}", path.display())]
-    Io {
+    InputFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file of the library's own (model, tokenizer, head, cache, index graph) could not be
+    /// read or written: a deployment problem, `internal_error`.
+    #[error("cannot access `{}`: {source}", path.display())]
+    Storage {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -77,8 +93,11 @@ pub enum Error {
     NotAvailable { what: String },
 
     /// A LibTorch call failed at run time.
-    #[error("libtorch error: {0}")]
-    Torch(#[from] tch::TchError),
+    #[error("libtorch error: {source}")]
+    Torch {
+        #[source]
+        source: ForeignError,
+    },
 
     /// A requested record does not exist.
     #[error("{what} `{id}` not found")]
@@ -89,8 +108,11 @@ pub enum Error {
     Conflict { reason: String },
 
     /// The catalog's SQLite database failed.
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    #[error("database error: {source}")]
+    Database {
+        #[source]
+        source: ForeignError,
+    },
 
     /// The operation was cancelled by the caller.
     #[error("operation cancelled")]
@@ -101,50 +123,63 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch {
+            source: Box::new(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database {
+            source: Box::new(e),
+        }
+    }
+}
+
+impl From<dupify_types::ParseEnvironmentError> for Error {
+    fn from(e: dupify_types::ParseEnvironmentError) -> Self {
+        Error::invalid("environment", e.to_string())
+    }
+}
+
 impl Error {
+    /// The entry of the hosted error-code table ([`ERROR_CODES`]) this error answers with.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Error::MissingParameter { .. } => ErrorCode::MISSING_PARAMETER,
+            Error::InvalidParameter { .. } | Error::InputFile { .. } => {
+                ErrorCode::INVALID_PARAMETER
+            }
+            Error::InvalidBase64 { .. } => ErrorCode::INVALID_BASE64,
+            Error::UnsupportedFormat { .. } => ErrorCode::UNSUPPORTED_FORMAT,
+            Error::ImageTooLarge { .. } | Error::EmptyImage { .. } | Error::CorruptImage { .. } => {
+                ErrorCode::IMAGE_PROCESSING_FAILED
+            }
+            Error::InvalidImageUrl { .. } => ErrorCode::INVALID_IMAGE_URL,
+            Error::ImageFetchFailed { .. } => ErrorCode::IMAGE_FETCH_FAILED,
+            Error::ModelLoad { .. } => ErrorCode::MODEL_ERROR,
+            Error::NotAvailable { .. } => ErrorCode::NOT_AVAILABLE,
+            Error::NotFound { .. } => ErrorCode::NOT_FOUND,
+            Error::Conflict { .. } => ErrorCode::CONFLICT,
+            Error::Cancelled => ErrorCode::CANCELLED,
+            Error::Storage { .. }
+            | Error::Torch { .. }
+            | Error::Database { .. }
+            | Error::Internal(_) => ErrorCode::INTERNAL_ERROR,
+        }
+    }
+
     /// The hosted API's error code for this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::MissingParameter { .. } => "missing_parameter",
-            Error::InvalidParameter { .. } => "invalid_parameter",
-            Error::InvalidBase64 { .. } => "invalid_base64",
-            Error::UnsupportedFormat { .. } => "unsupported_format",
-            Error::ImageTooLarge { .. } | Error::EmptyImage { .. } | Error::CorruptImage { .. } => {
-                IMAGE_PROCESSING_FAILED
-            }
-            Error::InvalidImageUrl { .. } => "invalid_image_url",
-            Error::ImageFetchFailed { .. } => "image_fetch_failed",
-            Error::Io { .. } => "invalid_parameter",
-            Error::ModelLoad { .. } => "model_error",
-            Error::NotAvailable { .. } => "not_available",
-            Error::NotFound { .. } => "not_found",
-            Error::Conflict { .. } => "conflict",
-            Error::Cancelled => "cancelled",
-            Error::Torch(_) | Error::Database(_) | Error::Internal(_) => "internal_error",
-        }
+        self.error_code().code
     }
 
     /// The HTTP status the hosted API answers this error with.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Error::MissingParameter { .. }
-            | Error::InvalidParameter { .. }
-            | Error::InvalidBase64 { .. }
-            | Error::InvalidImageUrl { .. }
-            | Error::Io { .. } => 400,
-            Error::UnsupportedFormat { .. } => 415,
-            Error::ImageTooLarge { .. } | Error::EmptyImage { .. } | Error::CorruptImage { .. } => {
-                422
-            }
-            Error::ImageFetchFailed { .. } => 502,
-            Error::NotFound { .. } => 404,
-            Error::Conflict { .. } => 409,
-            Error::Cancelled => 499,
-            Error::NotAvailable { .. } => 501,
-            Error::ModelLoad { .. } | Error::Torch(_) | Error::Database(_) | Error::Internal(_) => {
-                500
-            }
-        }
+        self.error_code().http_status
     }
 
     pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -193,5 +228,31 @@ mod tests {
         assert_eq!((e.code(), e.http_status()), ("unsupported_format", 415));
         let e = Error::invalid("k", "must be > 0");
         assert_eq!(e.to_string(), "invalid parameter `k`: must be > 0");
+    }
+
+    #[test]
+    fn a_callers_bad_path_is_a_client_error_the_librarys_own_file_a_server_error() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let input = Error::InputFile {
+            path: "photo.jpg".into(),
+            source: io(),
+        };
+        assert_eq!(
+            (input.code(), input.http_status()),
+            ("invalid_parameter", 400)
+        );
+        let own = Error::Storage {
+            path: "weights/model.safetensors".into(),
+            source: io(),
+        };
+        assert_eq!((own.code(), own.http_status()), ("internal_error", 500));
+    }
+
+    #[test]
+    fn foreign_errors_keep_their_message_and_source() {
+        let e = Error::from(rusqlite::Error::InvalidQuery);
+        assert_eq!(e.code(), "internal_error");
+        assert!(e.to_string().starts_with("database error: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

@@ -22,6 +22,7 @@ pub mod raster;
 pub mod silhouette;
 
 pub use attributes::{AttributePredictor, AttributeReport, TextEncoder};
+pub use catalog::{Catalog, CatalogOptions, Environment};
 pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
 pub use efficientnet::{EfficientNetConfig, EfficientNetModel};
@@ -29,7 +30,7 @@ pub use encoder::{
     find_default_model, resolve_model_dir, Architecture, ModelChoice, ModelInfo, ModelOptions,
     DEFAULT_MODEL_DIRS,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, ForeignError, Result, ERROR_CODES};
 pub use extractor::{BatchOptions, CancelToken, Extractor, ExtractorBuilder, Features, Ops};
 pub use input::{
     decode, ClipPreprocess, CropOffset, DecodedImage, ImageInput, InputLimits, PixelLayout,

@@ -554,7 +554,7 @@ fn category_linear_heads_must_use_taxonomy_labels_and_bad_files_are_refused() {
     assert_eq!(LinearHead::load(&path).unwrap_err().code(), "model_error");
     let missing = LinearHead::load(&dir.path().join("nope.safetensors")).unwrap_err();
     assert!(
-        matches!(missing, dupify_core::Error::Io { .. }),
+        matches!(missing, dupify_core::Error::Storage { .. }),
         "{missing}"
     );
     // A zero-shot cache is not a linear head.

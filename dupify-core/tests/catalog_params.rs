@@ -7,22 +7,8 @@ use dupify_core::catalog::*;
 
 const DIM: usize = 16;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> Vec<f32> {
-        let v: Vec<f32> = (0..DIM)
-            .map(|_| (self.next() >> 11) as f32 / (1u64 << 53) as f32 - 0.5)
-            .collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
-}
+mod rng_common;
+use rng_common::XorShift as Rng;
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -40,7 +26,7 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
     let ns = Namespace::new("acme", Environment::Test).unwrap();
     let mut r = Rng(0xC0FFEE);
     let n = 1500;
-    let vecs: Vec<Vec<f32>> = (0..n).map(|_| r.unit()).collect();
+    let vecs: Vec<Vec<f32>> = (0..n).map(|_| r.unit(DIM)).collect();
     let cat = Catalog::open(&path, opts.clone()).unwrap();
     let batch = vecs
         .iter()
@@ -66,7 +52,7 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
     cat.set_ef_search(4096).unwrap();
     assert_eq!(cat.ef_search(), 4096);
     for _ in 0..20 {
-        let q = r.unit();
+        let q = r.unit(DIM);
         let mut truth: Vec<(usize, f32)> = vecs
             .iter()
             .enumerate()
@@ -119,7 +105,7 @@ fn max_layers_other_than_16_is_refused_at_open() {
         let batch = (0..50)
             .map(|i| {
                 let mut p = NewProduct::new(format!("p{i}"));
-                p.features.clip = Some(r.unit());
+                p.features.clip = Some(r.unit(DIM));
                 p
             })
             .collect();

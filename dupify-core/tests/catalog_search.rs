@@ -8,23 +8,8 @@ use serde_json::json;
 
 const DIM: usize = 12;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unif(&mut self) -> f32 {
-        (self.next() >> 11) as f32 / (1u64 << 53) as f32
-    }
-    fn unit(&mut self, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim).map(|_| self.unif() - 0.5).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
-}
+mod rng_common;
+use rng_common::XorShift as Rng;
 
 const BRANDS: [Option<&str>; 4] = [Some("acme"), Some("bolt"), Some("cargo"), None];
 const CATS: [&str; 3] = ["dress", "shoes", "hat"];

@@ -5,7 +5,7 @@
 //! * against the fp32 transformers reference (`reference.safetensors`): cosine ≥ 0.99 per
 //!   embedding. Why 0.99: int8 changes the embedding itself, so the fp32-parity bound
 //!   (0.9999) cannot hold; 0.99 (‖a − b‖ ≤ 0.14 between unit vectors, under 8.2°) is the
-//!   bound issue #9 set for int8, with room for checkpoints with harder weight ranges than
+//!   bound the project set for int8, with room for checkpoints with harder weight ranges than
 //!   these (the second check below is the tight one): PyTorch's own
 //!   `quantize_dynamic` reaches 0.9989–0.9997 here (printed by
 //!   `weights/gen_quant_reference.py`), ours the same.

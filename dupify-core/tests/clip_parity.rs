@@ -89,7 +89,7 @@ fn tiny_matches_transformers() {
 fn vit_b_32_matches_transformers() {
     let (m, _) = check_model("vit-b-32");
     assert_eq!((m.image_size(), m.embed_dim()), (224, 512));
-    assert!(m.model_id().starts_with("clip-vit-p32-224px-512d@"));
+    assert!(m.name().starts_with("clip-vit-p32-224px-512d@"));
     assert_eq!(m.content_hash().len(), 64);
 }
 

@@ -95,6 +95,9 @@ fn bad_merges_files_are_refused() {
     assert!(ClipTokenizer::from_bytes(b"").is_err());
     assert!(ClipTokenizer::from_bytes(b"#version\na b\n").is_err());
     assert!(ClipTokenizer::from_bytes(&[0x1f, 0x8b, 0, 1, 2]).is_err());
+    // A missing tokenizer file is a broken model installation (the library's own file), not a
+    // bad request: a server answers it with 500, never blames the caller.
     let e = ClipTokenizer::from_file("/nonexistent/merges.txt").unwrap_err();
-    assert_eq!(e.code(), "invalid_parameter");
+    assert_eq!((e.code(), e.http_status()), ("internal_error", 500));
+    assert!(e.to_string().contains("/nonexistent/merges.txt"), "{e}");
 }

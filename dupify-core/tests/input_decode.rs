@@ -497,7 +497,7 @@ fn decompression_bombs_are_refused_before_decoding() {
 fn bad_paths_and_raw_buffers_are_typed() {
     let l = InputLimits::default();
     let e = err(ImageInput::from(asset("does-not-exist.png")), &l);
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(matches!(e, Error::InputFile { .. }), "{e:?}");
     let e = err(ImageInput::from(asset("")), &l);
     assert_eq!(e.code(), "invalid_parameter", "{e:?}");
     let e = err(

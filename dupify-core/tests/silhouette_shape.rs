@@ -109,13 +109,13 @@ fn embedding_is_robust_to_small_mask_noise() {
             for x in 1..w - 1 {
                 let i = y * w + x;
                 let edge = clean.data[i] != clean.data[i + 1] || clean.data[i] != clean.data[i + w];
-                if edge && rng.next_f32() < 0.15 {
+                if edge && rng.unif24() < 0.15 {
                     noisy.data[i] = 255 - noisy.data[i];
                 }
             }
         }
         for _ in 0..20 {
-            let i = (rng.next_f32() * (w * h) as f32) as usize;
+            let i = (rng.unif24() * (w * h) as f32) as usize;
             noisy.data[i] = 255;
         }
         let c = shape_cosine(&base, &shape_embedding(&noisy).unwrap());

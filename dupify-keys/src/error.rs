@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use dupify_types::ErrorCode;
+
 use crate::limits::RateHeaders;
 use crate::scope::Scope;
 
@@ -142,49 +144,47 @@ fn list(scopes: &[Scope]) -> String {
         .join(", ")
 }
 
+impl From<dupify_types::ParseEnvironmentError> for Error {
+    fn from(e: dupify_types::ParseEnvironmentError) -> Self {
+        Error::InvalidParameter {
+            name: "environment",
+            reason: e.to_string(),
+        }
+    }
+}
+
 impl Error {
-    /// The hosted API's error code.
-    pub fn code(&self) -> &'static str {
+    /// The entry of the hosted error-code table this error answers with.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Error::MissingApiKey => "missing_api_key",
+            Error::MissingApiKey => ErrorCode::MISSING_API_KEY,
             Error::MalformedApiKey(_)
             | Error::ConflictingApiKeys
             | Error::UnknownApiKey
-            | Error::RevokedApiKey => "invalid_api_key",
-            Error::ExpiredApiKey { .. } => "expired_api_key",
-            Error::InsufficientScope { .. } => "insufficient_scope",
-            Error::RateLimitExceeded { .. } => "rate_limit_exceeded",
-            Error::QuotaExceeded { .. } => "quota_exceeded",
-            Error::KeyNotFound { .. } => "not_found",
-            Error::KeyNotActive { .. } | Error::InvalidParameter { .. } => "invalid_parameter",
+            | Error::RevokedApiKey => ErrorCode::INVALID_API_KEY,
+            Error::ExpiredApiKey { .. } => ErrorCode::EXPIRED_API_KEY,
+            Error::InsufficientScope { .. } => ErrorCode::INSUFFICIENT_SCOPE,
+            Error::RateLimitExceeded { .. } => ErrorCode::RATE_LIMIT_EXCEEDED,
+            Error::QuotaExceeded { .. } => ErrorCode::QUOTA_EXCEEDED,
+            Error::KeyNotFound { .. } => ErrorCode::NOT_FOUND,
+            Error::KeyNotActive { .. } => ErrorCode::CONFLICT,
+            Error::InvalidParameter { .. } => ErrorCode::INVALID_PARAMETER,
             Error::Database { .. }
             | Error::InvalidPepper { .. }
             | Error::MissingPepper { .. }
             | Error::Io { .. }
-            | Error::Internal { .. } => "internal_error",
+            | Error::Internal { .. } => ErrorCode::INTERNAL_ERROR,
         }
+    }
+
+    /// The hosted API's error code.
+    pub fn code(&self) -> &'static str {
+        self.error_code().code
     }
 
     /// The HTTP status the hosted API answers with.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Error::MissingApiKey
-            | Error::MalformedApiKey(_)
-            | Error::ConflictingApiKeys
-            | Error::UnknownApiKey
-            | Error::RevokedApiKey
-            | Error::ExpiredApiKey { .. } => 401,
-            Error::InsufficientScope { .. } => 403,
-            Error::RateLimitExceeded { .. } | Error::QuotaExceeded { .. } => 429,
-            Error::KeyNotFound { .. } => 404,
-            Error::KeyNotActive { .. } => 409,
-            Error::InvalidParameter { .. } => 400,
-            Error::Database { .. }
-            | Error::InvalidPepper { .. }
-            | Error::MissingPepper { .. }
-            | Error::Io { .. }
-            | Error::Internal { .. } => 500,
-        }
+        self.error_code().http_status
     }
 
     /// `Retry-After` seconds for rate-limit errors.

@@ -8,10 +8,8 @@
 //! RNG trait is sealed.
 
 use std::fmt;
-use std::str::FromStr;
 
 use ring::rand::SecureRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, FormatError};
 
@@ -26,54 +24,7 @@ pub const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 /// Largest multiple of 62 that fits in a byte: bytes at or above it are rejected.
 const REJECT_FROM: u8 = 248;
 
-/// Which data a key works on. Test keys never see live data (the catalog keys its rows by the
-/// principal's environment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Production: `fe_live_…`.
-    Live,
-    /// Development and testing: `fe_test_…`.
-    Test,
-}
-
-impl Environment {
-    /// `"live"` or `"test"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Live => "live",
-            Environment::Test => "test",
-        }
-    }
-
-    /// The full key prefix, `fe_live_` or `fe_test_`.
-    pub fn key_prefix(self) -> &'static str {
-        match self {
-            Environment::Live => "fe_live_",
-            Environment::Test => "fe_test_",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Environment {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "live" => Ok(Environment::Live),
-            "test" => Ok(Environment::Test),
-            other => Err(Error::InvalidParameter {
-                name: "environment",
-                reason: format!("`{other}` is not `live` or `test`"),
-            }),
-        }
-    }
-}
+pub use dupify_types::Environment;
 
 /// A key that passed the format check, borrowed from the request: parsing allocates nothing.
 /// `Debug` redacts the secret.

@@ -39,3 +39,20 @@ test('index.d.ts declares every export and the data types it refers to', async (
     assert.match(dts, new RegExp(`export (declare class|interface|type) ${t}\\b`), t)
   }
 })
+
+test('the ErrorCode union of the typings is exactly the Rust table of hosted codes', async () => {
+  const { readFileSync } = await import('node:fs')
+  const table = cjs.errorCodes()
+  const codes = table.map((c) => c.code)
+  assert.equal(new Set(codes).size, codes.length, 'a code twice in the table')
+  for (const c of table) {
+    assert.equal(typeof c.http_status, 'number', c.code)
+    assert.equal(c.http_status >= 400 && c.http_status < 600, true, c.code)
+    assert.equal(typeof c.meaning, 'string', c.code)
+  }
+  const dts = readFileSync(new URL('../types.d.ts', import.meta.url), 'utf8')
+  const union = dts.match(/export type ErrorCode =([^/]*?)\n\/\*\*/)
+  assert.ok(union, 'types.d.ts declares the ErrorCode union')
+  const declared = [...union[1].matchAll(/'([a-z0-9_]+)'/g)].map((m) => m[1])
+  assert.deepEqual([...declared].sort(), [...codes].sort())
+})

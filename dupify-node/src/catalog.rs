@@ -23,7 +23,7 @@ use crate::convert::{
 use crate::error::{sync, ErrInfo, Res};
 use crate::extractor::{batch_options, Extractor};
 use crate::input;
-use crate::task::{Job, Opened, Opener};
+use crate::task::{Job, Opener};
 
 /// Options of `Catalog.open` / `Catalog.openInMemory`; defaults as in the core's
 /// `CatalogOptions`.
@@ -112,16 +112,16 @@ impl Catalog {
         ts_args_type = "path: string, options?: CatalogOptions",
         ts_return_type = "Promise<Catalog>"
     )]
-    pub fn open(path: Option<Unknown>, options: Option<Unknown>) -> AsyncTask<Opener> {
+    pub fn open(path: Option<Unknown>, options: Option<Unknown>) -> AsyncTask<Opener<Catalog>> {
         let args = (|| {
             let path = string_arg(path.as_ref(), "path")?;
             let opts: CatalogOpts = arg_or_default(options.as_ref(), "options")?;
             Ok((path, opts))
         })();
         Opener::try_run(args, |(path, opts)| {
-            Ok(Opened::Catalog(Catalog {
+            Ok(Catalog {
                 inner: Arc::new(core_catalog::Catalog::open(path, opts.into_core()?)?),
-            }))
+            })
         })
     }
 

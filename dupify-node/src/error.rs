@@ -1,4 +1,4 @@
-//! All error mapping of the binding, in one place (DESIGN.md §8.10).
+//! All error mapping of the binding, in one place.
 //!
 //! Every failure reaches JavaScript as an `Error` whose `.code` is the hosted API's error code
 //! (`invalid_base64`, `image_processing_failed`, `invalid_api_key`, …), `.status` the HTTP

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::convert::{arg, arg_or_default, from_value, is_nullish, string_arg, to_json, Js};
 use crate::error::{sync, ErrInfo, Res};
-use crate::task::{Job, Opened, Opener};
+use crate::task::{Job, Opener};
 
 /// Options of `KeyStore.open` / `openInMemory`.
 #[derive(Debug, Default, Deserialize)]
@@ -214,7 +214,7 @@ impl KeyStore {
         path: Option<Unknown>,
         pepper: Option<Unknown>,
         options: Option<Unknown>,
-    ) -> AsyncTask<Opener> {
+    ) -> AsyncTask<Opener<KeyStore>> {
         let args = (|| {
             let path = string_arg(path.as_ref(), "path")?;
             let pepper = pepper_arg(pepper.as_ref())?;
@@ -222,13 +222,13 @@ impl KeyStore {
             Ok((path, pepper, opts))
         })();
         Opener::try_run(args, |(path, pepper, opts)| {
-            Ok(Opened::KeyStore(KeyStore {
+            Ok(KeyStore {
                 inner: Arc::new(dupify_keys::KeyStore::open_with(
                     path,
                     &pepper,
                     opts.into_core(),
                 )?),
-            }))
+            })
         })
     }
 

@@ -39,6 +39,13 @@ pub fn default_model_dir(root: Option<String>) -> Option<String> {
     dupify_core::find_default_model(&[root]).map(|p| p.to_string_lossy().into_owned())
 }
 
+/// Every hosted error code with its HTTP status and meaning, from the one table of the Rust
+/// crates (`dupify_core::ERROR_CODES`): `Error.code` is always one of these.
+#[napi(ts_return_type = "ErrorCodeInfo[]")]
+pub fn error_codes(env: Env) -> napi::Result<Js> {
+    sync(&env, || Js::from_serde(&dupify_core::ERROR_CODES))
+}
+
 /// What LibTorch sees in this process: CUDA availability, device count, `auto`'s choice.
 #[napi(ts_return_type = "DeviceReport")]
 pub fn device_report(env: Env) -> napi::Result<Js> {

@@ -57,47 +57,19 @@ impl Task for Job {
     }
 }
 
-/// A class instance opened off the JS thread.
-pub enum Opened {
-    Catalog(crate::catalog::Catalog),
-    KeyStore(crate::keys::KeyStore),
+/// Off-thread work producing a class instance `T` (a catalog or key store being opened).
+/// Generic over the class, so this module knows nothing of the classes it opens.
+pub struct Opener<T> {
+    work: Option<Box<dyn FnOnce() -> Res<T> + Send>>,
 }
 
-impl TypeName for Opened {
-    fn type_name() -> &'static str {
-        "object"
-    }
-    fn value_type() -> napi::ValueType {
-        napi::ValueType::Object
-    }
-}
-
-impl ToNapiValue for Opened {
-    unsafe fn to_napi_value(
-        env: napi::sys::napi_env,
-        val: Self,
-    ) -> napi::Result<napi::sys::napi_value> {
-        unsafe {
-            match val {
-                Opened::Catalog(c) => ToNapiValue::to_napi_value(env, c),
-                Opened::KeyStore(k) => ToNapiValue::to_napi_value(env, k),
-            }
-        }
-    }
-}
-
-/// Off-thread work producing a class instance (a catalog or key store being opened).
-pub struct Opener {
-    work: Option<Box<dyn FnOnce() -> Res<Opened> + Send>>,
-}
-
-impl Opener {
+impl<T: ToNapiValue + TypeName + Send + 'static> Opener<T> {
     /// Runs `f(args)` on a worker thread when the arguments converted, else rejects.
     pub(crate) fn try_run<A: Send + 'static>(
         args: Res<A>,
-        f: impl FnOnce(A) -> Res<Opened> + Send + 'static,
-    ) -> AsyncTask<Opener> {
-        let work: Box<dyn FnOnce() -> Res<Opened> + Send> = match args {
+        f: impl FnOnce(A) -> Res<T> + Send + 'static,
+    ) -> AsyncTask<Opener<T>> {
+        let work: Box<dyn FnOnce() -> Res<T> + Send> = match args {
             Ok(a) => Box::new(move || f(a)),
             Err(e) => Box::new(move || Err(e)),
         };
@@ -105,9 +77,9 @@ impl Opener {
     }
 }
 
-impl Task for Opener {
-    type Output = Res<Opened>;
-    type JsValue = Opened;
+impl<T: ToNapiValue + TypeName + Send + 'static> Task for Opener<T> {
+    type Output = Res<T>;
+    type JsValue = T;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let work = self.work.take();
@@ -117,7 +89,7 @@ impl Task for Opener {
         }))
     }
 
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Opened> {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<T> {
         output.map_err(|e| e.into_napi(&env))
     }
 }

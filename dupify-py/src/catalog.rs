@@ -9,6 +9,7 @@ use dupify_core::catalog::{
     IngestFailure, IngestItem, IngestOptions, IngestReport, ListPage, Namespace, NewProduct, Page,
     Product, ProductFeatures, ProductFilter, SearchHit, SearchQuery,
 };
+use pyo3::conversion::FromPyObjectOwned;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -255,58 +256,94 @@ fn filter(obj: Option<&Bound<'_, PyAny>>) -> Result<ProductFilter> {
     from_py(obj, "filter")
 }
 
-/// The arguments every search shares.
-pub struct QueryArgs<'a, 'py> {
-    pub embedding: Option<&'a Bound<'py, PyAny>>,
-    pub shape: Option<&'a Bound<'py, PyAny>>,
-    pub colors: Option<&'a Bound<'py, PyAny>>,
-    pub features: Option<&'a Bound<'py, PyAny>>,
-    pub by_product: Option<String>,
-    pub filter: Option<&'a Bound<'py, PyAny>>,
-    pub cheaper_by_percent: Option<f64>,
-    pub weights: Option<&'a Bound<'py, PyAny>>,
-    pub limit: usize,
-    pub offset: usize,
-    pub min_score: Option<f32>,
-    pub exclude_own_brand: bool,
-}
-
-impl QueryArgs<'_, '_> {
-    pub fn build(&self) -> Result<SearchQuery> {
-        let mut q = SearchQuery {
-            by_product: self.by_product.clone(),
-            filter: filter(self.filter)?,
-            cheaper_by_percent: self.cheaper_by_percent,
-            limit: self.limit,
-            offset: self.offset,
-            min_score: self.min_score,
-            exclude_own_brand: self.exclude_own_brand,
-            ..SearchQuery::default()
-        };
-        if let Some(f) = self.features {
-            let pf = product_features(f)?;
-            q.embedding = pf.clip;
-            q.shape = pf.shape;
-            q.colors = pf.colors;
-        }
-        if let Some(e) = self.embedding {
-            q.embedding = Some(f32_vec(e, "embedding")?);
-        }
-        if let Some(s) = self.shape {
-            q.shape = Some(f32_vec(s, "shape")?);
-        }
-        if let Some(c) = self.colors {
-            let wrapped = PyDict::new(c.py());
-            wrapped.set_item("colors", c)?;
-            let pf: ProductFeatures = from_py(wrapped.as_any(), "colors")?;
-            q.colors = pf.colors;
-        }
-        if let Some(w) = self.weights {
-            let w: ChannelWeights = from_py(w, "weights")?;
-            q.weights = Some(w);
-        }
-        Ok(q)
+/// The search arguments every search method takes as keywords, parsed in one place: the
+/// query vectors (`embedding`, `features`, `shape`, `colors`: `search()` only; the image and
+/// text searches make their own) and the common ones (`by_product`, `filter`,
+/// `cheaper_by_percent`, `weights`, `limit`, `offset`, `min_score`, `exclude_own_brand`).
+/// An unknown keyword is `invalid_parameter` naming it, so a typo never silently searches
+/// without its argument.
+fn search_query(kwargs: Option<&Bound<'_, PyDict>>, vectors: bool) -> Result<SearchQuery> {
+    const VECTORS: [&str; 4] = ["embedding", "features", "shape", "colors"];
+    const COMMON: [&str; 8] = [
+        "by_product",
+        "filter",
+        "cheaper_by_percent",
+        "weights",
+        "limit",
+        "offset",
+        "min_score",
+        "exclude_own_brand",
+    ];
+    let mut q = SearchQuery::default();
+    let Some(kwargs) = kwargs else {
+        return Ok(q);
+    };
+    let arg = |name: &str| -> Result<Option<Bound<'_, PyAny>>> {
+        Ok(kwargs.get_item(name)?.filter(|v| !v.is_none()))
+    };
+    fn extract<'py, T: FromPyObjectOwned<'py>>(v: &Bound<'py, PyAny>, name: &str) -> Result<T> {
+        v.extract::<T>().map_err(|e| {
+            let e: PyErr = e.into();
+            Failure::invalid(name, e.value(v.py()).to_string()).into()
+        })
     }
+    for key in kwargs.keys() {
+        let key: String = extract(&key, "keyword")?;
+        let known = COMMON.contains(&key.as_str()) || (vectors && VECTORS.contains(&key.as_str()));
+        if !known {
+            let expected = if vectors {
+                [&VECTORS[..], &COMMON[..]].concat().join(", ")
+            } else {
+                COMMON.join(", ")
+            };
+            return Err(Failure::invalid(
+                &key,
+                format!("not a search argument here (expected one of: {expected})"),
+            )
+            .into());
+        }
+    }
+    if let Some(f) = arg("features")? {
+        let pf = product_features(&f)?;
+        q.embedding = pf.clip;
+        q.shape = pf.shape;
+        q.colors = pf.colors;
+    }
+    if let Some(e) = arg("embedding")? {
+        q.embedding = Some(f32_vec(&e, "embedding")?);
+    }
+    if let Some(s) = arg("shape")? {
+        q.shape = Some(f32_vec(&s, "shape")?);
+    }
+    if let Some(c) = arg("colors")? {
+        let wrapped = PyDict::new(c.py());
+        wrapped.set_item("colors", &c)?;
+        let pf: ProductFeatures = from_py(wrapped.as_any(), "colors")?;
+        q.colors = pf.colors;
+    }
+    if let Some(v) = arg("by_product")? {
+        q.by_product = Some(extract(&v, "by_product")?);
+    }
+    q.filter = filter(arg("filter")?.as_ref())?;
+    if let Some(v) = arg("cheaper_by_percent")? {
+        q.cheaper_by_percent = Some(extract(&v, "cheaper_by_percent")?);
+    }
+    if let Some(w) = arg("weights")? {
+        q.weights = Some(from_py::<ChannelWeights>(&w, "weights")?);
+    }
+    if let Some(v) = arg("limit")? {
+        q.limit = extract(&v, "limit")?;
+    }
+    if let Some(v) = arg("offset")? {
+        q.offset = extract(&v, "offset")?;
+    }
+    if let Some(v) = arg("min_score")? {
+        q.min_score = Some(extract(&v, "min_score")?);
+    }
+    if let Some(v) = arg("exclude_own_brand")? {
+        q.exclude_own_brand = extract(&v, "exclude_own_brand")?;
+    }
+    Ok(q)
 }
 
 /// The product catalog: products with their features in SQLite (WAL), an ANN index over CLIP
@@ -444,86 +481,34 @@ impl PyCatalog {
     /// stored product, never returned itself). `filter` is a filter dict, `weights` a dict of
     /// channel weights (`clip`, `shape`, `color`), `cheaper_by_percent` keeps only products that
     /// much cheaper than `by_product`, `exclude_own_brand` drops `by_product`'s brand, and
-    /// `min_score` drops hits scoring below it.
-    #[pyo3(signature = (namespace, *, embedding=None, features=None, shape=None, colors=None,
-        by_product=None, filter=None, cheaper_by_percent=None, weights=None, limit=10, offset=0,
-        min_score=None, exclude_own_brand=false))]
-    #[allow(clippy::too_many_arguments)]
+    /// `min_score` drops hits scoring below it; `limit` (default 10) and `offset` page.
+    #[pyo3(signature = (namespace, **query))]
     fn search(
         &self,
         py: Python<'_>,
         namespace: &Bound<'_, PyAny>,
-        embedding: Option<&Bound<'_, PyAny>>,
-        features: Option<&Bound<'_, PyAny>>,
-        shape: Option<&Bound<'_, PyAny>>,
-        colors: Option<&Bound<'_, PyAny>>,
-        by_product: Option<String>,
-        filter: Option<&Bound<'_, PyAny>>,
-        cheaper_by_percent: Option<f64>,
-        weights: Option<&Bound<'_, PyAny>>,
-        limit: usize,
-        offset: usize,
-        min_score: Option<f32>,
-        exclude_own_brand: bool,
+        query: Option<&Bound<'_, PyDict>>,
     ) -> Result<Vec<PySearchHit>> {
         let ns = self::namespace(namespace)?;
-        let q = QueryArgs {
-            embedding,
-            shape,
-            colors,
-            features,
-            by_product,
-            filter,
-            cheaper_by_percent,
-            weights,
-            limit,
-            offset,
-            min_score,
-            exclude_own_brand,
-        }
-        .build()?;
+        let q = search_query(query, true)?;
         let cat = self.inner.clone();
         let hits = detached(py, move || cat.search(&ns, &q))?;
         Ok(hits.into_iter().map(PySearchHit).collect())
     }
 
     /// Extracts `image`'s features with `extractor` and searches with them (embedding, shape
-    /// and colours); the other arguments are those of `search()`.
-    #[pyo3(signature = (namespace, extractor, image, *, by_product=None, filter=None,
-        cheaper_by_percent=None, weights=None, limit=10, offset=0, min_score=None,
-        exclude_own_brand=false))]
-    #[allow(clippy::too_many_arguments)]
+    /// and colours); the other keywords are those of `search()` but the query vectors.
+    #[pyo3(signature = (namespace, extractor, image, **query))]
     fn search_image(
         &self,
         py: Python<'_>,
         namespace: &Bound<'_, PyAny>,
         extractor: PyRef<'_, PyExtractor>,
         image: &Bound<'_, PyAny>,
-        by_product: Option<String>,
-        filter: Option<&Bound<'_, PyAny>>,
-        cheaper_by_percent: Option<f64>,
-        weights: Option<&Bound<'_, PyAny>>,
-        limit: usize,
-        offset: usize,
-        min_score: Option<f32>,
-        exclude_own_brand: bool,
+        query: Option<&Bound<'_, PyDict>>,
     ) -> Result<Vec<PySearchHit>> {
         let ns = self::namespace(namespace)?;
-        let q = QueryArgs {
-            embedding: None,
-            shape: None,
-            colors: None,
-            features: None,
-            by_product,
-            filter,
-            cheaper_by_percent,
-            weights,
-            limit,
-            offset,
-            min_score,
-            exclude_own_brand,
-        }
-        .build()?;
+        let q = search_query(query, false)?;
         let input = image_input(image)?;
         let (cat, x) = (self.inner.clone(), extractor.inner.clone());
         let hits = detached(py, move || cat.search_image(&ns, &x, &input, q))?;
@@ -531,42 +516,18 @@ impl PyCatalog {
     }
 
     /// Text→image search: embeds `text` with `extractor`'s CLIP text tower and searches with
-    /// it; the other arguments are those of `search()`.
-    #[pyo3(signature = (namespace, extractor, text, *, by_product=None, filter=None,
-        cheaper_by_percent=None, weights=None, limit=10, offset=0, min_score=None,
-        exclude_own_brand=false))]
-    #[allow(clippy::too_many_arguments)]
+    /// it; the other keywords are those of `search()` but the query vectors.
+    #[pyo3(signature = (namespace, extractor, text, **query))]
     fn search_text(
         &self,
         py: Python<'_>,
         namespace: &Bound<'_, PyAny>,
         extractor: PyRef<'_, PyExtractor>,
         text: String,
-        by_product: Option<String>,
-        filter: Option<&Bound<'_, PyAny>>,
-        cheaper_by_percent: Option<f64>,
-        weights: Option<&Bound<'_, PyAny>>,
-        limit: usize,
-        offset: usize,
-        min_score: Option<f32>,
-        exclude_own_brand: bool,
+        query: Option<&Bound<'_, PyDict>>,
     ) -> Result<Vec<PySearchHit>> {
         let ns = self::namespace(namespace)?;
-        let q = QueryArgs {
-            embedding: None,
-            shape: None,
-            colors: None,
-            features: None,
-            by_product,
-            filter,
-            cheaper_by_percent,
-            weights,
-            limit,
-            offset,
-            min_score,
-            exclude_own_brand,
-        }
-        .build()?;
+        let q = search_query(query, false)?;
         let (cat, x) = (self.inner.clone(), extractor.inner.clone());
         let hits = detached(py, move || cat.search_text(&ns, &x, &text, q))?;
         Ok(hits.into_iter().map(PySearchHit).collect())

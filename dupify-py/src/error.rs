@@ -1,4 +1,4 @@
-//! All error mapping of the binding (DESIGN.md §8.10): core and keys errors become instances of
+//! All error mapping of the binding, in one place: core and keys errors become instances of
 //! the `dupify.DupifyError` hierarchy (defined in `dupify/errors.py`) carrying the hosted error
 //! `code`, the HTTP status and, for rate limits, `retry_after_secs` and the header values.
 //!
@@ -128,6 +128,11 @@ impl From<dupify_keys::Error> for Error {
         Error::Native(e.into())
     }
 }
+impl From<dupify_types::ParseEnvironmentError> for Error {
+    fn from(e: dupify_types::ParseEnvironmentError) -> Self {
+        Error::Native(dupify_core::Error::from(e).into())
+    }
+}
 impl From<PyErr> for Error {
     fn from(e: PyErr) -> Self {
         Error::Python(e)
@@ -168,4 +173,14 @@ where
             panic_message(payload.as_ref())
         )))),
     })
+}
+
+/// Every hosted error code with its HTTP status, from the one table of the Rust crates
+/// (`dupify_core::ERROR_CODES`): the Python hierarchy is tested against it.
+#[pyfunction]
+pub fn error_codes() -> Vec<(&'static str, u16)> {
+    dupify_core::ERROR_CODES
+        .iter()
+        .map(|c| (c.code, c.http_status))
+        .collect()
 }

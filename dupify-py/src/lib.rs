@@ -23,6 +23,7 @@ fn _dupify(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(extractor::delta_e2000, m)?)?;
     m.add_function(wrap_pyfunction!(extractor::shape_similarity, m)?)?;
     m.add_function(wrap_pyfunction!(keys::py_parse_key, m)?)?;
+    m.add_function(wrap_pyfunction!(error::error_codes, m)?)?;
     m.add_class::<convert::Base64>()?;
     m.add_class::<extractor::PyExtractor>()?;
     m.add_class::<extractor::PyCancelToken>()?;

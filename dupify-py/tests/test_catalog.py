@@ -140,6 +140,10 @@ def test_persistence_and_index_report(tmp_path):
         (lambda c: c.search(NS, embedding=[1.0, 0, 0], filter={"min_price": 5, "max_price": 1}), "invalid_parameter"),
         (lambda c: c.search(NS, embedding=[1.0, 0, 0], filter={"catgory": "dress"}), "invalid_parameter"),
         (lambda c: c.search(NS, by_product="no-such-id"), "not_found"),
+        # One parser for every search's keywords: a typo is named, never silently ignored.
+        (lambda c: c.search(NS, embedding=[1.0, 0, 0], limt=3), "invalid_parameter"),
+        (lambda c: c.search(NS, embedding=[1.0, 0, 0], limit=-1), "invalid_parameter"),
+        (lambda c: c.search(NS, embedding=[1.0, 0, 0], min_score="high"), "invalid_parameter"),
         (lambda c: c.list(("acme", "staging")), "invalid_parameter"),
         (lambda c: c.list("acme"), "invalid_parameter"),
         (lambda c: dupify.Namespace("", "live"), "invalid_parameter"),
@@ -186,6 +190,10 @@ def test_ingest_search_image_and_text(tiny_model):
     assert stored.image_hash == x.extract(ims[3]).content_hash
     hits = cat.search_image(NS, x, ims[3], limit=3)
     assert hits[0].product.external_id == "p3"
+    # The image search makes its own query vectors: passing one is refused, by name.
+    with pytest.raises(dupify.InvalidRequestError) as e:
+        cat.search_image(NS, x, ims[3], embedding=[1.0] * 512)
+    assert "embedding" in str(e.value)
     assert hits[0].scores.clip == pytest.approx(1.0, abs=1e-4)
     text_hits = cat.search_text(NS, x, "a photo of a hat", limit=5)
     assert len(text_hits) == 5 and all(h.scores.clip is not None for h in text_hits)

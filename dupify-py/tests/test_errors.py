@@ -23,6 +23,17 @@ def test_hierarchy_and_codes():
     assert type(unknown) is dupify.DupifyError and unknown.code == "brand_new_code"
 
 
+def test_every_code_of_the_rust_table_has_a_class_and_no_class_has_a_code_the_table_lacks():
+    from dupify import _dupify
+
+    table = dict(_dupify.error_codes())
+    assert len(table) == len(_dupify.error_codes()), "a code twice in the table"
+    assert set(errors._BY_CODE) == set(table)
+    # Each subclass documents the codes it stands for.
+    for code, cls in errors._BY_CODE.items():
+        assert code in (cls.__doc__ or ""), (code, cls.__name__)
+
+
 def test_native_errors_arrive_as_typed_exceptions():
     with pytest.raises(dupify.InvalidRequestError) as e:
         dupify.Extractor(device="tpu")

@@ -94,9 +94,10 @@ def test_conflicting_keys_revocation_expiry_and_regeneration(store, clock):
     clock.advance(31)
     with pytest.raises(dupify.AuthenticationError):
         store.verify(old.key)
-    with pytest.raises(dupify.InvalidRequestError) as e:
+    # A revoked key cannot be regenerated: the record is in the wrong state (409).
+    with pytest.raises(dupify.ConflictError) as e:
         store.regenerate(old.record.id)
-    assert e.value.code == "invalid_parameter"
+    assert (e.value.code, e.value.http_status) == ("conflict", 409)
     with pytest.raises(dupify.NotFoundError) as e:
         store.get(999_999)
     assert e.value.code == "not_found" and e.value.http_status == 404

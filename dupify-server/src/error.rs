@@ -8,6 +8,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use dupify_core::ErrorCode;
 use dupify_keys::RateHeaders;
 use serde_json::{json, Value};
 
@@ -32,11 +33,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with an explicit status and code.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answering with one entry of the hosted error-code table (its code and status).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
-            code,
+            status: StatusCode::from_u16(code.http_status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: code.code,
             message: message.into(),
             details: json!({}),
             retry_after: None,
@@ -60,8 +62,7 @@ impl ApiError {
     /// `missing_parameter` (400) for `name`.
     pub fn missing(name: &str) -> Self {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_parameter",
+            ErrorCode::MISSING_PARAMETER,
             format!("missing parameter `{name}`"),
         )
         .with_details(json!({ "parameter": name }))
@@ -71,8 +72,7 @@ impl ApiError {
     pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
         let reason = reason.into();
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            ErrorCode::INVALID_PARAMETER,
             format!("invalid parameter `{name}`: {reason}"),
         )
         .with_details(json!({ "parameter": name }))
@@ -82,29 +82,19 @@ impl ApiError {
     /// paths and library internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         eprintln!("dupify-server: internal error: {cause}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error",
-        )
-    }
-
-    fn status_from(code: u16) -> StatusCode {
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        ApiError::new(ErrorCode::INTERNAL_ERROR, "internal error")
     }
 }
 
 impl From<dupify_keys::Error> for ApiError {
     fn from(e: dupify_keys::Error) -> Self {
         use dupify_keys::Error as K;
-        if matches!(e, K::Database(_) | K::Internal { .. }) {
+        // Server-side failures (database, pepper, files) are logged, never sent: their
+        // messages can hold paths and library internals.
+        if e.error_code() == ErrorCode::INTERNAL_ERROR {
             return ApiError::internal(&e);
         }
-        let mut out = ApiError::new(
-            ApiError::status_from(e.http_status()),
-            e.code(),
-            e.to_string(),
-        );
+        let mut out = ApiError::new(e.error_code(), e.to_string());
         out.retry_after = e.retry_after_secs();
         match &e {
             K::InsufficientScope { missing } => {
@@ -143,9 +133,11 @@ impl From<dupify_keys::Error> for ApiError {
 impl From<dupify_core::Error> for ApiError {
     fn from(e: dupify_core::Error) -> Self {
         use dupify_core::Error as C;
+        // The library's own failures (storage, LibTorch, SQLite, model files) are logged,
+        // never sent: their messages hold paths and internals.
         if matches!(
-            e,
-            C::Torch(_) | C::Database(_) | C::Internal(_) | C::ModelLoad { .. } | C::Io { .. }
+            e.error_code(),
+            ErrorCode::INTERNAL_ERROR | ErrorCode::MODEL_ERROR
         ) {
             return ApiError::internal(&e);
         }
@@ -164,12 +156,7 @@ impl From<dupify_core::Error> for ApiError {
             C::NotFound { what, id } => json!({ "resource": what, "id": id }),
             _ => json!({}),
         };
-        ApiError::new(
-            ApiError::status_from(e.http_status()),
-            e.code(),
-            e.to_string(),
-        )
-        .with_details(details)
+        ApiError::new(e.error_code(), e.to_string()).with_details(details)
     }
 }
 

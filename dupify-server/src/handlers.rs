@@ -1,5 +1,6 @@
-//! Route handlers. Each one: gate (auth + rate), read and parse the body, check scopes, run
-//! the library call on the blocking pool, answer with the rate headers.
+//! Route handlers. Each one: gate (auth + rate), check the route's scope (before the body is
+//! read, except `/v1/batch`, whose scopes are in its body), read and parse the body, run the
+//! library call on the blocking pool, answer with the rate headers.
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -8,14 +9,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dupify_core::catalog::{NewProduct, Page, ProductFeatures, ProductFilter, SearchQuery};
+use dupify_core::ErrorCode;
 use dupify_core::{Features, ImageInput, Ops};
 use dupify_keys::{Operation, Scope};
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::types::{
-    parse_body, BatchOperation, BatchRequest, CreateProduct, EmbedRequest, ImageRequest, ListQuery,
-    ProductView, SearchRequest, SearchResult, SilhouetteRequest,
+    parse_body, BatchOperation, BatchRequest, CreateProduct, EmbedRequest, ImageRequest,
+    ImageSource, ListQuery, ProductView, SearchRequest, SearchResult, SilhouetteRequest,
 };
 use super::{blocking, AppState};
 
@@ -47,8 +49,7 @@ async fn read_body(s: &AppState, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::close_connection(
             ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PAYLOAD_TOO_LARGE,
                 format!("the request body is larger than {limit} bytes"),
             )
             .with_details(json!({ "limit": limit })),
@@ -88,18 +89,66 @@ fn ok_json(v: Value) -> Result<Response, ApiError> {
     Ok(Json(v).into_response())
 }
 
-/// `POST /v1/embed`.
-pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// A single-image request body: the image plus the endpoint's own flags.
+pub(crate) trait ImageBody: serde::de::DeserializeOwned {
+    fn image(&self) -> &ImageSource;
+}
+
+impl ImageBody for EmbedRequest {
+    fn image(&self) -> &ImageSource {
+        &self.image
+    }
+}
+impl ImageBody for SilhouetteRequest {
+    fn image(&self) -> &ImageSource {
+        &self.image
+    }
+}
+impl ImageBody for ImageRequest {
+    fn image(&self) -> &ImageSource {
+        &self.image
+    }
+}
+
+/// What every single-image endpoint does, once: gate (auth + rate); the route's scope checked
+/// before the body is read or parsed (a key without it never gets its body parsed, and the
+/// connection closes since the body was left unread); the body read and parsed as `R`; one
+/// extraction with the operations `ops` asks for, on the blocking pool; `answer` turns the
+/// features into the endpoint's JSON; the rate headers on every answer.
+async fn image_endpoint<R: ImageBody>(
+    s: AppState,
+    headers: HeaderMap,
+    body: Body,
+    scope: Operation,
+    ops: impl FnOnce(&R) -> Ops,
+    answer: impl FnOnce(Features) -> Result<Value, ApiError>,
+) -> Response {
     let gate = gate!(s, headers);
     let r = async {
-        let req: EmbedRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Embed)?;
-        let ops = Ops {
-            embed: true,
-            quality: req.include_quality,
-            ..Ops::default()
-        };
-        let f = extract_one(&s, req.image.to_input()?, ops).await?;
+        gate.authorize(scope).map_err(ApiError::close_connection)?;
+        let req: R = parse_body(&read_body(&s, body).await?)?;
+        let ops = ops(&req);
+        let f = extract_one(&s, req.image().to_input()?, ops).await?;
+        ok_json(answer(f)?)
+    }
+    .await;
+    gate.finish(r)
+}
+
+/// The part of the features an endpoint asked for, or `internal_error` when the extractor
+/// did not return it (a bug, never the caller's fault).
+fn asked<T>(part: Option<T>, what: &str) -> Result<T, ApiError> {
+    part.ok_or_else(|| ApiError::internal(format!("{what} requested but not returned")))
+}
+
+/// `POST /v1/embed`.
+pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let ops = |r: &EmbedRequest| Ops {
+        embed: true,
+        quality: r.include_quality,
+        ..Ops::default()
+    };
+    image_endpoint(s, headers, body, Operation::Embed, ops, |f| {
         let mut out = json!({
             "embedding": f.embedding,
             "dimensions": f.dimensions,
@@ -111,34 +160,25 @@ pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: B
         if let Some(q) = f.quality {
             out["quality"] = json!(q);
         }
-        ok_json(out)
-    }
-    .await;
-    gate.finish(r)
+        Ok(out)
+    })
+    .await
 }
 
 /// `POST /v1/colors`.
 pub(crate) async fn colors(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let gate = gate!(s, headers);
-    let r = async {
-        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Colors)?;
-        let ops = Ops {
-            colors: true,
-            ..Ops::default()
-        };
-        let f = extract_one(&s, req.image.to_input()?, ops).await?;
-        let report = f
-            .colors
-            .ok_or_else(|| ApiError::internal("colors requested but not returned"))?;
-        let mut out = json!(report);
+    let ops = |_: &ImageRequest| Ops {
+        colors: true,
+        ..Ops::default()
+    };
+    image_endpoint(s, headers, body, Operation::Colors, ops, |f| {
+        let mut out = json!(asked(f.colors, "colors")?);
         out["width"] = json!(f.width);
         out["height"] = json!(f.height);
         out["processing_time_ms"] = json!(f.processing_time_ms);
-        ok_json(out)
-    }
-    .await;
-    gate.finish(r)
+        Ok(out)
+    })
+    .await
 }
 
 /// `POST /v1/silhouette`.
@@ -147,19 +187,13 @@ pub(crate) async fn silhouette(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let gate = gate!(s, headers);
-    let r = async {
-        let req: SilhouetteRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Silhouette)?;
-        let ops = Ops {
-            silhouette: true,
-            cutout: req.include_cutout,
-            ..Ops::default()
-        };
-        let f = extract_one(&s, req.image.to_input()?, ops).await?;
-        let sil = f
-            .silhouette
-            .ok_or_else(|| ApiError::internal("silhouette requested but not returned"))?;
+    let ops = |r: &SilhouetteRequest| Ops {
+        silhouette: true,
+        cutout: r.include_cutout,
+        ..Ops::default()
+    };
+    image_endpoint(s, headers, body, Operation::Silhouette, ops, |f| {
+        let sil = asked(f.silhouette, "silhouette")?;
         let mut out = json!({
             "bbox": sil.bbox,
             "area_fraction": sil.area_fraction,
@@ -174,10 +208,9 @@ pub(crate) async fn silhouette(
         if let Some(png) = f.cutout_png {
             out["cutout_base64"] = json!(b64(&png));
         }
-        ok_json(out)
-    }
-    .await;
-    gate.finish(r)
+        Ok(out)
+    })
+    .await
 }
 
 /// `POST /v1/attributes`.
@@ -186,25 +219,17 @@ pub(crate) async fn attributes(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let gate = gate!(s, headers);
-    let r = async {
-        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Attributes)?;
-        let ops = Ops {
-            attributes: true,
-            ..Ops::default()
-        };
-        let f = extract_one(&s, req.image.to_input()?, ops).await?;
-        let report = f
-            .attributes
-            .ok_or_else(|| ApiError::internal("attributes requested but not returned"))?;
-        let mut out = json!(report);
+    let ops = |_: &ImageRequest| Ops {
+        attributes: true,
+        ..Ops::default()
+    };
+    image_endpoint(s, headers, body, Operation::Attributes, ops, |f| {
+        let mut out = json!(asked(f.attributes, "attributes")?);
         out["model"] = json!(f.model_id);
         out["processing_time_ms"] = json!(f.processing_time_ms);
-        ok_json(out)
-    }
-    .await;
-    gate.finish(r)
+        Ok(out)
+    })
+    .await
 }
 
 /// `POST /v1/background-remove`: the product on a transparent background, as a PNG.
@@ -213,28 +238,20 @@ pub(crate) async fn background_remove(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let gate = gate!(s, headers);
-    let r = async {
-        let req: ImageRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Silhouette)?;
-        let ops = Ops {
-            cutout: true,
-            ..Ops::default()
-        };
-        let f = extract_one(&s, req.image.to_input()?, ops).await?;
-        let png = f
-            .cutout_png
-            .ok_or_else(|| ApiError::internal("cut-out requested but not returned"))?;
-        ok_json(json!({
-            "image_base64": b64(&png),
+    let ops = |_: &ImageRequest| Ops {
+        cutout: true,
+        ..Ops::default()
+    };
+    image_endpoint(s, headers, body, Operation::Silhouette, ops, |f| {
+        Ok(json!({
+            "image_base64": b64(&asked(f.cutout_png, "cut-out")?),
             "format": "png",
             "width": f.width,
             "height": f.height,
             "processing_time_ms": f.processing_time_ms,
         }))
-    }
-    .await;
-    gate.finish(r)
+    })
+    .await
 }
 
 /// `POST /v1/batch`: `operations` over up to `max_batch_images` `images`. The key needs
@@ -339,8 +356,9 @@ pub(crate) async fn create_product(
 ) -> Response {
     let gate = gate!(s, headers);
     let r = async {
+        gate.authorize(Operation::Catalog)
+            .map_err(ApiError::close_connection)?;
         let req: CreateProduct = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Catalog)?;
         let external_id = req
             .external_id
             .clone()
@@ -401,8 +419,8 @@ pub(crate) async fn list_products(
 ) -> Response {
     let gate = gate!(s, headers);
     let r = async {
-        let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
         gate.authorize(Operation::Catalog)?;
+        let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
         let ns = s.namespace(&gate.who)?;
         let page = Page {
             limit: q.limit.unwrap_or(0),
@@ -537,8 +555,9 @@ pub(crate) async fn product_thumbnail(
 pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let gate = gate!(s, headers);
     let r = async {
+        gate.authorize(Operation::Catalog)
+            .map_err(ApiError::close_connection)?;
         let req: SearchRequest = parse_body(&read_body(&s, body).await?)?;
-        gate.authorize(Operation::Catalog)?;
         let kinds = [
             req.image.is_set(),
             req.text.is_some(),

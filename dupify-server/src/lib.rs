@@ -42,16 +42,33 @@ mod types;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use dupify_core::catalog::{Catalog, Environment as CatalogEnv, Namespace};
+use dupify_core::catalog::{Catalog, Namespace};
+use dupify_core::ErrorCode;
 use dupify_core::Extractor;
 use dupify_keys::{Environment, KeyStore, Operation, Principal, RateHeaders};
 
 pub use error::{put_rate_headers, ApiError};
 pub use types::{BatchOperation, ProductView};
+
+/// Opens (or creates) the key store of a data directory: `<data_dir>/keys.db`, with the
+/// pepper from `DUPIFY_PEPPER` or `<data_dir>/keys.db.pepper` (generated with a new database),
+/// the one convention ([`dupify_keys::Pepper::resolve`]) the `dupify keys` CLI follows too.
+pub fn open_key_store(data_dir: &std::path::Path) -> Result<KeyStore, dupify_keys::Error> {
+    let db = data_dir.join("keys.db");
+    let (pepper, source) = dupify_keys::Pepper::resolve(None, &db, true)?;
+    if let dupify_keys::PepperSource::Generated(path) = source {
+        eprintln!(
+            "dupify-server: generated a new key pepper in {}: keep it secret and keep it with \
+             keys.db",
+            path.display()
+        );
+    }
+    KeyStore::open(db, pepper.as_bytes())
+}
 
 /// The web page, compiled in so the binary serves it from anywhere.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -118,7 +135,7 @@ impl AppState {
             (1..=1000).contains(&config.max_batch_images),
             "max_batch_images must be in 1..=1000"
         );
-        Namespace::new(config.account.clone(), CatalogEnv::Live)?;
+        Namespace::new(config.account.clone(), Environment::Live)?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 keys,
@@ -151,11 +168,11 @@ impl AppState {
 
     /// The catalog namespace of a caller: this server's account in the key's environment.
     pub(crate) fn namespace(&self, who: &Principal) -> Result<Namespace, ApiError> {
-        let env = match who.environment() {
-            Environment::Live => CatalogEnv::Live,
-            Environment::Test => CatalogEnv::Test,
-        };
-        Ok(Namespace::new(self.inner.config.account.clone(), env)?)
+        // Keys and catalog share one `Environment`: a test key's namespace is the test one.
+        Ok(Namespace::new(
+            self.inner.config.account.clone(),
+            who.environment(),
+        )?)
     }
 
     /// Authenticates the request and applies its rate limit and quota, on the blocking pool
@@ -167,8 +184,7 @@ impl AppState {
             if n == "x-api-key" || n == "authorization" {
                 let v = value.to_str().map_err(|_| {
                     ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_api_key",
+                        ErrorCode::INVALID_API_KEY,
                         "the API key header is not valid ASCII",
                     )
                 })?;
@@ -279,13 +295,12 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::new(ErrorCode::NOT_FOUND, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::METHOD_NOT_ALLOWED,
         "method not allowed on this route",
     )
 }

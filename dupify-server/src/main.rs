@@ -30,21 +30,23 @@
 //! ```
 //!
 //! Keys live in `<data-dir>/keys.db`, hashed with a pepper read from `DUPIFY_PEPPER` or, when
-//! unset, from `<data-dir>/pepper` (32 random bytes created on first run, mode 0600). The first
+//! unset, from `<data-dir>/keys.db.pepper` (hex of 32 random bytes, created with the database,
+//! mode 0600): the same convention as `dupify keys --db <data-dir>/keys.db`, so keys made with
+//! the CLI work here. The first
 //! keys are Unlimited-tier keys with every scope: one live, one test. `--port 0` picks a free
 //! port (the printed URL has it). The page takes the key from the URL fragment, which browsers
 //! never send to the server.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::{Device, Extractor};
-use dupify_keys::{Environment, KeySpec, KeyStore, Limits, Tier};
-use dupify_server::{serve, AppState, ServeConfig};
+use dupify_keys::{Environment, KeySpec, Limits, Tier};
+use dupify_server::{open_key_store, serve, AppState, ServeConfig};
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -89,8 +91,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
-    let pepper = pepper(&data_dir)?;
-    let keys = KeyStore::open(data_dir.join("keys.db"), &pepper)?;
+    let keys = open_key_store(&data_dir)?;
     let device: Device = args.device.parse()?;
     let extractor = Extractor::builder()
         .model_dir(&model.dir)
@@ -166,40 +167,4 @@ fn main() -> anyhow::Result<()> {
     })?;
     println!("dupify-server: stopped");
     Ok(())
-}
-
-/// The key-hashing pepper: `DUPIFY_PEPPER`, else `<data_dir>/pepper`, created on first run
-/// from the system CSPRNG and readable by the owner only.
-fn pepper(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Ok(p) = std::env::var("DUPIFY_PEPPER") {
-        if p.is_empty() {
-            bail!("DUPIFY_PEPPER is set but empty");
-        }
-        return Ok(p.into_bytes());
-    }
-    let path = data_dir.join("pepper");
-    match std::fs::read(&path) {
-        Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
-        Ok(_) => bail!("{} is empty", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    Ok(bytes.to_vec())
 }

@@ -1082,3 +1082,38 @@ fn product_thumbnails() {
     let (status, _, _) = srv.get_bytes(&path, &live);
     assert_eq!(status, 404);
 }
+
+/// A key made with the CLI's convention (`dupify keys --db <data-dir>/keys.db`, pepper file
+/// `keys.db.pepper` holding hex and a newline) verifies on a server sharing the data
+/// directory; a pepper file that is not hex stops the server with a clear error instead of
+/// making every key fail.
+#[test]
+fn keys_made_by_the_cli_verify_on_a_server_sharing_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("keys.db");
+    let pepper = dupify_keys::Pepper::generate().expect("pepper");
+    pepper
+        .write_new_file(dupify_keys::Pepper::default_path(&db))
+        .expect("write pepper");
+    // The CLI's side: the same resolver, an explicit-file-free lookup next to the database.
+    let (cli_pepper, _) = dupify_keys::Pepper::resolve(None, &db, false).expect("resolve");
+    let created = {
+        let cli = dupify_keys::KeyStore::open(&db, cli_pepper.as_bytes()).expect("cli store");
+        cli.create(KeySpec::new("from the CLI", Environment::Live))
+            .expect("create")
+    };
+    let server = dupify_server::open_key_store(dir.path()).expect("server store");
+    let header = format!("Bearer {}", created.key.expose());
+    let who = server
+        .authenticate([("authorization", header.as_str())])
+        .expect("the CLI's key verifies on the server");
+    assert_eq!(who.environment(), Environment::Live);
+
+    let bad = tempfile::tempdir().expect("tempdir");
+    std::fs::write(bad.path().join("keys.db.pepper"), "not hex\n").expect("write");
+    let err = dupify_server::open_key_store(bad.path())
+        .err()
+        .expect("a bad pepper file is refused");
+    assert!(err.to_string().contains("keys.db.pepper"), "{err}");
+    assert_eq!(err.code(), "internal_error");
+}

@@ -12,7 +12,7 @@
 //!   the model's content hash and to the hash of the prompt set.
 //! * **Trained linear heads** ([`LinearHead`]): logistic regression over the image embedding,
 //!   loaded from safetensors (weights, bias, labels, model hash), trained by
-//!   [`train_linear_head`] (see `examples/train_head.rs`). A trained head replaces the
+//!   `train::train_linear_head` (cargo feature `train`; see `examples/train_head.rs`). A trained head replaces the
 //!   zero-shot head of its attribute.
 //!
 //! [`AttributePredictor`] combines them: it predicts the category first (or takes it from the
@@ -44,9 +44,11 @@
 //! `config.json` and `model.safetensors`) and copied next to the project. The zero-shot
 //! heads are then built for that model on first use and cached beside it.
 
-pub mod linear;
+mod linear;
 pub mod taxonomy;
-pub mod zero_shot;
+#[cfg(feature = "train")]
+pub mod train;
+mod zero_shot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -55,11 +57,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use linear::{
-    calibrate_temperature, evaluate_linear_head, expected_calibration_error, split_holdout,
-    train_linear_head, ClassAccuracy, Evaluation, LinearHead, TrainOptions,
-};
+pub use linear::LinearHead;
 pub use taxonomy::{Attribute, CategoryGroup};
+#[cfg(feature = "train")]
+pub use train::{
+    calibrate_temperature, evaluate_linear_head, expected_calibration_error, split_holdout,
+    train_linear_head, ClassAccuracy, Evaluation, TrainOptions,
+};
 pub use zero_shot::{CacheStatus, ZeroShotHeads};
 
 /// What attribute heads need from a CLIP text tower.
@@ -431,7 +435,7 @@ pub(crate) fn matvec(matrix: &[f32], dim: usize, v: &[f32]) -> Vec<f64> {
 const MAX_HEAD_FILE_BYTES: u64 = 64 << 20;
 
 pub(crate) fn read_head_file(path: &Path) -> Result<Vec<u8>> {
-    let io = |source| Error::Io {
+    let io = |source| Error::Storage {
         path: path.to_path_buf(),
         source,
     };
@@ -533,7 +537,7 @@ pub(crate) fn write_head_file(
         .collect::<Result<Vec<_>>>()?;
     let buf = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Internal(format!("serialising heads: {e}")))?;
-    let io = |source| Error::Io {
+    let io = |source| Error::Storage {
         path: path.to_path_buf(),
         source,
     };

@@ -717,7 +717,7 @@ fn check_data_file(dir: &Path, dim: usize, points: usize) -> Result<()> {
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
+    Error::Storage {
         path: path.to_path_buf(),
         source,
     }

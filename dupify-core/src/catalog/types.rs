@@ -1,7 +1,5 @@
 //! The catalog's plain-data types: namespaces, products, features, queries, hits, options.
 
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::{ChannelScores, ChannelWeights, IndexMode, IndexParams, IndexSource, ProductFilter};
@@ -9,36 +7,7 @@ use crate::error::{Error, Result};
 use crate::extractor::Features;
 use crate::silhouette::SilhouetteSource;
 
-/// Live or test data. Test keys never see or change live products.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Production data (`fe_live_` keys).
-    Live,
-    /// Test data (`fe_test_` keys).
-    Test,
-}
-
-impl Environment {
-    /// `"live"` or `"test"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Live => "live",
-            Environment::Test => "test",
-        }
-    }
-}
-
-impl FromStr for Environment {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "live" => Ok(Environment::Live),
-            "test" => Ok(Environment::Test),
-            _ => Err(Error::invalid("environment", "must be `live` or `test`")),
-        }
-    }
-}
+pub use dupify_types::Environment;
 
 /// Whose products: one account in one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -124,7 +124,7 @@ pub struct ClipModel {
 impl std::fmt::Debug for ClipModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClipModel")
-            .field("model_id", &self.model_id())
+            .field("name", &self.name())
             .field("device", &self.inner.device)
             .field("kind", &self.inner.kind)
             .field("tokenizer", &self.tokenizer.is_some())
@@ -141,7 +141,7 @@ impl ClipModel {
         let dir = dir.as_ref();
         let read = |name: &str| {
             let p = dir.join(name);
-            std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
+            std::fs::read(&p).map_err(|source| Error::Storage { path: p, source })
         };
         let config = read(CONFIG_FILE)?;
         let weights = read(WEIGHTS_FILE)?;
@@ -246,9 +246,10 @@ impl ClipModel {
         &self.content_hash
     }
 
-    /// A readable id: architecture plus the first 12 hex digits of the content hash, e.g.
-    /// `clip-vit-p32-224px-512d@3f2a…`.
-    pub fn model_id(&self) -> String {
+    /// A readable name: architecture plus the first 12 hex digits of the content hash, e.g.
+    /// `clip-vit-p32-224px-512d@3f2a…` ([`crate::ModelInfo::name`]). Not the model id: that is
+    /// the full [`content_hash`](Self::content_hash), everywhere.
+    pub fn name(&self) -> String {
         let v = &self.config.vision_config;
         format!(
             "clip-vit-p{}-{}px-{}d@{}",

@@ -54,7 +54,7 @@ impl ClipTokenizer {
     /// same merges).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        let bytes = std::fs::read(path).map_err(|source| Error::Storage {
             path: path.to_path_buf(),
             source,
         })?;

@@ -40,7 +40,7 @@ pub struct EfficientNetModel {
 impl std::fmt::Debug for EfficientNetModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EfficientNetModel")
-            .field("model_id", &self.model_id())
+            .field("name", &self.name())
             .field("device", &self.inner.device)
             .field("kind", &self.inner.kind)
             .finish()
@@ -124,8 +124,10 @@ impl EfficientNetModel {
         &self.content_hash
     }
 
-    /// A readable id: `efficientnet-lite2-260px-1280d@<12 hex digits of the content hash>`.
-    pub fn model_id(&self) -> String {
+    /// A readable name: `efficientnet-lite2-260px-1280d@<12 hex digits of the content hash>`
+    /// ([`crate::ModelInfo::name`]). Not the model id: that is the full
+    /// [`content_hash`](Self::content_hash), everywhere.
+    pub fn name(&self) -> String {
         format!(
             "{}-{}px-{}d@{}",
             self.config.model_name,

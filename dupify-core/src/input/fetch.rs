@@ -1,4 +1,4 @@
-//! `image_url` fetching (feature `url-fetch`), with the protections of DESIGN.md §6.
+//! `image_url` fetching (feature `url-fetch`), under the protections of [`super::UrlPolicy`].
 //!
 //! Every hop (the URL, then each redirect) goes through the same checks before a byte is
 //! sent:

@@ -168,7 +168,7 @@ pub fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> 
 
 /// Reads at most `max_bytes` from `path`, refusing larger files before reading them.
 pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
-    let io = |source| Error::Io {
+    let io = |source| Error::InputFile {
         path: path.to_path_buf(),
         source,
     };

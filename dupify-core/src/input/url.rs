@@ -1,4 +1,4 @@
-//! The `image_url` policy and the address classifier behind it (DESIGN.md §6).
+//! The `image_url` policy and the address classifier behind it.
 //!
 //! Fetching a URL on behalf of a caller is a server-side request forgery risk: a URL that
 //! names (or resolves to, or redirects to) `127.0.0.1`, an RFC 1918 host or the cloud

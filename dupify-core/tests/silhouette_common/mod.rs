@@ -169,16 +169,10 @@ pub fn background(name: &str, w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-/// Tiny deterministic PRNG (xorshift) for textures.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
+#[path = "../rng_common/mod.rs"]
+mod rng_common;
+/// The tests' one deterministic PRNG (xorshift), for textures.
+pub use rng_common::XorShift as Rng;
 
 /// Composites a garment of `colour` (with stripes and grain) onto `bg`, casting a soft
 /// shadow down-right as on a floor shot with a phone. Returns the image and the true mask.
@@ -205,7 +199,7 @@ pub fn composite(
         let y = i as u32 / w;
         let shade = 1.0 - 0.3 * shadow[i];
         let stripe = if (y / 6) % 2 == 0 { 1.0 } else { 0.85 };
-        let grain = 0.92 + 0.16 * rng.next_f32();
+        let grain = 0.92 + 0.16 * rng.unif24();
         for c in 0..3 {
             let b = bg[i * 3 + c] as f32 * shade;
             let f = (colour[c] as f32 * stripe * grain).min(255.0);

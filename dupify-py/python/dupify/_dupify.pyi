@@ -2,7 +2,20 @@
 
 import os
 import pathlib
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypedDict,
+    Union,
+    Unpack,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -266,6 +279,10 @@ def default_model_dir(
     server pick it: a real CLIP in ``weights/real/clip-vit-base-patch32``, else the pretrained
     EfficientNet-Lite2 in ``weights/real/efficientnet-lite2``; ``None`` when neither is there."""
 
+def error_codes() -> List[Tuple[str, int]]:
+    """Every hosted error code with its HTTP status (the Rust crates' one table)."""
+    ...
+
 def device_report() -> Dict[str, Any]:
     """What LibTorch sees: ``cuda_available``, ``cuda_device_count``, ``auto_device``, …"""
 
@@ -397,6 +414,27 @@ class IngestReport:
     def to_dict(self) -> Dict[str, Any]: ...
     def to_json(self) -> str: ...
 
+class _SearchArgs(TypedDict, total=False):
+    """The keywords of every search (``Catalog.search``, ``search_image``, ``search_text``);
+    any other keyword is ``InvalidRequestError``. ``limit`` defaults to 10, ``offset`` to 0."""
+
+    by_product: Optional[str]
+    filter: Optional[Mapping[str, Any]]
+    cheaper_by_percent: Optional[float]
+    weights: Optional[Mapping[str, float]]
+    limit: int
+    offset: int
+    min_score: Optional[float]
+    exclude_own_brand: bool
+
+class _VectorSearchArgs(_SearchArgs, total=False):
+    """``Catalog.search``'s keywords: the common ones plus the query vectors."""
+
+    embedding: Optional[FloatVector]
+    features: Optional[Union[Features, Mapping[str, Any]]]
+    shape: Optional[FloatVector]
+    colors: Optional[Sequence[Mapping[str, Any]]]
+
 class Catalog:
     """Products with features in SQLite, ANN search, dupes with filters."""
 
@@ -435,51 +473,21 @@ class Catalog:
     ) -> ListPage: ...
     def count(self, namespace: NamespaceLike, filter: Optional[Mapping[str, Any]] = None) -> int: ...
     def search(
-        self,
-        namespace: NamespaceLike,
-        *,
-        embedding: Optional[FloatVector] = None,
-        features: Optional[Union[Features, Mapping[str, Any]]] = None,
-        shape: Optional[FloatVector] = None,
-        colors: Optional[Sequence[Mapping[str, Any]]] = None,
-        by_product: Optional[str] = None,
-        filter: Optional[Mapping[str, Any]] = None,
-        cheaper_by_percent: Optional[float] = None,
-        weights: Optional[Mapping[str, float]] = None,
-        limit: int = 10,
-        offset: int = 0,
-        min_score: Optional[float] = None,
-        exclude_own_brand: bool = False,
+        self, namespace: NamespaceLike, **query: Unpack[_VectorSearchArgs]
     ) -> List[SearchHit]: ...
     def search_image(
         self,
         namespace: NamespaceLike,
         extractor: Extractor,
         image: ImageLike,
-        *,
-        by_product: Optional[str] = None,
-        filter: Optional[Mapping[str, Any]] = None,
-        cheaper_by_percent: Optional[float] = None,
-        weights: Optional[Mapping[str, float]] = None,
-        limit: int = 10,
-        offset: int = 0,
-        min_score: Optional[float] = None,
-        exclude_own_brand: bool = False,
+        **query: Unpack[_SearchArgs],
     ) -> List[SearchHit]: ...
     def search_text(
         self,
         namespace: NamespaceLike,
         extractor: Extractor,
         text: str,
-        *,
-        by_product: Optional[str] = None,
-        filter: Optional[Mapping[str, Any]] = None,
-        cheaper_by_percent: Optional[float] = None,
-        weights: Optional[Mapping[str, float]] = None,
-        limit: int = 10,
-        offset: int = 0,
-        min_score: Optional[float] = None,
-        exclude_own_brand: bool = False,
+        **query: Unpack[_SearchArgs],
     ) -> List[SearchHit]: ...
     def ingest(
         self,

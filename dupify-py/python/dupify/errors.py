@@ -62,7 +62,8 @@ class DupifyError(Exception):
 
 
 class InvalidRequestError(DupifyError, ValueError):
-    """A parameter is missing or invalid (``missing_parameter``, ``invalid_parameter``)."""
+    """A parameter is missing or invalid (``missing_parameter``, ``invalid_parameter``), or
+    the request itself is refused by a server (``payload_too_large``, ``method_not_allowed``)."""
 
 
 class ImageError(DupifyError, ValueError):
@@ -111,6 +112,8 @@ class InternalError(DupifyError):
 _BY_CODE: Dict[str, Type[DupifyError]] = {
     "missing_parameter": InvalidRequestError,
     "invalid_parameter": InvalidRequestError,
+    "payload_too_large": InvalidRequestError,
+    "method_not_allowed": InvalidRequestError,
     "invalid_base64": ImageError,
     "unsupported_format": ImageError,
     "image_processing_failed": ImageError,
