@@ -7,7 +7,7 @@
 //! transforms on the same files and thread count; `benches/run.py preprocess` runs both.
 //!
 //! Photos: the 40 committed CC0 photos, or every `*.jpg` under `DUPIFY_BENCH_PHOTOS` when set
-//! (e.g. `../shared/data/clothing-small/test`).
+//! (e.g. the test split of the CC0 clothing-dataset-small).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dupify_core::input::{decode_bytes, ClipPreprocess, InputLimits, ResizeMode};

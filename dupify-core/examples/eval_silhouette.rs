@@ -7,12 +7,12 @@
 //! and is left out of the gallery.
 //!
 //! ```text
-//! DUPIFY_CLOTHING_DIR=../shared/data/clothing-small/test \
+//! DUPIFY_CLOTHING_DIR=<clothing-dataset-small>/test \
 //!     cargo run --release -p dupify-core --features train --example eval_silhouette
 //! ```
 //!
-//! The dataset directory defaults to `../shared/data/clothing-small/test` relative to the
-//! repository root.
+//! `DUPIFY_CLOTHING_DIR` is the test split of the CC0 clothing-dataset-small (one folder per
+//! category; the photos are not in this repository).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,10 +50,10 @@ fn working_image(path: &Path) -> Result<WorkingImage, String> {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = std::env::var_os("DUPIFY_CLOTHING_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/data/clothing-small/test"));
+    let Some(dir) = std::env::var_os("DUPIFY_CLOTHING_DIR").map(PathBuf::from) else {
+        eprintln!("set DUPIFY_CLOTHING_DIR to the test split of clothing-dataset-small");
+        std::process::exit(2);
+    };
     let mut items: Vec<(String, PathBuf)> = Vec::new();
     let Ok(cats) = std::fs::read_dir(&dir) else {
         eprintln!("cannot read {}: set DUPIFY_CLOTHING_DIR", dir.display());

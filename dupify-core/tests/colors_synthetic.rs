@@ -395,6 +395,6 @@ fn palette_distance_behaves_like_a_metric_on_test_palettes() {
     let r2 = pal(&[([190, 20, 30], 100.0)]);
     let de = delta_e2000(red[0].lab, r2[0].lab);
     assert!((palette_distance(&red, &r2) - de).abs() < 1e-4);
-    assert_eq!(palette_distance(&[], &[]), 0.0);
+    assert_eq!(palette_distance::<DominantColor>(&[], &[]), 0.0);
     assert_eq!(palette_distance(&red, &[]), 100.0);
 }

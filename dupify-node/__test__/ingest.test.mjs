@@ -82,7 +82,7 @@ test('searchImage equals search with the image features; searchText equals searc
   const viaFeatures = await cat.search(ns, {
     embedding: f.embedding,
     shape: f.silhouette.embedding,
-    colors: f.colors.colors.map((c) => ({ lab: c.lab, share: c.share / 100 })),
+    colors: f.colors.colors.map((c) => ({ lab: c.lab, share: c.share })),
     limit: 5,
   })
   assert.equal(viaImage.length, 5)

@@ -101,7 +101,7 @@ def test_search_with_extracted_features(extractor):
     assert hits[0].scores.clip == pytest.approx(1.0, abs=1e-4)
     assert hits[0].scores.shape == pytest.approx(1.0, abs=1e-4)
     assert hits[0].scores.color is not None
-    colors = [{"lab": list(c.lab), "share": c.share / 100} for c in q.colors.colors]
+    colors = [{"lab": list(c.lab), "share": c.share} for c in q.colors.colors]
     by_color = cat.search(NS, colors=colors, limit=1)
     assert by_color[0].scores.color is not None and by_color[0].scores.clip is None
     batch = cat.upsert_batch(NS, [({"external_id": "p9"}, q), {"external_id": "p10"}])

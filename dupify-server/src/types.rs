@@ -255,7 +255,7 @@ impl From<Product> for ProductView {
             .colors
             .iter()
             .map(|s| {
-                let c = DominantColor::from_lab(s.lab, s.share * 100.0);
+                let c = DominantColor::from_lab(s.lab, s.share);
                 ProductColor {
                     hex: c.hex,
                     share: c.share,

@@ -281,10 +281,10 @@ pub(super) fn validate_new(p: &NewProduct) -> Result<()> {
         }
     }
     for c in &p.features.colors {
-        if c.lab.iter().any(|x| !x.is_finite()) || !(0.0..=1.0).contains(&c.share) {
+        if c.lab.iter().any(|x| !x.is_finite()) || !(0.0..=100.0).contains(&c.share) {
             return Err(Error::invalid(
                 "features.colors",
-                "lab must be finite and share in 0..=1",
+                "lab must be finite and share a percentage in 0..=100",
             ));
         }
     }

@@ -3,10 +3,9 @@
 //!
 //! - CLIP: cosine similarity of the L2-normalised image embeddings.
 //! - Shape: cosine similarity of the silhouette shape embeddings.
-//! - Colour: `1 - min(ΔE, 100) / 100`, where ΔE is the symmetric, share-weighted mean CIE76
-//!   distance from each swatch to the nearest swatch of the other palette (a cheap, stable
-//!   stand-in for earth mover's distance; ΔE ≈ 2.3 is a just-noticeable difference, 100 is
-//!   black vs white).
+//! - Colour: `1 - min(d, 100) / 100`, where `d` is the earth mover's distance between the
+//!   palettes in ΔE2000 units: the same [`crate::colors::palette_distance`] the colour stage
+//!   offers (ΔE ≈ 2.3 is a just-noticeable difference, 100 is black vs white).
 //!
 //! A channel missing on either side is left out and the remaining weights renormalised, so a
 //! product without a silhouette is not punished against one with it.
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::index::dot;
 use super::ColorSwatch;
-use crate::colors::delta_e2000;
+use crate::colors::palette_distance;
 
 /// Weights of the score channels. Negative or non-finite weights are rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -84,33 +83,14 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
     Some(dot(a, b) / (na * nb))
 }
 
-fn directed(a: &[ColorSwatch], b: &[ColorSwatch]) -> f32 {
-    let total: f32 = a.iter().map(|s| s.share.max(0.0)).sum();
-    let mut acc = 0.0;
-    for s in a {
-        let near = b
-            .iter()
-            .map(|t| delta_e2000(s.lab, t.lab))
-            .fold(f32::INFINITY, f32::min);
-        let w = if total > 0.0 {
-            s.share.max(0.0) / total
-        } else {
-            1.0 / a.len() as f32
-        };
-        acc += w * near;
-    }
-    acc
-}
-
-/// Palette similarity in [0, 1] (None when either palette is empty): one minus the mean of
-/// the two directed share-weighted nearest-colour ΔE2000 distances (the colour stage's
-/// perceptual distance), scaled by 100 and clamped.
+/// Palette similarity in [0, 1] (None when either palette is empty): one minus the earth
+/// mover's distance between the palettes ([`crate::colors::palette_distance`], ΔE2000
+/// units), scaled by 100 and clamped.
 pub fn palette_similarity(a: &[ColorSwatch], b: &[ColorSwatch]) -> Option<f32> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let d = 0.5 * (directed(a, b) + directed(b, a));
-    Some(1.0 - d.min(100.0) / 100.0)
+    Some(1.0 - palette_distance(a, b).min(100.0) / 100.0)
 }
 
 #[cfg(test)]
@@ -126,8 +106,8 @@ mod tests {
 
     #[test]
     fn palette_similarity_is_one_for_identical_and_lower_for_far() {
-        let red = vec![sw(53.2, 80.1, 67.2, 0.8), sw(100.0, 0.0, 0.0, 0.2)];
-        let blue = vec![sw(32.3, 79.2, -107.9, 1.0)];
+        let red = vec![sw(53.2, 80.1, 67.2, 80.0), sw(100.0, 0.0, 0.0, 20.0)];
+        let blue = vec![sw(32.3, 79.2, -107.9, 100.0)];
         assert_eq!(palette_similarity(&red, &red), Some(1.0));
         let s = palette_similarity(&red, &blue).unwrap();
         assert!(s < 0.5, "{s}");
@@ -137,7 +117,7 @@ mod tests {
         );
         assert_eq!(palette_similarity(&[], &red), None);
         // black vs white: ΔE = 100 → 0
-        let s = palette_similarity(&[sw(0.0, 0.0, 0.0, 1.0)], &[sw(100.0, 0.0, 0.0, 1.0)]);
+        let s = palette_similarity(&[sw(0.0, 0.0, 0.0, 100.0)], &[sw(100.0, 0.0, 0.0, 100.0)]);
         assert_eq!(s, Some(0.0));
     }
 
@@ -164,5 +144,37 @@ mod tests {
         assert_eq!(cosine(&[1.0, 0.0], &[1.0]), None);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), Some(0.0));
         assert!((cosine(&[2.0, 0.0], &[1.0, 0.0]).unwrap() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn palette_similarity_weighs_shares_as_the_colour_stage_does() {
+        // Same two colours, different proportions: the nearest-swatch distance would call
+        // them identical; the earth mover's distance moves 40% of the mass across ΔE(navy,
+        // white) and says how far.
+        let navy = [24.0, 5.0, -30.0];
+        let white = [96.0, 0.0, 1.0];
+        let mostly_navy = [
+            sw(navy[0], navy[1], navy[2], 90.0),
+            sw(white[0], white[1], white[2], 10.0),
+        ];
+        let half = [
+            sw(navy[0], navy[1], navy[2], 50.0),
+            sw(white[0], white[1], white[2], 50.0),
+        ];
+        let s = palette_similarity(&mostly_navy, &half).unwrap();
+        let de = crate::colors::delta_e2000(navy, white);
+        assert!(
+            (s - (1.0 - 0.4 * de / 100.0)).abs() < 1e-3,
+            "{s} vs ΔE {de}"
+        );
+        // Shares are ratios: percent or any other scale gives the same similarity.
+        let scaled: Vec<ColorSwatch> = half
+            .iter()
+            .map(|c| sw(c.lab[0], c.lab[1], c.lab[2], c.share / 100.0))
+            .collect();
+        assert_eq!(
+            palette_similarity(&mostly_navy, &half),
+            palette_similarity(&mostly_navy, &scaled)
+        );
     }
 }

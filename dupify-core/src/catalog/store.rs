@@ -82,6 +82,31 @@ fn json_err(what: &str, e: serde_json::Error) -> Error {
     Error::Internal(format!("stored {what} is not valid JSON: {e}"))
 }
 
+/// The `colors` column holds `[{lab, share}]` with shares as fractions of 1, as databases
+/// written before shares became percent everywhere hold them; the API's swatches are percent.
+/// Converting here keeps every existing database readable without a migration.
+fn colors_to_db(colors: &[ColorSwatch]) -> Result<String> {
+    let stored: Vec<ColorSwatch> = colors
+        .iter()
+        .map(|c| ColorSwatch {
+            lab: c.lab,
+            share: c.share / 100.0,
+        })
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| Error::Internal(format!("colors: {e}")))
+}
+
+fn colors_from_db(text: &str) -> Result<Vec<ColorSwatch>> {
+    let stored: Vec<ColorSwatch> = serde_json::from_str(text).map_err(|e| json_err("colors", e))?;
+    Ok(stored
+        .into_iter()
+        .map(|c| ColorSwatch {
+            lab: c.lab,
+            share: c.share * 100.0,
+        })
+        .collect())
+}
+
 /// Maps one row selected with [`COLS`] to `(product, vec_id)`.
 pub(crate) fn row_to_product(r: &Row<'_>) -> Result<(Product, Option<usize>)> {
     let metadata: String = r.get(11)?;
@@ -107,8 +132,7 @@ pub(crate) fn row_to_product(r: &Row<'_>) -> Result<(Product, Option<usize>)> {
         features: ProductFeatures {
             clip: clip.as_deref().map(blob_to_f32s).transpose()?,
             shape: shape.as_deref().map(blob_to_f32s).transpose()?,
-            colors: serde_json::from_str::<Vec<ColorSwatch>>(&colors)
-                .map_err(|e| json_err("colors", e))?,
+            colors: colors_from_db(&colors)?,
             attributes: attributes
                 .map(|a| serde_json::from_str(&a))
                 .transpose()
@@ -304,8 +328,7 @@ pub(crate) fn upsert(
     let vec_id = new_vec_id.map(|i| i as i64);
     let clip = p.features.clip.as_deref().map(f32s_to_blob);
     let shape = p.features.shape.as_deref().map(f32s_to_blob);
-    let colors = serde_json::to_string(&p.features.colors)
-        .map_err(|e| Error::Internal(format!("colors: {e}")))?;
+    let colors = colors_to_db(&p.features.colors)?;
     let attributes = p
         .features
         .attributes
@@ -567,7 +590,7 @@ fn row_to_hot(r: &Row<'_>) -> Result<(usize, HotSource)> {
             currency: r.get(4)?,
             price: r.get(5)?,
             shape: shape.as_deref().map(blob_to_f32s).transpose()?,
-            colors: serde_json::from_str(&colors).map_err(|e| json_err("colors", e))?,
+            colors: colors_from_db(&colors)?,
         },
     ))
 }

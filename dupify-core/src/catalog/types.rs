@@ -36,12 +36,13 @@ impl Namespace {
     }
 }
 
-/// One dominant colour: CIELAB coordinates and its share of the product (0..1).
+/// One dominant colour: CIELAB coordinates and its share of the product in percent
+/// (0..=100), the unit of every colour share in the crate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ColorSwatch {
     /// CIELAB (D65) L*, a*, b*.
     pub lab: [f32; 3],
-    /// Fraction of the product's pixels, 0..=1.
+    /// Percent of the product's pixels, 0..=100.
     pub share: f32,
 }
 
@@ -61,9 +62,18 @@ pub struct ProductFeatures {
     pub model_id: Option<String>,
 }
 
+impl crate::colors::PaletteEntry for ColorSwatch {
+    fn lab(&self) -> [f32; 3] {
+        self.lab
+    }
+    fn share(&self) -> f32 {
+        self.share
+    }
+}
+
 impl From<&Features> for ProductFeatures {
     /// The extractor's features in the catalog's form: embedding and shape vectors, the
-    /// product palette as Lab swatches (shares as fractions), attributes as JSON, and the
+    /// product palette as Lab swatches, attributes as JSON, and the
     /// model that made them. The catalog depends on the extractor, never the reverse, so the
     /// conversion lives here.
     fn from(f: &Features) -> Self {
@@ -84,7 +94,7 @@ impl From<&Features> for ProductFeatures {
                         .iter()
                         .map(|c| ColorSwatch {
                             lab: c.lab,
-                            share: c.share / 100.0,
+                            share: c.share,
                         })
                         .collect()
                 })

@@ -21,9 +21,29 @@ use super::DominantColor;
 /// Any constant at least half the largest possible distance keeps the triangle inequality.
 pub const EMPTY_PALETTE_DISTANCE: f32 = 100.0;
 
+/// A palette entry as the distance sees it: a CIELAB (D65) colour and its share of the
+/// palette, in percent like every share in the crate (the distance normalises shares, so only
+/// their ratios matter). Implemented by the colour stage's [`DominantColor`] and the
+/// catalog's stored swatches, so extraction and dupe search compare palettes the same way.
+pub trait PaletteEntry {
+    /// CIELAB L*, a*, b*.
+    fn lab(&self) -> [f32; 3];
+    /// Share of the palette, percent.
+    fn share(&self) -> f32;
+}
+
+impl PaletteEntry for DominantColor {
+    fn lab(&self) -> [f32; 3] {
+        self.lab
+    }
+    fn share(&self) -> f32 {
+        self.share
+    }
+}
+
 /// Earth mover's distance between two palettes in ΔE2000 units (see the module docs).
 /// Colours with a non-positive or non-finite share are ignored; two empty palettes are at 0.
-pub fn palette_distance(a: &[DominantColor], b: &[DominantColor]) -> f32 {
+pub fn palette_distance<C: PaletteEntry>(a: &[C], b: &[C]) -> f32 {
     let pa = normalise(a);
     let pb = normalise(b);
     match (pa.is_empty(), pb.is_empty()) {
@@ -44,21 +64,21 @@ pub fn palette_distance(a: &[DominantColor], b: &[DominantColor]) -> f32 {
 
 type Dist = Vec<(f64, [f64; 3])>;
 
-fn normalise(p: &[DominantColor]) -> Dist {
-    let total: f64 = p
-        .iter()
-        .filter(|c| c.share.is_finite() && c.share > 0.0)
-        .map(|c| c.share as f64)
-        .sum();
+fn normalise<C: PaletteEntry>(p: &[C]) -> Dist {
+    let usable = || {
+        p.iter()
+            .filter(|c| c.share().is_finite() && c.share() > 0.0)
+    };
+    let total: f64 = usable().map(|c| c.share() as f64).sum();
     if total <= 0.0 {
         return Vec::new();
     }
-    p.iter()
-        .filter(|c| c.share.is_finite() && c.share > 0.0)
+    usable()
         .map(|c| {
+            let lab = c.lab();
             (
-                c.share as f64 / total,
-                [c.lab[0] as f64, c.lab[1] as f64, c.lab[2] as f64],
+                c.share() as f64 / total,
+                [lab[0] as f64, lab[1] as f64, lab[2] as f64],
             )
         })
         .collect()

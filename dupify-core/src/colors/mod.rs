@@ -47,7 +47,7 @@ use crate::raster::{Mask, WorkingImage};
 use background::{segment_by_border, BG, CLEAR, PRODUCT};
 use kmeans::{bin_of, kmeans, merge_close, Cluster, Histogram};
 
-pub use distance::{palette_distance, EMPTY_PALETTE_DISTANCE};
+pub use distance::{palette_distance, PaletteEntry, EMPTY_PALETTE_DISTANCE};
 pub use lab::{delta_e2000, lab_to_lch, lab_to_srgb, srgb_to_lab};
 pub use names::{color_family, named_colors, nearest_named_color, ColorFamily};
 

@@ -1,14 +1,16 @@
 """Crops the background patches used by tests/silhouette_*.rs from the CC0 clothing photos.
 
 Run from the repo root with the project venv:
-    .venv/bin/python dupify-core/tests/assets/backgrounds/make_backgrounds.py ../shared/data/clothing-small/test
+    .venv/bin/python dupify-core/tests/assets/backgrounds/make_backgrounds.py <clothing-dataset-small>/test
 Each patch is a product-free strip of floor, wall or fabric (boxes chosen by eye).
 """
 import sys
 from pathlib import Path
 from PIL import Image
 
-ROOT = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/clothing-small/test")
+if len(sys.argv) != 2:
+    sys.exit("usage: make_backgrounds.py <clothing-dataset-small>/test")
+ROOT = Path(sys.argv[1])
 OUT = Path(__file__).parent
 # name: (photo, side, box in the 400-px-wide strip)
 PATCHES = {
