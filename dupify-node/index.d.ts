@@ -199,6 +199,7 @@ export interface CatalogOptions {
 
 export interface Namespace { account: string; environment: 'live' | 'test' }
 
+/** A stored colour: CIELAB and its share of the product in percent (0–100), as in `Features`. */
 export interface ColorSwatch { lab: [number, number, number]; share: number }
 
 export interface ProductFeaturesInput {

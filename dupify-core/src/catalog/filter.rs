@@ -33,6 +33,13 @@ impl ProductFilter {
         self == &ProductFilter::default()
     }
 
+    /// Checks the filter's values (finite prices, `min_price ≤ max_price`, metadata keys):
+    /// `Catalog` refuses a bad filter before any backend sees it. The checks are the SQL
+    /// builder's own, so the two cannot disagree.
+    pub fn validate(&self) -> Result<()> {
+        self.push_sql(&mut String::new(), &mut Vec::new())
+    }
+
     /// Appends `AND …` clauses for this filter to `sql` and their values to `params`.
     pub(crate) fn push_sql(&self, sql: &mut String, params: &mut Vec<Value>) -> Result<()> {
         if let Some(c) = &self.category {

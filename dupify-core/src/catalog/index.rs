@@ -26,6 +26,7 @@ use hnsw_rs::prelude::{AnnT, FilterT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
 use super::filter::ProductFilter;
+pub(crate) use super::score::dot;
 use super::ColorSwatch;
 use crate::error::{Error, Result};
 
@@ -257,26 +258,6 @@ impl Distance<f32> for NormalizedCosine {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
         (1.0 - dot(va, vb)).max(0.0)
     }
-}
-
-/// Dot product with 8 independent accumulators (auto-vectorised).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 type Graph<'a> = Hnsw<'a, f32, NormalizedCosine>;

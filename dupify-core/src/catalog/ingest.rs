@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{store, validate_new, Catalog, Namespace, NewProduct, ProductFeatures};
+use super::{validate_new, Catalog, Namespace, NewProduct, ProductFeatures};
 use crate::error::{Error, Result};
 use crate::extractor::{BatchOptions, CancelToken, Extractor, Ops};
 use crate::input::{self, content_hash, load_bytes, ImageInput, InputLimits};
@@ -142,7 +142,7 @@ impl Catalog {
         }
         // Whole-call failures first, before any work: no model, or the wrong dimension.
         let model_dim = extractor.embed_dim()?;
-        if let Some(d) = self.dim() {
+        if let Some(d) = self.backend.dim() {
             if d != model_dim {
                 return Err(Error::invalid(
                     "extractor",
@@ -211,21 +211,16 @@ impl Catalog {
                 }
             }
             // Resume: skip what is stored with the same image, or repeated in this chunk.
-            let ids: Vec<&str> = pending
+            let ids: Vec<String> = pending
                 .iter()
-                .map(|p| p.product.external_id.as_str())
+                .map(|p| p.product.external_id.clone())
                 .collect();
-            let stored = self.read(|c| match store::ns_id(c, ns)? {
-                Some(n) => store::image_hashes(c, n, &ids),
-                None => Ok(HashMap::new()),
-            })?;
+            let stored = self.backend.image_hashes(ns, &ids)?;
             let mut seen: HashMap<String, String> = HashMap::new();
             let mut todo: Vec<Pending> = Vec::with_capacity(pending.len());
             for p in pending {
                 let ext = &p.product.external_id;
-                let same_stored = stored
-                    .get(ext)
-                    .is_some_and(|h| h.as_deref() == Some(p.hash.as_str()));
+                let same_stored = stored.get(ext) == Some(&p.hash);
                 let same_here = seen.get(ext) == Some(&p.hash);
                 if same_stored || same_here {
                     report.skipped += 1;

@@ -2,19 +2,12 @@
 //! (hnsw_rs, persisted next to the database), and dupe search with filters and a per-channel
 //! score breakdown.
 //!
-//! Durability model: SQLite is the truth. Every mutation is one `BEGIN IMMEDIATE` transaction
-//! that also bumps its namespace's generation counter; the in-memory index is updated after
-//! the commit. The graph files are a cache, saved by [`Catalog::flush`] (and on drop) with
-//! their metadata written atomically (temp + fsync + rename); on open each namespace's graph
-//! is loaded and reconciled with rows committed after it was saved, or rebuilt when missing,
-//! unreadable or from another database. Killing the process at any point therefore loses no
-//! committed product and never exposes a half-written one.
-//!
-//! Reopen cost: loading a saved graph (hnsw_rs's loader, one thread, dominated by linking
-//! every edge: random `Arc` increments across the whole graph) runs on its own thread while
-//! the ranking data are read from SQLite and interned; the two are then attached. A graph
-//! data file of the wrong length is refused before hnsw_rs reads it (its loader exits the
-//! process on a short data file) and the graph is rebuilt.
+//! Storage sits behind [`CatalogBackend`]: validation, the model-binding rules, scoring,
+//! filters' meaning and paging live here, once; a backend stores rows and answers
+//! nearest-embedding queries. [`SqliteBackend`] (SQLite in WAL mode + hnsw_rs graphs saved
+//! next to the database; its docs give the durability model: a kill at any point loses no
+//! committed product) is the one [`Catalog::open`] uses; [`Catalog::with_backend`] takes
+//! another.
 //!
 //! Namespaces (account × live/test environment) are fully separate: separate rows, separate
 //! indexes; no call takes more than one namespace.
@@ -30,24 +23,23 @@
 //! assert_eq!(hits[0].product.id, saved.id);
 //! ```
 
+mod backend;
 mod crud;
 mod filter;
 mod index;
 mod ingest;
-mod lifecycle;
 mod score;
 mod search;
+mod sqlite;
 mod store;
 mod types;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
+pub use backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
+pub use sqlite::SqliteBackend;
 
 pub use filter::ProductFilter;
 pub use index::{IndexMode, IndexParams, IndexSource};
@@ -58,43 +50,63 @@ pub use types::{
     Product, ProductFeatures, SearchHit, SearchQuery,
 };
 
+use crate::error::Result;
 use crud::validate_new;
-use index::{GraphChecksums, NsIndex};
 
-#[derive(Serialize, Deserialize)]
-struct IndexMeta {
-    format: u32,
-    db_id: String,
-    ns_id: i64,
-    generation: u64,
-    max_vec_id: usize,
-    points: usize,
-    dim: usize,
-    m: usize,
-    ef_construction: usize,
-    dir: String,
-    /// Of the files in `dir` as saved; checked before the graph is read.
-    checksums: GraphChecksums,
+/// The product catalog. `Send + Sync`: share it in an `Arc`.
+pub struct Catalog {
+    backend: Box<dyn CatalogBackend>,
 }
 
-/// 2: `checksums` added (a format-1 file is rebuilt once).
-const INDEX_FORMAT: u32 = 2;
+impl Catalog {
+    /// Opens (or creates) a catalog database at `path` with the SQLite backend; ANN graphs
+    /// live in `<path>.ann/`.
+    pub fn open(path: impl AsRef<Path>, opts: CatalogOptions) -> Result<Self> {
+        opts.validate()?;
+        Ok(Self::with_backend(SqliteBackend::open(path, opts)?))
+    }
 
-/// The product catalog. `Send + Sync`: share it in an `Arc`. Writers serialise on one
-/// connection; readers use a pool of read-only connections (WAL lets them read while a write
-/// is in progress) and a read lock on the index that writers hold only to apply a committed
-/// change.
-pub struct Catalog {
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    path: Option<PathBuf>,
-    opts: CatalogOptions,
-    db_id: String,
-    dim: RwLock<Option<usize>>,
-    indexes: RwLock<HashMap<i64, NsIndex>>,
-    /// The live `ef_search` (starts as `opts.index.ef_search`; see [`Catalog::set_ef_search`]).
-    /// Written only while `indexes` is write-locked, so every index agrees with it.
-    ef_search: AtomicUsize,
+    /// An in-memory catalog (tests, ephemeral use); nothing is persisted.
+    pub fn open_in_memory(opts: CatalogOptions) -> Result<Self> {
+        opts.validate()?;
+        Ok(Self::with_backend(SqliteBackend::open_in_memory(opts)?))
+    }
+
+    /// A catalog over another storage backend.
+    pub fn with_backend(backend: impl CatalogBackend + 'static) -> Self {
+        Catalog {
+            backend: Box::new(backend),
+        }
+    }
+
+    /// Changes `ef_search` (the HNSW candidate list size per query) on the open catalog, for
+    /// every namespace, without reopening or rebuilding: hnsw_rs takes it per query, and the
+    /// graph does not depend on it. Larger values raise recall and latency; use it to tune
+    /// the recall/speed trade-off on a live catalog (the benchmark sweeps it this way). Not
+    /// persisted: the next open starts from `CatalogOptions::index.ef_search`.
+    ///
+    /// Errors: `invalid_parameter` unless `1 <= ef <= 4096`.
+    pub fn set_ef_search(&self, ef: usize) -> Result<()> {
+        IndexParams::default().with_ef_search(ef).validate()?;
+        self.backend.set_ef_search(ef)
+    }
+
+    /// The `ef_search` searches use now.
+    pub fn ef_search(&self) -> usize {
+        self.backend.ef_search()
+    }
+
+    /// Saves changed ANN graphs next to the database (no-op in memory or with
+    /// `persist_index = false`). Also done on drop; call it after bulk loads so a crash does
+    /// not force a rebuild on the next open.
+    pub fn flush(&self) -> Result<()> {
+        self.backend.flush()
+    }
+
+    /// The state of every namespace's index.
+    pub fn index_report(&self) -> Result<Vec<IndexReport>> {
+        self.backend.index_report()
+    }
 }
 
 fn now_ms() -> i64 {

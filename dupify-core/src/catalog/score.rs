@@ -12,7 +12,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::index::dot;
 use super::ColorSwatch;
 use crate::colors::palette_distance;
 
@@ -91,6 +90,26 @@ pub fn palette_similarity(a: &[ColorSwatch], b: &[ColorSwatch]) -> Option<f32> {
         return None;
     }
     Some(1.0 - palette_distance(a, b).min(100.0) / 100.0)
+}
+
+/// Dot product with 8 independent accumulators (auto-vectorised).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
 }
 
 #[cfg(test)]

@@ -1,14 +1,10 @@
 //! Dupe search: by embedding, by product, by image and by text; candidates from the ANN
 //! index (or a scan), re-ranked by the fused channel score, filtered and paged.
 
-use rusqlite::Connection;
-
+use super::backend::{Candidate, ProductKey, Ranked};
 use super::crud::{model_mismatch, normalise};
-use super::index::{self, IndexMode};
 use super::score::{self, ChannelScores};
-use super::{
-    store, Catalog, Namespace, Product, ProductFeatures, ProductFilter, SearchHit, SearchQuery,
-};
+use super::{Catalog, Namespace, Product, ProductFeatures, SearchHit, SearchQuery};
 use crate::error::{Error, Result};
 use crate::extractor::{Extractor, Ops};
 use crate::input::ImageInput;
@@ -54,7 +50,7 @@ impl Catalog {
                 return Err(Error::invalid("shape", "contains NaN or infinity"));
             }
         }
-        let dim = self.dim();
+        let dim = self.backend.dim();
         let mut embedding = match (&q.embedding, dim) {
             (Some(e), Some(d)) => Some(normalise("embedding", e, d)?),
             (Some(e), None) => {
@@ -67,20 +63,11 @@ impl Catalog {
         let mut shape = q.shape.clone();
         let mut colors = q.colors.clone();
         let mut filter = q.filter.clone();
-        filter.push_sql(&mut String::new(), &mut Vec::new())?;
+        filter.validate()?;
 
-        self.read(|conn| {
-            let Some(ns_id) = store::ns_id(conn, ns)? else {
-                if let Some(id) = &q.by_product {
-                    return Err(Error::NotFound {
-                        what: "product",
-                        id: id.clone(),
-                    });
-                }
-                return Ok(Vec::new());
-            };
+        {
             if let (Some(want), Some(_)) = (&q.model_id, &q.embedding) {
-                if let Some(have) = store::ns_model(conn, ns_id)? {
+                if let Some(have) = self.backend.namespace_model(ns)? {
                     if &have != want {
                         return Err(model_mismatch("model_id", want, &have));
                     }
@@ -88,11 +75,13 @@ impl Catalog {
             }
             let mut exclude = None;
             if let Some(pid) = &q.by_product {
-                let (src, _) =
-                    store::get_by(conn, ns_id, "id", pid)?.ok_or_else(|| Error::NotFound {
-                        what: "product",
-                        id: pid.clone(),
-                    })?;
+                let src =
+                    self.backend
+                        .get(ns, ProductKey::Id(pid))?
+                        .ok_or_else(|| Error::NotFound {
+                            what: "product",
+                            id: pid.clone(),
+                        })?;
                 embedding = embedding.or(src.features.clip.clone());
                 shape = shape.or(src.features.shape.clone());
                 if colors.is_empty() {
@@ -132,7 +121,9 @@ impl Catalog {
                 || (weights.color > 0.0 && !colors.is_empty());
             let mut scored: Vec<Scored> = match &embedding {
                 // No CLIP query: every matching row, scored on shape and colour (rare; SQL).
-                None => store::all_filtered(conn, ns_id, &filter)?
+                None => self
+                    .backend
+                    .scan(ns, &filter)?
                     .into_iter()
                     .filter(|p| exclude.as_deref() != Some(p.id.as_str()))
                     .map(|product| {
@@ -145,7 +136,7 @@ impl Catalog {
                             color: score::palette_similarity(&colors, &product.features.colors),
                         };
                         Scored {
-                            vec_id: None,
+                            ranked: None,
                             id: product.id.clone(),
                             score: scores.combined(&weights),
                             scores,
@@ -156,33 +147,44 @@ impl Catalog {
                 // The hot path: candidates and their scores come from memory only.
                 Some(e) => {
                     let k = if reranks { (want * 4).max(50) } else { want };
-                    self.ann_scored(conn, ns_id, e, k, &filter, |row, clip| {
-                        if exclude.as_deref() == Some(&*row.id) {
+                    let score = |c: &Candidate<'_>, clip: f32| {
+                        if exclude.as_deref() == Some(c.id) {
                             return None;
                         }
                         let scores = ChannelScores {
                             clip: Some(clip),
-                            shape: match (&shape, &row.shape) {
+                            shape: match (&shape, c.shape) {
                                 (Some(a), Some(b)) => score::cosine(a, b),
                                 _ => None,
                             },
-                            color: score::palette_similarity(&colors, &row.colors),
+                            color: score::palette_similarity(&colors, c.colors),
                         };
                         Some((scores.combined(&weights), scores))
-                    })?
+                    };
+                    self.backend
+                        .nearest(ns, e, k, &filter, &score)?
+                        .into_iter()
+                        .map(|r| Scored {
+                            id: r.id.clone(),
+                            score: r.score,
+                            scores: r.scores,
+                            product: None,
+                            ranked: Some(r),
+                        })
+                        .collect()
                 }
             };
             if let Some(m) = q.min_score {
                 scored.retain(|h| h.score >= m);
             }
             scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            // Only the final page is read from SQLite. A row deleted since the index was read
-            // is left out (the page is then one shorter), never returned half-read.
+            // Only the final page's rows are read. A row deleted since the index was read is
+            // left out (the page is then one shorter), never returned half-read.
             let mut hits = Vec::with_capacity(limit);
             for s in scored.into_iter().skip(q.offset).take(limit) {
-                let product = match (s.product, s.vec_id) {
+                let product = match (s.product, &s.ranked) {
                     (Some(p), _) => Some(p),
-                    (None, Some(v)) => store::by_vec_id(conn, ns_id, v)?,
+                    (None, Some(r)) => self.backend.resolve(ns, r)?,
                     (None, None) => None,
                 };
                 if let Some(product) = product {
@@ -194,71 +196,7 @@ impl Catalog {
                 }
             }
             Ok(hits)
-        })
-    }
-
-    /// ANN (or exact) candidates for a normalised query that match `filter`, scored by
-    /// `score(row, clip cosine)` (which returns `None` to drop one) while the index is read.
-    /// Filters on product fields are evaluated in memory; `metadata_eq` asks SQLite for the
-    /// matching ids. Selective filters (fewer matches than `brute_force_below`) are answered
-    /// exactly over the matching rows; broad ones by the graph with the filter applied inside
-    /// the search.
-    fn ann_scored(
-        &self,
-        conn: &Connection,
-        ns_id: i64,
-        q: &[f32],
-        k: usize,
-        filter: &ProductFilter,
-        score: impl Fn(&index::HotRow, f32) -> Option<(f32, ChannelScores)>,
-    ) -> Result<Vec<Scored>> {
-        let allowed = if filter.metadata_eq.is_empty() {
-            None
-        } else {
-            Some(store::filtered_vec_ids(conn, ns_id, filter)?)
-        };
-        let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
-        let Some(ix) = indexes.get(&ns_id) else {
-            return Ok(Vec::new());
-        };
-        let hf = ix.compile(filter);
-        let mut hits = None;
-        if ix.mode() == IndexMode::Ann && (hf.is_active() || allowed.is_some()) {
-            let ids: Vec<usize> = match &allowed {
-                Some(a) => a
-                    .iter()
-                    .copied()
-                    .filter(|i| ix.row(*i).is_some_and(|r| hf.matches(r)))
-                    .collect(),
-                None => ix.matching(&hf),
-            };
-            if ids.len() < self.opts.index.brute_force_below {
-                let mut exact: Vec<(usize, f32)> = store::vectors_for(conn, ns_id, &ids)?
-                    .into_iter()
-                    .map(|(i, v)| (i, index::dot(q, &v)))
-                    .collect();
-                index::top_k(&mut exact, k);
-                hits = Some(exact);
-            }
         }
-        let hits = match hits {
-            Some(h) => h,
-            None => ix.search(q, k, &hf, allowed.as_deref()),
-        };
-        Ok(hits
-            .into_iter()
-            .filter_map(|(v, clip)| {
-                let row = ix.row(v)?;
-                let (total, scores) = score(row, clip)?;
-                Some(Scored {
-                    vec_id: Some(v),
-                    id: row.id.to_string(),
-                    score: total,
-                    scores,
-                    product: None,
-                })
-            })
-            .collect())
     }
 
     /// Extracts the query image's features and searches with them (embedding + shape +
@@ -319,9 +257,10 @@ impl Catalog {
     }
 }
 
-/// A ranked candidate before its row is read.
+/// A ranked candidate: from the backend's index (its row read only if it reaches the page),
+/// or from a scan (row already read).
 struct Scored {
-    vec_id: Option<usize>,
+    ranked: Option<Ranked>,
     id: String,
     score: f32,
     scores: ChannelScores,

@@ -1,0 +1,606 @@
+//! The backend the crate ships: SQLite (WAL) is the truth, and an in-memory hnsw_rs graph
+//! per namespace, saved next to the database, answers nearest-embedding queries.
+//!
+//! Durability model: every write is one `BEGIN IMMEDIATE` transaction that also bumps its
+//! namespace's generation counter; the in-memory index is updated after the commit. The
+//! graph files are a cache, saved by `flush` (and on drop) with their metadata written
+//! atomically (temp + fsync + rename); on open each namespace's graph is loaded and
+//! reconciled with rows committed after it was saved, or rebuilt when missing, unreadable or
+//! from another database. Killing the process at any point therefore loses no committed
+//! product and never exposes a half-written one.
+//!
+//! Reopen cost: loading a saved graph (hnsw_rs's loader, one thread, dominated by linking
+//! every edge) runs on its own thread while the ranking data are read from SQLite and
+//! interned; the two are then attached. A graph data file of the wrong length is refused
+//! before hnsw_rs reads it (its loader exits the process on a short data file) and the graph
+//! is rebuilt.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use rusqlite::{Connection, OpenFlags};
+
+use rusqlite::TransactionBehavior;
+use serde::{Deserialize, Serialize};
+
+use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
+use super::index::{self, GraphChecksums, LiveRows, NsIndex};
+use super::{
+    lock, now_ms, store, CatalogOptions, IndexMode, IndexParams, IndexReport, IndexSource,
+    Namespace, NewProduct, Product, ProductFilter,
+};
+use crate::error::{Error, Result};
+
+#[derive(Serialize, Deserialize)]
+struct IndexMeta {
+    format: u32,
+    db_id: String,
+    ns_id: i64,
+    generation: u64,
+    max_vec_id: usize,
+    points: usize,
+    dim: usize,
+    m: usize,
+    ef_construction: usize,
+    dir: String,
+    /// Of the files in `dir` as saved; checked before the graph is read.
+    checksums: GraphChecksums,
+}
+
+/// 2: `checksums` added (a format-1 file is rebuilt once).
+const INDEX_FORMAT: u32 = 2;
+
+/// SQLite + hnsw_rs. `Send + Sync`. Writers serialise on one connection; readers use a pool
+/// of read-only connections (WAL lets them read while a write is in progress) and a read lock
+/// on the index that writers hold only to apply a committed change.
+pub struct SqliteBackend {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<PathBuf>,
+    opts: CatalogOptions,
+    db_id: String,
+    dim: RwLock<Option<usize>>,
+    indexes: RwLock<HashMap<i64, NsIndex>>,
+    /// The live `ef_search` (starts as `opts.index.ef_search`). Written only while `indexes`
+    /// is write-locked, so every index agrees with it.
+    ef_search: AtomicUsize,
+}
+
+impl SqliteBackend {
+    /// Opens (or creates) a catalog database at `path`; ANN graphs live in `<path>.ann/`.
+    pub fn open(path: impl AsRef<Path>, opts: CatalogOptions) -> Result<Self> {
+        opts.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path)?;
+        Self::init(conn, Some(path), opts)
+    }
+
+    /// An in-memory catalog (tests, ephemeral use); nothing is persisted.
+    pub fn open_in_memory(opts: CatalogOptions) -> Result<Self> {
+        opts.validate()?;
+        Self::init(Connection::open_in_memory()?, None, opts)
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>, opts: CatalogOptions) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        if path.is_some() {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if opts.synchronous_full {
+                "FULL"
+            } else {
+                "NORMAL"
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(store::SCHEMA)?;
+        store::record_legacy_ns_models(&mut conn)?;
+        let db_id = match store::meta_get(&conn, "db_id")? {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                store::meta_set(&conn, "db_id", &id)?;
+                id
+            }
+        };
+        let stored_dim: Option<usize> = store::meta_get(&conn, "dim")?.and_then(|d| d.parse().ok());
+        let dim = match (stored_dim, opts.dim) {
+            (Some(s), Some(o)) if s != o => {
+                return Err(Error::invalid(
+                    "dim",
+                    format!("the catalog stores {s}-d embeddings, options ask for {o}"),
+                ))
+            }
+            (Some(s), _) => Some(s),
+            (None, o) => o,
+        };
+        let ef_search = AtomicUsize::new(opts.index.ef_search);
+        let cat = SqliteBackend {
+            ef_search,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path,
+            opts,
+            db_id,
+            dim: RwLock::new(dim),
+            indexes: RwLock::new(HashMap::new()),
+        };
+        cat.load_indexes()?;
+        Ok(cat)
+    }
+
+    fn ann_dir(&self) -> Option<PathBuf> {
+        self.path.as_ref().map(|p| {
+            let mut s = p.as_os_str().to_owned();
+            s.push(".ann");
+            PathBuf::from(s)
+        })
+    }
+
+    /// Runs `f` on a read connection: from the pool for file catalogs (never blocked by the
+    /// writer, thanks to WAL), the single connection for in-memory ones.
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let Some(path) = &self.path else {
+            return f(&lock(&self.writer));
+        };
+        let conn = lock(&self.readers).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(30))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// The configured index parameters with the live `ef_search`.
+    fn index_params(&self) -> IndexParams {
+        IndexParams {
+            ef_search: self.ef_search.load(Ordering::Relaxed),
+            ..self.opts.index
+        }
+    }
+
+    /// Builds every namespace's index from SQLite and the saved graphs (see module docs).
+    fn load_indexes(&self) -> Result<()> {
+        let conn = lock(&self.writer);
+        let Some(dim) = self.dim() else {
+            return Ok(());
+        };
+        let params = self.index_params();
+        let last_vec = store::last_vec_id(&conn)?;
+        let mut map = HashMap::new();
+        for (ns_id, _) in store::namespaces(&conn)? {
+            let live = store::live_count(&conn, ns_id)?;
+            let ix = if live < params.brute_force_below {
+                NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?)
+            } else {
+                match self.load_saved(&conn, ns_id, dim, last_vec) {
+                    Ok(ix) => ix,
+                    Err(_) => {
+                        let mut ix = NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?);
+                        ix.source = IndexSource::Rebuilt;
+                        ix
+                    }
+                }
+            };
+            map.insert(ns_id, ix);
+        }
+        *self.indexes.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    fn load_saved(
+        &self,
+        conn: &Connection,
+        ns_id: i64,
+        dim: usize,
+        last_vec: usize,
+    ) -> Result<NsIndex> {
+        let ann = self
+            .ann_dir()
+            .ok_or_else(|| Error::Internal("no index dir".into()))?;
+        let meta_path = ann.join(format!("ns-{ns_id}.json"));
+        let bytes = std::fs::read(&meta_path).map_err(|e| index::io_err(&meta_path, e))?;
+        let meta: IndexMeta = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
+        let p = self.index_params();
+        if meta.format != INDEX_FORMAT
+            || meta.db_id != self.db_id
+            || meta.ns_id != ns_id
+            || meta.dim != dim
+            || meta.m != p.m
+            || meta.ef_construction != p.ef_construction
+            || meta.max_vec_id > last_vec
+            || meta.dir.contains(['/', '\\'])
+        {
+            return Err(Error::Internal("index metadata does not match".into()));
+        }
+        // The graph file is read on a second thread while the ranking data come from SQLite.
+        let graph_dir = ann.join(&meta.dir);
+        let (graph, in_graph) = std::thread::scope(|sc| {
+            let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points, meta.checksums));
+            let rows = store::hot_rows(conn, ns_id, meta.max_vec_id).map(LiveRows::new);
+            let g = g
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("hnsw load thread panicked".into())));
+            (g, rows)
+        });
+        let mut ix = NsIndex::load(graph?, dim, p, in_graph?, meta.max_vec_id);
+        let newer = store::entries(conn, ns_id, meta.max_vec_id)?;
+        let fresh = newer.is_empty() && store::generation(conn, ns_id)? == meta.generation;
+        ix.insert(newer);
+        if ix.remove(&[]) {
+            return Err(Error::Internal("too many tombstones; rebuild".into()));
+        }
+        ix.source = if fresh {
+            ix.dirty = false;
+            IndexSource::Loaded
+        } else {
+            IndexSource::Reconciled
+        };
+        Ok(ix)
+    }
+
+    /// The namespace's row id, when it has one (a namespace exists from its first write).
+    fn ns_id(&self, conn: &Connection, ns: &Namespace) -> Result<Option<i64>> {
+        store::ns_id(conn, ns)
+    }
+
+    /// Applies a committed change to the in-memory index (writer lock held by the caller).
+    fn apply(
+        &self,
+        conn: &Connection,
+        ns_id: i64,
+        dim: usize,
+        removed: &[usize],
+        added: Vec<index::Entry>,
+    ) -> Result<()> {
+        let rebuild = {
+            let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+            let ix = indexes
+                .entry(ns_id)
+                .or_insert_with(|| NsIndex::new(dim, self.index_params()));
+            let rebuild = ix.remove(removed);
+            ix.insert(added);
+            rebuild
+                || (ix.mode() == IndexMode::Ann
+                    && ix.live_len() < self.opts.index.brute_force_below / 2)
+        };
+        if rebuild {
+            // Built outside the index lock so searches keep running meanwhile.
+            let mut fresh =
+                NsIndex::build(dim, self.index_params(), store::entries(conn, ns_id, 0)?);
+            let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+            // A `set_ef_search` may have run while the graph was being built.
+            fresh.set_ef_search(self.ef_search.load(Ordering::Relaxed));
+            indexes.insert(ns_id, fresh);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteBackend {
+    fn drop(&mut self) {
+        // Best effort: a failed save only means the next open reconciles or rebuilds.
+        let _ = self.flush();
+    }
+}
+
+impl CatalogBackend for SqliteBackend {
+    fn dim(&self) -> Option<usize> {
+        *self.dim.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn upsert(
+        &self,
+        ns: &Namespace,
+        products: &[NewProduct],
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+    ) -> Result<Vec<Product>> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ns_id = store::ensure_ns(&tx, ns)?;
+        let bound = store::ns_model(&tx, ns_id)?;
+        if let Some(m) = bind(bound.as_deref())? {
+            store::set_ns_model(&tx, ns_id, Some(&m))?;
+        }
+        if let (Some(d), None) = (dim, self.dim()) {
+            store::meta_set(&tx, "dim", &d.to_string())?;
+        }
+        let now = now_ms();
+        let mut saved = Vec::with_capacity(products.len());
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        for p in products {
+            let u = store::upsert(&tx, ns_id, ns, p, now)?;
+            removed.extend(u.old_vec);
+            added.extend(u.new_vec);
+            saved.push(u.product);
+        }
+        store::bump_generation(&tx, ns_id)?;
+        tx.commit()?;
+        if let Some(d) = dim {
+            *self.dim.write().unwrap_or_else(|p| p.into_inner()) = Some(d);
+            self.apply(&conn, ns_id, d, &removed, added)?;
+        }
+        Ok(saved)
+    }
+
+    fn namespace_model(&self, ns: &Namespace) -> Result<Option<String>> {
+        self.read(|conn| match self.ns_id(conn, ns)? {
+            Some(id) => store::ns_model(conn, id),
+            None => Ok(None),
+        })
+    }
+
+    fn clear_embeddings(&self, ns: &Namespace) -> Result<usize> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(ns_id) = store::ns_id(&tx, ns)? else {
+            return Ok(0);
+        };
+        let removed = store::clear_embeddings(&tx, ns_id)?;
+        store::set_ns_model(&tx, ns_id, None)?;
+        store::bump_generation(&tx, ns_id)?;
+        tx.commit()?;
+        if let Some(d) = self.dim() {
+            self.apply(&conn, ns_id, d, &removed, Vec::new())?;
+        }
+        Ok(removed.len())
+    }
+
+    fn delete(&self, ns: &Namespace, id: &str) -> Result<bool> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(ns_id) = store::ns_id(&tx, ns)? else {
+            return Ok(false);
+        };
+        let Some(vec) = store::delete(&tx, ns_id, id)? else {
+            return Ok(false);
+        };
+        store::bump_generation(&tx, ns_id)?;
+        tx.commit()?;
+        if let (Some(v), Some(d)) = (vec, self.dim()) {
+            self.apply(&conn, ns_id, d, &[v], Vec::new())?;
+        }
+        Ok(true)
+    }
+
+    fn get(&self, ns: &Namespace, key: ProductKey<'_>) -> Result<Option<Product>> {
+        let (column, value) = match key {
+            ProductKey::Id(v) => ("id", v),
+            ProductKey::ExternalId(v) => ("external_id", v),
+        };
+        let found = self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::get_by(c, n, column, value),
+            None => Ok(None),
+        })?;
+        Ok(found.map(|(p, _)| p))
+    }
+
+    fn list(
+        &self,
+        ns: &Namespace,
+        after: i64,
+        limit: usize,
+        filter: &ProductFilter,
+    ) -> Result<Vec<(i64, Product)>> {
+        self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::list(c, n, after, limit, filter),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    fn count(&self, ns: &Namespace, filter: &ProductFilter) -> Result<u64> {
+        self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::count(c, n, filter),
+            None => Ok(0),
+        })
+    }
+
+    fn image_hashes(
+        &self,
+        ns: &Namespace,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, String>> {
+        let ids: Vec<&str> = external_ids.iter().map(String::as_str).collect();
+        let stored = self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::image_hashes(c, n, &ids),
+            None => Ok(HashMap::new()),
+        })?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(ext, hash)| hash.map(|h| (ext, h)))
+            .collect())
+    }
+
+    fn scan(&self, ns: &Namespace, filter: &ProductFilter) -> Result<Vec<Product>> {
+        self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::all_filtered(c, n, filter),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    /// Filters on product fields are evaluated in memory; `metadata_eq` asks SQLite for the
+    /// matching ids. Selective filters (fewer matches than `brute_force_below`) are answered
+    /// exactly over the matching rows; broad ones by the graph with the filter applied inside
+    /// the search.
+    fn nearest(
+        &self,
+        ns: &Namespace,
+        query: &[f32],
+        k: usize,
+        filter: &ProductFilter,
+        score: &ScoreFn<'_>,
+    ) -> Result<Vec<Ranked>> {
+        self.read(|conn| {
+            let Some(ns_id) = self.ns_id(conn, ns)? else {
+                return Ok(Vec::new());
+            };
+            let allowed = if filter.metadata_eq.is_empty() {
+                None
+            } else {
+                Some(store::filtered_vec_ids(conn, ns_id, filter)?)
+            };
+            let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
+            let Some(ix) = indexes.get(&ns_id) else {
+                return Ok(Vec::new());
+            };
+            let hf = ix.compile(filter);
+            let mut hits = None;
+            if ix.mode() == IndexMode::Ann && (hf.is_active() || allowed.is_some()) {
+                let ids: Vec<usize> = match &allowed {
+                    Some(a) => a
+                        .iter()
+                        .copied()
+                        .filter(|i| ix.row(*i).is_some_and(|r| hf.matches(r)))
+                        .collect(),
+                    None => ix.matching(&hf),
+                };
+                if ids.len() < self.opts.index.brute_force_below {
+                    let mut exact: Vec<(usize, f32)> = store::vectors_for(conn, ns_id, &ids)?
+                        .into_iter()
+                        .map(|(i, v)| (i, index::dot(query, &v)))
+                        .collect();
+                    index::top_k(&mut exact, k);
+                    hits = Some(exact);
+                }
+            }
+            let hits = match hits {
+                Some(h) => h,
+                None => ix.search(query, k, &hf, allowed.as_deref()),
+            };
+            Ok(hits
+                .into_iter()
+                .filter_map(|(v, clip)| {
+                    let row = ix.row(v)?;
+                    let candidate = Candidate {
+                        id: &row.id,
+                        shape: row.shape.as_deref(),
+                        colors: &row.colors,
+                    };
+                    let (total, scores) = score(&candidate, clip)?;
+                    Some(Ranked {
+                        id: row.id.to_string(),
+                        handle: v as u64,
+                        score: total,
+                        scores,
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn resolve(&self, ns: &Namespace, ranked: &Ranked) -> Result<Option<Product>> {
+        self.read(|c| match self.ns_id(c, ns)? {
+            Some(n) => store::by_vec_id(c, n, ranked.handle as usize),
+            None => Ok(None),
+        })
+    }
+    fn set_ef_search(&self, ef: usize) -> Result<()> {
+        IndexParams {
+            ef_search: ef,
+            ..self.opts.index
+        }
+        .validate()?;
+        let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+        self.ef_search.store(ef, Ordering::Relaxed);
+        for ix in indexes.values_mut() {
+            ix.set_ef_search(ef);
+        }
+        Ok(())
+    }
+
+    /// The `ef_search` searches use now.
+    fn ef_search(&self) -> usize {
+        self.ef_search.load(Ordering::Relaxed)
+    }
+
+    fn flush(&self) -> Result<()> {
+        let (Some(ann), true) = (self.ann_dir(), self.opts.persist_index) else {
+            return Ok(());
+        };
+        let conn = lock(&self.writer);
+        let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+        for (ns_id, ix) in indexes.iter_mut() {
+            if !ix.dirty {
+                continue;
+            }
+            let meta_path = ann.join(format!("ns-{ns_id}.json"));
+            let old: Option<IndexMeta> = std::fs::read(&meta_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if ix.mode() == IndexMode::Ann {
+                let dir_name = format!("ns-{ns_id}-{}", uuid::Uuid::new_v4().simple());
+                let dir = ann.join(&dir_name);
+                ix.dump(&dir)?;
+                index::sync_dir(&dir)?;
+                let checksums = GraphChecksums::of(&dir)?;
+                let meta = IndexMeta {
+                    format: INDEX_FORMAT,
+                    db_id: self.db_id.clone(),
+                    ns_id: *ns_id,
+                    generation: store::generation(&conn, *ns_id)?,
+                    max_vec_id: ix.max_id,
+                    points: ix.graph_points(),
+                    dim: ix.dim(),
+                    m: self.opts.index.m,
+                    ef_construction: self.opts.index.ef_construction,
+                    dir: dir_name,
+                    checksums,
+                };
+                let bytes = serde_json::to_vec(&meta)
+                    .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
+                index::write_atomic(&meta_path, &bytes)?;
+            } else if old.is_some() {
+                std::fs::remove_file(&meta_path).map_err(|e| index::io_err(&meta_path, e))?;
+            }
+            if let Some(old) = old {
+                if !old.dir.contains(['/', '\\']) && !old.dir.is_empty() {
+                    let _ = std::fs::remove_dir_all(ann.join(old.dir));
+                }
+            }
+            ix.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn index_report(&self) -> Result<Vec<IndexReport>> {
+        let names: HashMap<i64, Namespace> = self.read(store::namespaces)?.into_iter().collect();
+        let indexes = self.indexes.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<IndexReport> = indexes
+            .iter()
+            .filter_map(|(id, ix)| {
+                names.get(id).map(|ns| IndexReport {
+                    namespace: ns.clone(),
+                    mode: ix.mode(),
+                    source: ix.source,
+                    live: ix.live_len(),
+                    tombstones: ix.tombstones(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.namespace.account, a.namespace.environment.as_str())
+                .cmp(&(&b.namespace.account, b.namespace.environment.as_str()))
+        });
+        Ok(out)
+    }
+}

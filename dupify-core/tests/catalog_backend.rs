@@ -1,0 +1,389 @@
+//! The catalog's storage seam: a second backend (a plain in-memory map with exact search,
+//! written here against the public `CatalogBackend` trait, nothing else) gets the same
+//! validation, model binding, scores, filters and pages as the SQLite backend, because all of
+//! those live in `Catalog`, not in a backend.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use dupify_core::catalog::*;
+use dupify_core::Error;
+
+mod catalog_common;
+
+const DIM: usize = 8;
+
+#[derive(Default)]
+struct State {
+    dim: Option<usize>,
+    next: i64,
+    /// Per namespace: (position, product), in insertion order.
+    rows: HashMap<Namespace, Vec<(i64, Product)>>,
+    models: HashMap<Namespace, String>,
+}
+
+/// Everything in one mutex; search is exact over every row.
+#[derive(Default)]
+struct MapBackend(Mutex<State>);
+
+fn matches(p: &Product, f: &ProductFilter) -> bool {
+    let price_ok = |bound: Option<f64>, ok: fn(f64, f64) -> bool| match bound {
+        None => true,
+        Some(b) => p.price.is_some_and(|v| ok(v, b)),
+    };
+    f.category
+        .as_ref()
+        .is_none_or(|c| p.category.as_ref() == Some(c))
+        && f.brand.as_ref().is_none_or(|b| p.brand.as_ref() == Some(b))
+        && !p
+            .brand
+            .as_ref()
+            .is_some_and(|b| f.exclude_brands.contains(b))
+        && price_ok(f.min_price, |v, b| v >= b)
+        && price_ok(f.max_price, |v, b| v <= b)
+        && f.currency
+            .as_ref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(&p.currency))
+        && f.metadata_eq
+            .iter()
+            .all(|(k, v)| p.metadata.get(k) == Some(v))
+}
+
+impl CatalogBackend for MapBackend {
+    fn dim(&self) -> Option<usize> {
+        self.0.lock().unwrap().dim
+    }
+
+    fn upsert(
+        &self,
+        ns: &Namespace,
+        products: &[NewProduct],
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+    ) -> dupify_core::Result<Vec<Product>> {
+        let mut st = self.0.lock().unwrap();
+        if let Some(m) = bind(st.models.get(ns).map(String::as_str))? {
+            st.models.insert(ns.clone(), m);
+        }
+        st.dim = st.dim.or(dim);
+        let mut saved = Vec::new();
+        for p in products {
+            st.next += 1;
+            let pos = st.next;
+            let rows = st.rows.entry(ns.clone()).or_default();
+            let old = rows
+                .iter()
+                .position(|(_, r)| r.external_id == p.external_id);
+            let (pos, id) = match old {
+                Some(i) => {
+                    let (pos, r) = rows.remove(i);
+                    (pos, r.id)
+                }
+                None => (pos, format!("map-{pos}")),
+            };
+            let product = Product {
+                id,
+                external_id: p.external_id.clone(),
+                title: p.title.clone(),
+                sku: p.sku.clone(),
+                description: p.description.clone(),
+                brand: p.brand.clone(),
+                category: p.category.clone(),
+                price: p.price,
+                currency: p.currency.clone().unwrap_or_else(|| "USD".into()),
+                image_url: p.image_url.clone(),
+                product_url: p.product_url.clone(),
+                metadata: p.metadata.clone(),
+                features: p.features.clone(),
+                image_hash: p.image_hash.clone(),
+                created_at_ms: 0,
+                updated_at_ms: 0,
+                namespace: ns.clone(),
+            };
+            rows.push((pos, product.clone()));
+            rows.sort_by_key(|(pos, _)| *pos);
+            saved.push(product);
+        }
+        Ok(saved)
+    }
+
+    fn namespace_model(&self, ns: &Namespace) -> dupify_core::Result<Option<String>> {
+        Ok(self.0.lock().unwrap().models.get(ns).cloned())
+    }
+
+    fn clear_embeddings(&self, ns: &Namespace) -> dupify_core::Result<usize> {
+        let mut st = self.0.lock().unwrap();
+        st.models.remove(ns);
+        let rows = st.rows.entry(ns.clone()).or_default();
+        Ok(rows
+            .iter_mut()
+            .filter_map(|(_, p)| p.features.clip.take())
+            .count())
+    }
+
+    fn delete(&self, ns: &Namespace, id: &str) -> dupify_core::Result<bool> {
+        let mut st = self.0.lock().unwrap();
+        let rows = st.rows.entry(ns.clone()).or_default();
+        let before = rows.len();
+        rows.retain(|(_, p)| p.id != id);
+        Ok(rows.len() < before)
+    }
+
+    fn get(&self, ns: &Namespace, key: ProductKey<'_>) -> dupify_core::Result<Option<Product>> {
+        let st = self.0.lock().unwrap();
+        Ok(st.rows.get(ns).and_then(|rows| {
+            rows.iter()
+                .map(|(_, p)| p)
+                .find(|p| match key {
+                    ProductKey::Id(v) => p.id == v,
+                    ProductKey::ExternalId(v) => p.external_id == v,
+                })
+                .cloned()
+        }))
+    }
+
+    fn list(
+        &self,
+        ns: &Namespace,
+        after: i64,
+        limit: usize,
+        filter: &ProductFilter,
+    ) -> dupify_core::Result<Vec<(i64, Product)>> {
+        let st = self.0.lock().unwrap();
+        Ok(st
+            .rows
+            .get(ns)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|(pos, p)| *pos > after && matches(p, filter))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn count(&self, ns: &Namespace, filter: &ProductFilter) -> dupify_core::Result<u64> {
+        Ok(self.scan(ns, filter)?.len() as u64)
+    }
+
+    fn image_hashes(
+        &self,
+        ns: &Namespace,
+        external_ids: &[String],
+    ) -> dupify_core::Result<HashMap<String, String>> {
+        let st = self.0.lock().unwrap();
+        Ok(st
+            .rows
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| external_ids.contains(&p.external_id))
+            .filter_map(|(_, p)| Some((p.external_id.clone(), p.image_hash.clone()?)))
+            .collect())
+    }
+
+    fn scan(&self, ns: &Namespace, filter: &ProductFilter) -> dupify_core::Result<Vec<Product>> {
+        let st = self.0.lock().unwrap();
+        Ok(st
+            .rows
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| matches(p, filter))
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+
+    fn nearest(
+        &self,
+        ns: &Namespace,
+        query: &[f32],
+        k: usize,
+        filter: &ProductFilter,
+        score: &ScoreFn<'_>,
+    ) -> dupify_core::Result<Vec<Ranked>> {
+        let st = self.0.lock().unwrap();
+        let mut near: Vec<(f32, usize, &Product)> = st
+            .rows
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|(_, p)| matches(p, filter))
+            .filter_map(|(pos, p)| {
+                let v = p.features.clip.as_ref()?;
+                Some((
+                    v.iter().zip(query).map(|(a, b)| a * b).sum(),
+                    *pos as usize,
+                    p,
+                ))
+            })
+            .collect();
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        near.truncate(k);
+        Ok(near
+            .into_iter()
+            .filter_map(|(clip, pos, p)| {
+                let c = Candidate {
+                    id: &p.id,
+                    shape: p.features.shape.as_deref(),
+                    colors: &p.features.colors,
+                };
+                let (total, scores) = score(&c, clip)?;
+                Some(Ranked {
+                    id: p.id.clone(),
+                    handle: pos as u64,
+                    score: total,
+                    scores,
+                })
+            })
+            .collect())
+    }
+
+    fn resolve(&self, ns: &Namespace, ranked: &Ranked) -> dupify_core::Result<Option<Product>> {
+        self.get(ns, ProductKey::Id(&ranked.id))
+    }
+
+    fn set_ef_search(&self, _ef: usize) -> dupify_core::Result<()> {
+        Ok(())
+    }
+
+    fn ef_search(&self) -> usize {
+        0
+    }
+
+    fn flush(&self) -> dupify_core::Result<()> {
+        Ok(())
+    }
+
+    fn index_report(&self) -> dupify_core::Result<Vec<IndexReport>> {
+        Ok(Vec::new())
+    }
+}
+
+fn products() -> Vec<NewProduct> {
+    (0..24)
+        .map(|i| {
+            let mut p = NewProduct::new(format!("p{i}"));
+            p.category = Some(["dress", "shoes", "hat"][i % 3].into());
+            p.brand = Some(["acme", "bolt"][i % 2].into());
+            p.price = Some(10.0 + i as f64);
+            p.features.clip = Some(catalog_common::unit_vector(i as u64 + 1, DIM));
+            p.features.shape = Some(catalog_common::unit_vector(i as u64 + 100, 6));
+            p.features.colors = vec![ColorSwatch {
+                lab: [40.0 + i as f32, 10.0, -5.0],
+                share: 100.0,
+            }];
+            p.features.model_id = Some("model-a".into());
+            p
+        })
+        .collect()
+}
+
+/// `(external id, score)` of each hit.
+fn summary(hits: &[SearchHit]) -> Vec<(String, f32)> {
+    hits.iter()
+        .map(|h| (h.product.external_id.clone(), h.score))
+        .collect()
+}
+
+#[test]
+fn a_second_backend_gets_the_same_validation_scores_filters_and_pages() {
+    let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
+    let map = Catalog::with_backend(MapBackend::default());
+    let ns = Namespace::new("acme", Environment::Test).unwrap();
+    for cat in [&sqlite, &map] {
+        cat.upsert_batch(&ns, products()).unwrap();
+    }
+
+    let q = catalog_common::unit_vector(7, DIM);
+    let queries = [
+        SearchQuery::by_embedding(q.clone()),
+        SearchQuery {
+            filter: ProductFilter {
+                category: Some("dress".into()),
+                ..ProductFilter::default()
+            },
+            limit: 4,
+            offset: 2,
+            ..SearchQuery::by_embedding(q.clone())
+        },
+        SearchQuery {
+            cheaper_by_percent: Some(30.0),
+            exclude_own_brand: true,
+            ..SearchQuery::dupes_of("PLACEHOLDER")
+        },
+        SearchQuery {
+            shape: Some(catalog_common::unit_vector(105, 6)),
+            min_score: Some(0.2),
+            ..SearchQuery::default()
+        },
+    ];
+    for mut query in queries {
+        // `by_product` names each backend's own id for the same external id.
+        let (mut qa, mut qb) = (query.clone(), query.clone());
+        if query.by_product.is_some() {
+            qa.by_product = Some(sqlite.get_by_external_id(&ns, "p20").unwrap().id);
+            qb.by_product = Some(map.get_by_external_id(&ns, "p20").unwrap().id);
+            query.by_product = None;
+        }
+        let a = summary(&sqlite.search(&ns, &qa).unwrap());
+        let b = summary(&map.search(&ns, &qb).unwrap());
+        assert!(!a.is_empty(), "{query:?}");
+        assert_eq!(a.len(), b.len(), "{query:?}");
+        for ((ea, sa), (eb, sb)) in a.iter().zip(&b) {
+            assert_eq!(ea, eb, "{query:?}");
+            assert!((sa - sb).abs() < 1e-5, "{query:?}: {sa} vs {sb}");
+        }
+    }
+
+    // Pages, counts and refusals come from `Catalog`, whichever backend stores the rows.
+    let filter = ProductFilter {
+        brand: Some("acme".into()),
+        ..ProductFilter::default()
+    };
+    for cat in [&sqlite, &map] {
+        let mut seen = Vec::new();
+        let mut page = Page {
+            limit: 5,
+            cursor: None,
+        };
+        loop {
+            let p = cat.list(&ns, &page, &filter).unwrap();
+            seen.extend(p.items.into_iter().map(|p| p.external_id));
+            match p.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..24).step_by(2).map(|i| format!("p{i}")).collect();
+        assert_eq!(seen, want);
+        assert_eq!(cat.count(&ns, &filter).unwrap(), 12);
+
+        let refused = [
+            cat.search(&ns, &SearchQuery::by_embedding(vec![0.0; DIM])),
+            cat.search(&ns, &SearchQuery::by_embedding(vec![1.0; DIM + 1])),
+            cat.search(
+                &ns,
+                &SearchQuery {
+                    limit: 5000,
+                    ..SearchQuery::by_embedding(q.clone())
+                },
+            ),
+        ];
+        for r in refused {
+            assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
+        }
+        // The namespace is bound to the model of its first embeddings.
+        let mut other = NewProduct::new("other-model");
+        other.features.clip = Some(q.clone());
+        other.features.model_id = Some("model-b".into());
+        let e = cat.upsert(&ns, other).unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(e.to_string().contains("model-a"), "{e}");
+        assert!(matches!(
+            cat.delete(&ns, "no-such-id"),
+            Err(Error::NotFound { .. })
+        ));
+    }
+}
