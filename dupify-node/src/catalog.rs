@@ -8,73 +8,33 @@
 use std::sync::Arc;
 
 use dupify_core::catalog::{
-    self as core_catalog, CatalogOptions, IndexParams, IngestItem, IngestOptions, Namespace,
-    NewProduct, Page, ProductFilter, SearchQuery,
+    self as core_catalog, CatalogOptions, IngestItem, IngestOptions, Namespace, NewProduct, Page,
+    ProductFilter, SearchQuery,
 };
 use napi::bindgen_prelude::{AsyncTask, ClassInstance, JsObjectValue, JsValue, Object, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
-use serde::Deserialize;
 
 use crate::convert::{
-    arg, arg_or_default, arg_with_defaults, is_nullish, opt_arg_with_defaults, string_arg,
-    with_defaults, Js,
+    arg, arg_or_default, from_value, is_nullish, snake_case_keys, string_arg, to_json, Js,
 };
 use crate::error::{sync, ErrInfo, Res};
 use crate::extractor::{batch_options, Extractor};
 use crate::input;
 use crate::task::{Job, Opener};
 
-/// Options of `Catalog.open` / `Catalog.openInMemory`; defaults as in the core's
-/// `CatalogOptions`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CatalogOpts {
-    dim: Option<usize>,
-    index: Option<IndexOpts>,
-    persist_index: Option<bool>,
-    synchronous_full: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IndexOpts {
-    m: Option<usize>,
-    ef_construction: Option<usize>,
-    ef_search: Option<usize>,
-    max_layers: Option<usize>,
-    brute_force_below: Option<usize>,
-    rebuild_tombstone_ratio: Option<f32>,
-}
-
-impl CatalogOpts {
-    fn into_core(self) -> Res<CatalogOptions> {
-        let mut o = CatalogOptions::default();
-        if let Some(d) = self.dim {
-            o = o.with_dim(d);
+/// Options of `Catalog.open` / `Catalog.openInMemory`: the core's `CatalogOptions`, written
+/// in JavaScript's camelCase (`{ index: { efSearch } }`); fields left out take the core's
+/// defaults, unknown ones are refused by the core's type.
+fn catalog_options(v: Option<&Unknown<'_>>) -> Res<CatalogOptions> {
+    let o: CatalogOptions = match v {
+        Some(v) if !is_nullish(v) => {
+            from_value(snake_case_keys(to_json(v, "options")?), "options")?
         }
-        if let Some(i) = self.index {
-            let d = IndexParams::default();
-            o = o.with_index(IndexParams {
-                m: i.m.unwrap_or(d.m),
-                ef_construction: i.ef_construction.unwrap_or(d.ef_construction),
-                ef_search: i.ef_search.unwrap_or(d.ef_search),
-                max_layers: i.max_layers.unwrap_or(d.max_layers),
-                brute_force_below: i.brute_force_below.unwrap_or(d.brute_force_below),
-                rebuild_tombstone_ratio: i
-                    .rebuild_tombstone_ratio
-                    .unwrap_or(d.rebuild_tombstone_ratio),
-            });
-        }
-        if let Some(p) = self.persist_index {
-            o.persist_index = p;
-        }
-        if let Some(s) = self.synchronous_full {
-            o.synchronous_full = s;
-        }
-        o.validate()?;
-        Ok(o)
-    }
+        _ => CatalogOptions::default(),
+    };
+    o.validate()?;
+    Ok(o)
 }
 
 /// The product catalog: durable products with features, and dupe search.
@@ -95,7 +55,7 @@ fn products_arg(v: Option<&Unknown<'_>>) -> Res<Vec<NewProduct>> {
     items
         .into_iter()
         .enumerate()
-        .map(|(i, p)| with_defaults::<NewProduct>(p, &format!("products[{i}]")))
+        .map(|(i, p)| from_value::<NewProduct>(p, &format!("products[{i}]")))
         .collect()
 }
 
@@ -115,12 +75,12 @@ impl Catalog {
     pub fn open(path: Option<Unknown>, options: Option<Unknown>) -> AsyncTask<Opener<Catalog>> {
         let args = (|| {
             let path = string_arg(path.as_ref(), "path")?;
-            let opts: CatalogOpts = arg_or_default(options.as_ref(), "options")?;
+            let opts = catalog_options(options.as_ref())?;
             Ok((path, opts))
         })();
         Opener::try_run(args, |(path, opts)| {
             Ok(Catalog {
-                inner: Arc::new(core_catalog::Catalog::open(path, opts.into_core()?)?),
+                inner: Arc::new(core_catalog::Catalog::open(path, opts)?),
             })
         })
     }
@@ -129,9 +89,9 @@ impl Catalog {
     #[napi(factory, ts_args_type = "options?: CatalogOptions")]
     pub fn open_in_memory(env: Env, options: Option<Unknown>) -> napi::Result<Catalog> {
         sync(&env, || {
-            let opts: CatalogOpts = arg_or_default(options.as_ref(), "options")?;
+            let opts = catalog_options(options.as_ref())?;
             Ok(Catalog {
-                inner: Arc::new(core_catalog::Catalog::open_in_memory(opts.into_core()?)?),
+                inner: Arc::new(core_catalog::Catalog::open_in_memory(opts)?),
             })
         })
     }
@@ -143,12 +103,8 @@ impl Catalog {
     )]
     pub fn upsert(&self, ns: Option<Unknown>, product: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref()).and_then(|ns| {
-            Ok((
-                ns,
-                arg_with_defaults::<NewProduct>(product.as_ref(), "product")?,
-            ))
-        });
+        let args = ns_arg(ns.as_ref())
+            .and_then(|ns| Ok((ns, arg::<NewProduct>(product.as_ref(), "product")?)));
         Job::try_run(args, move |(ns, p)| Js::from_serde(&c.upsert(&ns, p)?))
     }
 
@@ -223,8 +179,8 @@ impl Catalog {
         let c = self.inner.clone();
         let args = (|| {
             let ns = ns_arg(ns.as_ref())?;
-            let page: Page = opt_arg_with_defaults(page.as_ref(), "page")?;
-            let filter: ProductFilter = opt_arg_with_defaults(filter.as_ref(), "filter")?;
+            let page: Page = arg_or_default(page.as_ref(), "page")?;
+            let filter: ProductFilter = arg_or_default(filter.as_ref(), "filter")?;
             Ok((ns, page, filter))
         })();
         Job::try_run(args, move |(ns, page, filter)| {
@@ -240,12 +196,8 @@ impl Catalog {
     )]
     pub fn search(&self, ns: Option<Unknown>, query: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
-        let args = ns_arg(ns.as_ref()).and_then(|ns| {
-            Ok((
-                ns,
-                arg_with_defaults::<SearchQuery>(query.as_ref(), "query")?,
-            ))
-        });
+        let args = ns_arg(ns.as_ref())
+            .and_then(|ns| Ok((ns, arg::<SearchQuery>(query.as_ref(), "query")?)));
         Job::try_run(args, move |(ns, q)| Js::from_serde(&c.search(&ns, &q)?))
     }
 
@@ -257,7 +209,7 @@ impl Catalog {
     pub fn count(&self, ns: Option<Unknown>, filter: Option<Unknown>) -> AsyncTask<Job> {
         let c = self.inner.clone();
         let args = ns_arg(ns.as_ref()).and_then(|ns| {
-            let f: ProductFilter = opt_arg_with_defaults(filter.as_ref(), "filter")?;
+            let f: ProductFilter = arg_or_default(filter.as_ref(), "filter")?;
             Ok((ns, f))
         });
         Job::try_run(args, move |(ns, f)| Ok(Js::Num(c.count(&ns, &f)? as f64)))
@@ -281,7 +233,7 @@ impl Catalog {
             let ns = ns_arg(ns.as_ref())?;
             let x = extractor_arg(extractor.as_ref())?;
             let image = input::image(image.as_ref(), "image")?;
-            let q: SearchQuery = opt_arg_with_defaults(query.as_ref(), "query")?;
+            let q: SearchQuery = arg_or_default(query.as_ref(), "query")?;
             Ok((ns, x, image, q))
         })();
         Job::try_run(args, move |(ns, x, image, q)| {
@@ -306,7 +258,7 @@ impl Catalog {
             let ns = ns_arg(ns.as_ref())?;
             let x = extractor_arg(extractor.as_ref())?;
             let text = string_arg(text.as_ref(), "text")?;
-            let q: SearchQuery = opt_arg_with_defaults(query.as_ref(), "query")?;
+            let q: SearchQuery = arg_or_default(query.as_ref(), "query")?;
             Ok((ns, x, text, q))
         })();
         Job::try_run(args, move |(ns, x, text, q)| {
@@ -393,8 +345,7 @@ fn ingest_items(v: Option<&Unknown<'_>>) -> Res<Vec<IngestItem>> {
                 obj.get_named_property(k)
                     .map_err(|e| ErrInfo::invalid(&name, e.reason))
             };
-            let product: NewProduct =
-                arg_with_defaults(Some(&get("product")?), &format!("{name}.product"))?;
+            let product: NewProduct = arg(Some(&get("product")?), &format!("{name}.product"))?;
             let image = input::image(Some(&get("image")?), &format!("{name}.image"))?;
             Ok(IngestItem::new(product, image))
         })

@@ -290,47 +290,29 @@ pub(crate) fn arg_or_default<T: DeserializeOwned + Default>(
     }
 }
 
-/// Deserialises an object argument into a core type whose JSON requires every field (such
-/// as `SearchQuery.limit`): top-level fields the caller leaves out take the values of the
-/// core's `Default`, so `{ embedding }` is a complete query.
-pub(crate) fn arg_with_defaults<T>(v: Option<&Unknown<'_>>, name: &str) -> Res<T>
-where
-    T: DeserializeOwned + Serialize + Default,
-{
-    let given = match v {
-        Some(v) if !is_nullish(v) => to_json(v, name)?,
-        _ => return Err(ErrInfo::missing(name)),
-    };
-    with_defaults::<T>(given, name)
-}
-
-/// [`arg_with_defaults`] for an optional argument: absent means `T::default()`.
-pub(crate) fn opt_arg_with_defaults<T>(v: Option<&Unknown<'_>>, name: &str) -> Res<T>
-where
-    T: DeserializeOwned + Serialize + Default,
-{
+/// `{ efSearch: 1 }` → `{ ef_search: 1 }`, in every nested object: option objects are
+/// written in JavaScript's camelCase and deserialised into the core's own (snake_case)
+/// option types, so the binding restates none of their fields.
+pub(crate) fn snake_case_keys(v: Value) -> Value {
     match v {
-        Some(v) if !is_nullish(v) => with_defaults::<T>(to_json(v, name)?, name),
-        _ => Ok(T::default()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let mut snake = String::with_capacity(k.len() + 4);
+                    for c in k.chars() {
+                        if c.is_ascii_uppercase() {
+                            snake.push('_');
+                            snake.push(c.to_ascii_lowercase());
+                        } else {
+                            snake.push(c);
+                        }
+                    }
+                    (snake, snake_case_keys(v))
+                })
+                .collect(),
+        ),
+        other => other,
     }
-}
-
-/// Overlays the given top-level fields on `T::default()`'s JSON and deserialises the result.
-pub(crate) fn with_defaults<T>(given: Value, name: &str) -> Res<T>
-where
-    T: DeserializeOwned + Serialize + Default,
-{
-    let Value::Object(given) = given else {
-        return Err(ErrInfo::invalid(name, "must be an object"));
-    };
-    let mut base = match serde_json::to_value(T::default()) {
-        Ok(Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    for (k, v) in given {
-        base.insert(k, v);
-    }
-    from_value(Value::Object(base), name)
 }
 
 /// Deserialises JSON into a core type; errors name the argument and the serde path.

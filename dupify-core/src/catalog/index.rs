@@ -160,6 +160,7 @@ pub(crate) const HNSW_LAYERS: usize = 16;
 /// ef 16 gives 0.948, ef 24 0.983, ef 64 0.998 (about 20×) and ef 128 1.000 (about 10×).
 /// Raise it (or call `Catalog::set_ef_search`) where recall matters more than latency.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IndexParams {
     /// Links per node and layer (hnsw_rs `max_nb_connection`). 2..=256. Default 16.
     pub m: usize,

@@ -110,6 +110,7 @@ impl From<&Features> for ProductFeatures {
 
 /// A product to insert or replace (matched by `external_id` within the namespace).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NewProduct {
     /// The caller's id; unique per namespace; upserts match on it. 1..=512 bytes.
     pub external_id: String,
@@ -171,6 +172,7 @@ pub struct Product {
 
 /// A page request for [`Catalog::list`]: keyset pagination (stable under inserts).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Page {
     /// 1..=1000. 0 means the default, 50.
     pub limit: usize,
@@ -189,6 +191,7 @@ pub struct ListPage {
 /// A similarity search. Set `embedding` or `by_product` (or, for shape/colour-only search,
 /// `shape`/`colors`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchQuery {
     /// CLIP query vector (image or text embedding) of the catalog dimension.
     pub embedding: Option<Vec<f32>>,
@@ -249,8 +252,10 @@ pub struct SearchHit {
     pub scores: ChannelScores,
 }
 
-/// Catalog configuration, with documented defaults.
+/// Catalog configuration, with documented defaults. Deserialises from any subset of its
+/// fields (the rest default; an unknown field is refused), so bindings take it as given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CatalogOptions {
     /// CLIP dimension; `None` = taken from the first embedding stored, then fixed.
     pub dim: Option<usize>,
