@@ -173,10 +173,9 @@ fn main() {
     let dir = kept.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("bench dir");
     let path = dir.join(format!("bench-{n}.db"));
-    let opts = CatalogOptions {
-        synchronous_full: false,
-        ..CatalogOptions::default().with_dim(DIM)
-    };
+    let opts = CatalogOptions::default()
+        .with_dim(DIM)
+        .with_synchronous_full(false);
     let ns = Namespace::new("bench", Environment::Test).expect("ns");
     let reuse = kept.is_some() && path.exists();
 

@@ -44,10 +44,8 @@ pub fn run(global: &Global, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
         .map(|p| ImageInput::Path(p.clone()))
         .collect();
     let pb = (inputs.len() > 1).then(|| common::progress_bar(inputs.len() as u64, "extracting"));
-    let opts = BatchOptions {
-        progress: pb.as_ref().map(common::progress_fn),
-        ..BatchOptions::default()
-    };
+    let mut opts = BatchOptions::default();
+    opts.progress = pb.as_ref().map(common::progress_fn);
     let results = x.extract_batch(&inputs, args.ops, &opts)?;
     if let Some(pb) = pb {
         pb.finish_and_clear();

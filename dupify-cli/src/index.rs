@@ -47,10 +47,8 @@ pub fn run(global: &Global, args: &IndexArgs) -> anyhow::Result<ExitCode> {
     let catalog = common::open_catalog(&args.catalog, false)?;
 
     let pb = common::progress_bar(items.len() as u64, "indexing");
-    let opts = IngestOptions {
-        progress: Some(common::progress_fn(&pb)),
-        ..IngestOptions::default()
-    };
+    let mut opts = IngestOptions::default();
+    opts.progress = Some(common::progress_fn(&pb));
     let report = catalog.ingest(&ns, &x, items, &opts);
     pb.finish_and_clear();
     let report = report.context("indexing")?;

@@ -408,11 +408,25 @@ pub type ProgressFn = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Options of one batch call.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct BatchOptions {
     /// Called after every finished item.
     pub progress: Option<ProgressFn>,
     /// Checked before every item.
     pub cancel: Option<CancelToken>,
+}
+
+impl BatchOptions {
+    /// Calls `f(done, total)` after every finished item.
+    pub fn with_progress(mut self, f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+    /// Stops the batch when `token` is cancelled (items not started fail with `cancelled`).
+    pub fn with_cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
 }
 
 impl fmt::Debug for BatchOptions {

@@ -25,7 +25,7 @@ pub use attributes::{AttributePredictor, AttributeReport, TextEncoder};
 pub use catalog::{Catalog, CatalogOptions, Environment};
 pub use clip::{ClipModel, ClipOptions, ClipTokenizer};
 pub use device::{device_report, Device, DeviceReport, Precision};
-pub use efficientnet::{EfficientNetConfig, EfficientNetModel};
+pub use efficientnet::EfficientNetModel;
 pub use encoder::{
     find_default_model, resolve_model_dir, Architecture, ModelChoice, ModelInfo, ModelOptions,
     DEFAULT_MODEL_DIRS,

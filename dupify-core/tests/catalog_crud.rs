@@ -575,10 +575,9 @@ fn dimension_is_fixed_by_options_and_checked() {
 #[test]
 fn readers_keep_working_during_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = CatalogOptions {
-        synchronous_full: false,
-        ..CatalogOptions::default().with_index(IndexParams::default().with_brute_force_below(100))
-    };
+    let opts = CatalogOptions::default()
+        .with_index(IndexParams::default().with_brute_force_below(100))
+        .with_synchronous_full(false);
     let cat = Arc::new(Catalog::open(dir.path().join("cat.db"), opts).unwrap());
     let n = ns("acme", Environment::Live);
     let seed = cat

@@ -102,10 +102,9 @@ type Calls = Arc<Mutex<Vec<(usize, usize)>>>;
 fn recording() -> (IngestOptions, Calls) {
     let calls: Calls = Arc::new(Mutex::new(Vec::new()));
     let c = calls.clone();
-    let opts = IngestOptions {
-        progress: Some(Arc::new(move |d, t| c.lock().unwrap().push((d, t)))),
-        cancel: CancelToken::new(),
-    };
+    let opts = IngestOptions::default()
+        .with_progress(move |d, t| c.lock().unwrap().push((d, t)))
+        .with_cancel(CancelToken::new());
     (opts, calls)
 }
 

@@ -83,10 +83,11 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
 fn max_layers_other_than_16_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     for layers in [4, 15, 17] {
-        let opts = CatalogOptions::default().with_index(IndexParams {
-            max_layers: layers,
-            ..IndexParams::default().with_brute_force_below(10)
-        });
+        let opts = CatalogOptions::default().with_index(
+            IndexParams::default()
+                .with_brute_force_below(10)
+                .with_max_layers(layers),
+        );
         let e = match Catalog::open(dir.path().join(format!("c{layers}.db")), opts) {
             Ok(_) => panic!("max_layers {layers} accepted"),
             Err(e) => e,

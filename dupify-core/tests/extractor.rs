@@ -166,16 +166,15 @@ fn cancellation_stops_early_and_progress_counts() {
     let cancel = CancelToken::new();
     let seen = Arc::new(AtomicUsize::new(0));
     let (c2, s2) = (cancel.clone(), seen.clone());
-    let opts = BatchOptions {
-        progress: Some(Arc::new(move |done, total| {
+    let opts = BatchOptions::default()
+        .with_progress(move |done, total| {
             assert_eq!(total, 10);
             s2.store(done, Ordering::SeqCst);
             if done == 2 {
                 c2.cancel();
             }
-        })),
-        cancel: Some(cancel),
-    };
+        })
+        .with_cancel(cancel);
     let out = x.extract_batch(&inputs, Ops::EMBED, &opts).unwrap();
     assert_eq!(
         seen.load(Ordering::SeqCst),

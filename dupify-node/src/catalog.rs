@@ -286,10 +286,8 @@ impl Catalog {
             let x = extractor_arg(extractor.as_ref())?;
             let items = ingest_items(items.as_ref())?;
             let b = batch_options(options.as_ref())?;
-            let opts = IngestOptions {
-                progress: b.progress,
-                cancel: b.cancel.unwrap_or_default(),
-            };
+            let mut opts = IngestOptions::default().with_cancel(b.cancel.unwrap_or_default());
+            opts.progress = b.progress;
             Ok((ns, x, items, opts))
         })();
         Job::try_run(args, move |(ns, x, items, opts)| {

@@ -371,12 +371,10 @@ impl PyCatalog {
         persist_index: bool,
         synchronous_full: bool,
     ) -> Result<Self> {
-        let mut opts = CatalogOptions {
-            dim,
-            persist_index,
-            synchronous_full,
-            ..CatalogOptions::default()
-        };
+        let mut opts = CatalogOptions::default()
+            .with_persist_index(persist_index)
+            .with_synchronous_full(synchronous_full);
+        opts.dim = dim;
         if let Some(i) = index {
             opts.index = from_py::<IndexParams>(i, "index")?;
         }
@@ -584,10 +582,8 @@ impl PyCatalog {
         }
         let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
         let p = Progress::new(progress, token.clone());
-        let opts = IngestOptions {
-            progress: Some(p.callback.clone()),
-            cancel: token,
-        };
+        let mut opts = IngestOptions::default().with_cancel(token);
+        opts.progress = Some(p.callback.clone());
         let (cat, x) = (self.inner.clone(), extractor.inner.clone());
         let out = detached(py, move || cat.ingest(&ns, &x, batch, &opts));
         if let Some(e) = p.take_failure() {

@@ -113,10 +113,8 @@ impl PyExtractor {
     ) -> Result<Vec<std::result::Result<Features, dupify_core::Error>>> {
         let token = cancel.map(|c| c.0.clone()).unwrap_or_default();
         let p = Progress::new(progress, token.clone());
-        let opts = BatchOptions {
-            progress: Some(p.callback.clone()),
-            cancel: Some(token),
-        };
+        let mut opts = BatchOptions::default().with_cancel(token);
+        opts.progress = Some(p.callback.clone());
         let x = self.inner.clone();
         let out = detached(py, move || x.extract_batch(&inputs, ops, &opts));
         if let Some(e) = p.take_failure() {

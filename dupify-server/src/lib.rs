@@ -75,6 +75,7 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 
 /// Server settings, with documented defaults.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// Largest request body in bytes. Default 48 MiB: ten base64 images of a few MB each
     /// (base64 adds a third); single images are also bounded by the extractor's byte limit.
@@ -104,6 +105,21 @@ impl ServeConfig {
     /// Sets the body limit.
     pub fn with_max_body_bytes(mut self, n: usize) -> Self {
         self.max_body_bytes = n;
+        self
+    }
+    /// Sets the most images one `/v1/batch` call may carry.
+    pub fn with_max_batch_images(mut self, n: usize) -> Self {
+        self.max_batch_images = n;
+        self
+    }
+    /// Sets the account whose catalog the server serves.
+    pub fn with_account(mut self, account: impl Into<String>) -> Self {
+        self.account = account.into();
+        self
+    }
+    /// Keeps product thumbnails in `dir`.
+    pub fn with_thumbnails_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.thumbnails_dir = Some(dir.into());
         self
     }
 }

@@ -131,10 +131,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let config = ServeConfig {
-        thumbnails_dir: Some(data_dir.join("thumbnails")),
-        ..ServeConfig::default()
-    };
+    let config = ServeConfig::default().with_thumbnails_dir(data_dir.join("thumbnails"));
     let state = AppState::new(keys, extractor, catalog, config)?;
 
     let rt = tokio::runtime::Runtime::new()?;

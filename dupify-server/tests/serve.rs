@@ -127,10 +127,9 @@ impl Server {
             keys,
             extractor,
             catalog,
-            ServeConfig {
-                thumbnails_dir: Some(dir.path().join("thumbnails")),
-                ..ServeConfig::default().with_max_body_bytes(BODY_LIMIT)
-            },
+            ServeConfig::default()
+                .with_max_body_bytes(BODY_LIMIT)
+                .with_thumbnails_dir(dir.path().join("thumbnails")),
         )
         .expect("state");
         let rt = tokio::runtime::Builder::new_multi_thread()

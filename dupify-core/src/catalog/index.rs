@@ -161,6 +161,7 @@ pub(crate) const HNSW_LAYERS: usize = 16;
 /// Raise it (or call `Catalog::set_ef_search`) where recall matters more than latency.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct IndexParams {
     /// Links per node and layer (hnsw_rs `max_nb_connection`). 2..=256. Default 16.
     pub m: usize,
@@ -214,6 +215,16 @@ impl IndexParams {
     /// Sets `brute_force_below`.
     pub fn with_brute_force_below(mut self, n: usize) -> Self {
         self.brute_force_below = n;
+        self
+    }
+    /// Sets `max_layers`.
+    pub fn with_max_layers(mut self, layers: usize) -> Self {
+        self.max_layers = layers;
+        self
+    }
+    /// Sets `rebuild_tombstone_ratio`.
+    pub fn with_rebuild_tombstone_ratio(mut self, ratio: f32) -> Self {
+        self.rebuild_tombstone_ratio = ratio;
         self
     }
 

@@ -39,6 +39,7 @@ impl IngestItem {
 
 /// Options of one [`Catalog::ingest`] call.
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct IngestOptions {
     /// Called with `(done, total)` as items are accounted for (indexed, skipped or failed),
     /// after their chunk is committed.
@@ -46,6 +47,19 @@ pub struct IngestOptions {
     /// Checked before every chunk and by the extractor before every item: items not started
     /// when it is cancelled are reported as failed with code `cancelled`.
     pub cancel: CancelToken,
+}
+
+impl IngestOptions {
+    /// Calls `f(done, total)` as items are accounted for.
+    pub fn with_progress(mut self, f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+    /// Stops the ingest when `token` is cancelled.
+    pub fn with_cancel(mut self, token: CancelToken) -> Self {
+        self.cancel = token;
+        self
+    }
 }
 
 impl fmt::Debug for IngestOptions {

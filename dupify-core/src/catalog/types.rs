@@ -256,6 +256,7 @@ pub struct SearchHit {
 /// fields (the rest default; an unknown field is refused), so bindings take it as given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CatalogOptions {
     /// CLIP dimension; `None` = taken from the first embedding stored, then fixed.
     pub dim: Option<usize>,
@@ -288,6 +289,16 @@ impl CatalogOptions {
     /// Fixes the embedding dimension.
     pub fn with_dim(mut self, dim: usize) -> Self {
         self.dim = Some(dim);
+        self
+    }
+    /// Whether ANN graphs are saved next to the database.
+    pub fn with_persist_index(mut self, persist: bool) -> Self {
+        self.persist_index = persist;
+        self
+    }
+    /// `synchronous=FULL` (true) or NORMAL (false).
+    pub fn with_synchronous_full(mut self, full: bool) -> Self {
+        self.synchronous_full = full;
         self
     }
     /// Rejects bad values.

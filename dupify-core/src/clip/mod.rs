@@ -33,7 +33,9 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-pub use config::{Activation, ClipConfig, ClipTextConfig, ClipVisionConfig};
+// The config structs mirror `config.json` for loading; they are not part of the API
+// (`Extractor::model_info` says what a caller needs of a model).
+pub(crate) use config::ClipConfig;
 pub use tokenizer::{ClipTokenizer, CONTEXT_LENGTH};
 
 use crate::device::{Device, Precision};
@@ -51,6 +53,7 @@ pub const MERGES_FILE: &str = "merges.txt";
 
 /// How to load a CLIP model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClipOptions {
     /// Compute device. Default `Auto` (CUDA when usable, else CPU).
     pub device: Device,
@@ -223,11 +226,6 @@ impl ClipModel {
         }
         self.tokenizer = Some(tokenizer);
         Ok(self)
-    }
-
-    /// The parsed `config.json`.
-    pub fn config(&self) -> &ClipConfig {
-        &self.config
     }
 
     /// Embedding dimension (`projection_dim`: 512 for ViT-B/32, 768 for ViT-L/14).

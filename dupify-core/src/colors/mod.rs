@@ -67,6 +67,7 @@ const DOMINANT_FAMILY_SHARE: f32 = 50.0;
 /// setters; [`ColorOptions::validate`] (called by `extract_colors`) rejects bad values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct ColorOptions {
     /// Number of product colours to cluster and report, 1..=16. Default 5 (what colour
     /// pickers and the hosted API return; more mostly splits shading).

@@ -21,7 +21,8 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 
-pub use config::{EfficientNetConfig, MODEL_TYPE};
+pub use config::MODEL_TYPE;
+pub(crate) use config::EfficientNetConfig;
 
 use crate::clip::ClipOptions;
 use crate::device::{Device, Precision};
@@ -102,11 +103,6 @@ impl EfficientNetModel {
             content_hash: content_hash_of(config_json, safetensors),
             max_batch: opts.max_batch,
         })
-    }
-
-    /// The parsed `config.json`.
-    pub fn config(&self) -> &EfficientNetConfig {
-        &self.config
     }
 
     /// Embedding dimension (1280).

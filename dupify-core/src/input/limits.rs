@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 /// panoramas and long product strips while stopping 1×50M "line" images), and the safe
 /// [`UrlPolicy::default`] for `image_url` inputs (public addresses only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct InputLimits {
     /// Largest accepted encoded input in bytes (file size, bytes, decoded base64
     /// payload; raw pixel buffers are bounded by the pixel limit instead).

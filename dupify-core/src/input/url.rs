@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 /// scheme other than `http`/`https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct UrlPolicy {
     /// Allow loopback addresses (`127.0.0.0/8`, `::1`). Off by default; meant for tests and
     /// local development against a server on the same machine.

@@ -13,6 +13,7 @@ use crate::scope::{Scope, ScopeSet};
 /// Store settings. Defaults: flush usage every 10 s, the system clock, wait up to 5 s for a
 /// database lock held by another connection.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StoreOptions {
     /// How often buffered usage is written to SQLite.
     pub flush_interval: Duration,
