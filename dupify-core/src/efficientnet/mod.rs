@@ -21,8 +21,8 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 
-pub use config::MODEL_TYPE;
 pub(crate) use config::EfficientNetConfig;
+pub use config::MODEL_TYPE;
 
 use crate::clip::ClipOptions;
 use crate::device::{Device, Precision};
