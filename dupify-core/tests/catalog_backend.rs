@@ -81,25 +81,7 @@ impl CatalogBackend for MapBackend {
                 }
                 None => (pos, format!("map-{pos}")),
             };
-            let product = Product {
-                id,
-                external_id: p.external_id.clone(),
-                title: p.title.clone(),
-                sku: p.sku.clone(),
-                description: p.description.clone(),
-                brand: p.brand.clone(),
-                category: p.category.clone(),
-                price: p.price,
-                currency: p.currency.clone().unwrap_or_else(|| "USD".into()),
-                image_url: p.image_url.clone(),
-                product_url: p.product_url.clone(),
-                metadata: p.metadata.clone(),
-                features: p.features.clone(),
-                image_hash: p.image_hash.clone(),
-                created_at_ms: 0,
-                updated_at_ms: 0,
-                namespace: ns.clone(),
-            };
+            let product = p.to_product(id, ns, 0, 0);
             rows.push((pos, product.clone()));
             rows.sort_by_key(|(pos, _)| *pos);
             saved.push(product);

@@ -102,16 +102,6 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// Sets the body limit.
-    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
-        self.max_body_bytes = n;
-        self
-    }
-    /// Sets the most images one `/v1/batch` call may carry.
-    pub fn with_max_batch_images(mut self, n: usize) -> Self {
-        self.max_batch_images = n;
-        self
-    }
     /// Sets the account whose catalog the server serves.
     pub fn with_account(mut self, account: impl Into<String>) -> Self {
         self.account = account.into();
@@ -324,3 +314,10 @@ async fn method_not_allowed() -> ApiError {
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("a request handler panicked").into_response()
 }
+
+dupify_types::setters! { ServeConfig {
+    /// Sets the body limit.
+    with_max_body_bytes(max_body_bytes: usize),
+    /// Sets the most images one `/v1/batch` call may carry.
+    with_max_batch_images(max_batch_images: usize),
+} }

@@ -143,6 +143,39 @@ impl FromStr for Environment {
     }
 }
 
+/// `with_*` builder setters for the option structs of every Dupify crate, one line each
+/// instead of a five-line method: the parameter is named after the field it sets.
+///
+/// ```
+/// #[derive(Default)]
+/// struct Opts {
+///     n: usize,
+///     on: bool,
+/// }
+/// dupify_types::setters! { Opts {
+///     /// Sets `n`.
+///     with_n(n: usize),
+///     /// Turns it on or off.
+///     with_on(on: bool),
+/// } }
+/// let o = Opts::default().with_n(3).with_on(true);
+/// assert_eq!((o.n, o.on), (3, true));
+/// ```
+#[macro_export]
+macro_rules! setters {
+    ($ty:ty { $( $(#[$doc:meta])* $name:ident($field:ident: $t:ty) ),* $(,)? }) => {
+        impl $ty {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, $field: $t) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,37 +197,6 @@ impl Default for IndexParams {
 }
 
 impl IndexParams {
-    /// Sets `m`.
-    pub fn with_m(mut self, m: usize) -> Self {
-        self.m = m;
-        self
-    }
-    /// Sets `ef_construction`.
-    pub fn with_ef_construction(mut self, ef: usize) -> Self {
-        self.ef_construction = ef;
-        self
-    }
-    /// Sets `ef_search`.
-    pub fn with_ef_search(mut self, ef: usize) -> Self {
-        self.ef_search = ef;
-        self
-    }
-    /// Sets `brute_force_below`.
-    pub fn with_brute_force_below(mut self, n: usize) -> Self {
-        self.brute_force_below = n;
-        self
-    }
-    /// Sets `max_layers`.
-    pub fn with_max_layers(mut self, layers: usize) -> Self {
-        self.max_layers = layers;
-        self
-    }
-    /// Sets `rebuild_tombstone_ratio`.
-    pub fn with_rebuild_tombstone_ratio(mut self, ratio: f32) -> Self {
-        self.rebuild_tombstone_ratio = ratio;
-        self
-    }
-
     /// Rejects values hnsw_rs would abort the process on, or that make no sense.
     pub fn validate(&self) -> Result<()> {
         if !(2..=256).contains(&self.m) {
@@ -757,6 +726,21 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(dir, e))
 }
+
+dupify_types::setters! { IndexParams {
+    /// Sets `m`.
+    with_m(m: usize),
+    /// Sets `ef_construction`.
+    with_ef_construction(ef_construction: usize),
+    /// Sets `ef_search`.
+    with_ef_search(ef_search: usize),
+    /// Sets `brute_force_below`.
+    with_brute_force_below(brute_force_below: usize),
+    /// Sets `max_layers`.
+    with_max_layers(max_layers: usize),
+    /// Sets `rebuild_tombstone_ratio`.
+    with_rebuild_tombstone_ratio(rebuild_tombstone_ratio: f32),
+} }
 
 #[cfg(test)]
 mod tests {

@@ -406,25 +406,7 @@ pub(crate) fn upsert(
             (id, now_ms, None)
         }
     };
-    let product = Product {
-        id,
-        external_id: p.external_id.clone(),
-        title: p.title.clone(),
-        sku: p.sku.clone(),
-        description: p.description.clone(),
-        brand: p.brand.clone(),
-        category: p.category.clone(),
-        price: p.price,
-        currency,
-        image_url: p.image_url.clone(),
-        product_url: p.product_url.clone(),
-        metadata: p.metadata.clone(),
-        features: p.features.clone(),
-        image_hash: p.image_hash.clone(),
-        created_at_ms: created_at,
-        updated_at_ms: now_ms,
-        namespace: ns.clone(),
-    };
+    let product = p.to_product(id, ns, created_at, now_ms);
     let new_vec = match (new_vec_id, &product.features.clip) {
         (Some(i), Some(v)) => Some((
             i,

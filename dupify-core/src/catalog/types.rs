@@ -143,6 +143,36 @@ impl NewProduct {
             ..Default::default()
         }
     }
+
+    /// The stored product this becomes once a backend has given it an id and timestamps
+    /// (currency USD when none was given). One definition for every backend.
+    pub fn to_product(
+        &self,
+        id: String,
+        namespace: &Namespace,
+        created_at_ms: i64,
+        updated_at_ms: i64,
+    ) -> Product {
+        Product {
+            id,
+            external_id: self.external_id.clone(),
+            title: self.title.clone(),
+            sku: self.sku.clone(),
+            description: self.description.clone(),
+            brand: self.brand.clone(),
+            category: self.category.clone(),
+            price: self.price,
+            currency: self.currency.clone().unwrap_or_else(|| "USD".into()),
+            image_url: self.image_url.clone(),
+            product_url: self.product_url.clone(),
+            metadata: self.metadata.clone(),
+            features: self.features.clone(),
+            image_hash: self.image_hash.clone(),
+            created_at_ms,
+            updated_at_ms,
+            namespace: namespace.clone(),
+        }
+    }
 }
 
 /// A stored product.
@@ -281,24 +311,9 @@ impl Default for CatalogOptions {
 }
 
 impl CatalogOptions {
-    /// Sets the index parameters.
-    pub fn with_index(mut self, index: IndexParams) -> Self {
-        self.index = index;
-        self
-    }
     /// Fixes the embedding dimension.
     pub fn with_dim(mut self, dim: usize) -> Self {
         self.dim = Some(dim);
-        self
-    }
-    /// Whether ANN graphs are saved next to the database.
-    pub fn with_persist_index(mut self, persist: bool) -> Self {
-        self.persist_index = persist;
-        self
-    }
-    /// `synchronous=FULL` (true) or NORMAL (false).
-    pub fn with_synchronous_full(mut self, full: bool) -> Self {
-        self.synchronous_full = full;
         self
     }
     /// Rejects bad values.
@@ -322,3 +337,12 @@ pub struct IndexReport {
     pub live: usize,
     pub tombstones: usize,
 }
+
+dupify_types::setters! { CatalogOptions {
+    /// Sets the index parameters.
+    with_index(index: IndexParams),
+    /// Whether ANN graphs are saved next to the database.
+    with_persist_index(persist_index: bool),
+    /// `synchronous=FULL` (true) or NORMAL (false).
+    with_synchronous_full(synchronous_full: bool),
+} }

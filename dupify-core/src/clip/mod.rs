@@ -86,18 +86,6 @@ impl ClipOptions {
         }
     }
 
-    /// Sets the device.
-    pub fn with_device(mut self, device: Device) -> Self {
-        self.device = device;
-        self
-    }
-
-    /// Sets the precision.
-    pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.precision = precision;
-        self
-    }
-
     /// Sets LibTorch's intra-op thread count.
     pub fn with_intra_op_threads(mut self, n: usize) -> Self {
         self.intra_op_threads = Some(n);
@@ -409,6 +397,13 @@ pub(crate) fn apply_thread_policy(explicit: Option<usize>) {
         }),
     }
 }
+
+dupify_types::setters! { ClipOptions {
+    /// Sets the device.
+    with_device(device: Device),
+    /// Sets the precision.
+    with_precision(precision: Precision),
+} }
 
 #[cfg(test)]
 mod tests {

@@ -104,37 +104,6 @@ impl Default for ColorOptions {
 }
 
 impl ColorOptions {
-    /// Sets [`ColorOptions::num_colors`].
-    pub fn with_num_colors(mut self, n: usize) -> Self {
-        self.num_colors = n;
-        self
-    }
-    /// Sets [`ColorOptions::exclude_background`].
-    pub fn with_exclude_background(mut self, on: bool) -> Self {
-        self.exclude_background = on;
-        self
-    }
-    /// Sets [`ColorOptions::min_share`] (percent).
-    pub fn with_min_share(mut self, percent: f32) -> Self {
-        self.min_share = percent;
-        self
-    }
-    /// Sets [`ColorOptions::merge_delta_e`].
-    pub fn with_merge_delta_e(mut self, delta_e: f32) -> Self {
-        self.merge_delta_e = delta_e;
-        self
-    }
-    /// Sets [`ColorOptions::num_background_colors`].
-    pub fn with_num_background_colors(mut self, n: usize) -> Self {
-        self.num_background_colors = n;
-        self
-    }
-    /// Sets [`ColorOptions::suppress_skin`].
-    pub fn with_suppress_skin(mut self, on: bool) -> Self {
-        self.suppress_skin = on;
-        self
-    }
-
     /// Checks every field against its documented range.
     pub fn validate(&self) -> Result<()> {
         if !(1..=MAX_COLORS).contains(&self.num_colors) {
@@ -496,3 +465,18 @@ fn describe(clusters: &[Cluster], total: f64, max: usize, min_share: f32) -> Vec
         .map(|(c, s)| DominantColor::from_lab(c.lab, s))
         .collect()
 }
+
+dupify_types::setters! { ColorOptions {
+    /// Sets [`ColorOptions::num_colors`].
+    with_num_colors(num_colors: usize),
+    /// Sets [`ColorOptions::exclude_background`].
+    with_exclude_background(exclude_background: bool),
+    /// Sets [`ColorOptions::min_share`] (percent).
+    with_min_share(min_share: f32),
+    /// Sets [`ColorOptions::merge_delta_e`].
+    with_merge_delta_e(merge_delta_e: f32),
+    /// Sets [`ColorOptions::num_background_colors`].
+    with_num_background_colors(num_background_colors: usize),
+    /// Sets [`ColorOptions::suppress_skin`].
+    with_suppress_skin(suppress_skin: bool),
+} }

@@ -63,30 +63,6 @@ impl InputLimits {
         Ok(l)
     }
 
-    /// Sets the encoded-size limit in bytes.
-    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = max_bytes;
-        self
-    }
-
-    /// Sets the pixel-count limit.
-    pub fn with_max_pixels(mut self, max_pixels: u64) -> Self {
-        self.max_pixels = max_pixels;
-        self
-    }
-
-    /// Sets the per-side limit.
-    pub fn with_max_side(mut self, max_side: u32) -> Self {
-        self.max_side = max_side;
-        self
-    }
-
-    /// Sets the `image_url` policy.
-    pub fn with_url_policy(mut self, url: UrlPolicy) -> Self {
-        self.url = url;
-        self
-    }
-
     /// Checks that every limit is positive and the URL policy is valid.
     /// [`crate::input::decode`] calls this first.
     pub fn validate(&self) -> Result<()> {
@@ -140,6 +116,17 @@ impl InputLimits {
         Ok(())
     }
 }
+
+dupify_types::setters! { InputLimits {
+    /// Sets the encoded-size limit in bytes.
+    with_max_bytes(max_bytes: u64),
+    /// Sets the pixel-count limit.
+    with_max_pixels(max_pixels: u64),
+    /// Sets the per-side limit.
+    with_max_side(max_side: u32),
+    /// Sets the `image_url` policy.
+    with_url_policy(url: UrlPolicy),
+} }
 
 #[cfg(test)]
 mod tests {

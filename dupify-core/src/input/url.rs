@@ -68,36 +68,6 @@ impl UrlPolicy {
     /// 30 seconds.
     pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 
-    /// Allows or refuses loopback addresses (tests and local development only).
-    pub fn with_allow_loopback(mut self, allow: bool) -> Self {
-        self.allow_loopback = allow;
-        self
-    }
-
-    /// Allows or refuses private-network addresses (trusted intranet deployments only).
-    pub fn with_allow_private_networks(mut self, allow: bool) -> Self {
-        self.allow_private_networks = allow;
-        self
-    }
-
-    /// Sets the number of redirects followed (0 = none).
-    pub fn with_max_redirects(mut self, n: u32) -> Self {
-        self.max_redirects = n;
-        self
-    }
-
-    /// Sets the per-hop resolve + connect timeout.
-    pub fn with_connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = t;
-        self
-    }
-
-    /// Sets the timeout of the whole fetch.
-    pub fn with_total_timeout(mut self, t: Duration) -> Self {
-        self.total_timeout = t;
-        self
-    }
-
     /// Rejects zero timeouts and more than [`UrlPolicy::MAX_REDIRECTS_LIMIT`] redirects.
     pub fn validate(&self) -> Result<()> {
         if self.connect_timeout.is_zero() {
@@ -293,6 +263,19 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
         AddressClass::Reserved
     }
 }
+
+dupify_types::setters! { UrlPolicy {
+    /// Allows or refuses loopback addresses (tests and local development only).
+    with_allow_loopback(allow_loopback: bool),
+    /// Allows or refuses private-network addresses (trusted intranet deployments only).
+    with_allow_private_networks(allow_private_networks: bool),
+    /// Sets the number of redirects followed (0 = none).
+    with_max_redirects(max_redirects: u32),
+    /// Sets the per-hop resolve + connect timeout.
+    with_connect_timeout(connect_timeout: Duration),
+    /// Sets the timeout of the whole fetch.
+    with_total_timeout(total_timeout: Duration),
+} }
 
 #[cfg(test)]
 mod tests {

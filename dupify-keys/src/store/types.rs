@@ -39,18 +39,6 @@ impl StoreOptions {
         self.flush_interval = d.max(Duration::from_millis(1));
         self
     }
-
-    /// Sets the clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Sets the busy timeout.
-    pub fn with_busy_timeout(mut self, d: Duration) -> Self {
-        self.busy_timeout = d;
-        self
-    }
 }
 
 /// What to create: name, environment, scopes (empty = all), optional expiry, limits
@@ -90,12 +78,6 @@ impl KeySpec {
     /// Sets an expiry (Unix seconds).
     pub fn with_expiry(mut self, unix_secs: i64) -> Self {
         self.expires_at = Some(unix_secs);
-        self
-    }
-
-    /// Sets the limits.
-    pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
         self
     }
 }
@@ -210,3 +192,15 @@ impl Principal {
         self.limits
     }
 }
+
+dupify_types::setters! { StoreOptions {
+    /// Sets the clock.
+    with_clock(clock: Arc<dyn Clock>),
+    /// Sets the busy timeout.
+    with_busy_timeout(busy_timeout: Duration),
+} }
+
+dupify_types::setters! { KeySpec {
+    /// Sets the limits.
+    with_limits(limits: Limits),
+} }
