@@ -225,7 +225,7 @@ mod tests {
         let e = Error::UnsupportedFormat {
             detail: "tiff".into(),
         };
-        assert_eq!((e.code(), e.http_status()), ("unsupported_format", 415));
+        assert_eq!((e.code(), e.http_status()), ("unsupported_format", 422));
         let e = Error::invalid("k", "must be > 0");
         assert_eq!(e.to_string(), "invalid parameter `k`: must be > 0");
     }

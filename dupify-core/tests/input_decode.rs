@@ -374,7 +374,7 @@ fn unsupported_formats_are_typed() {
         ImageInput::Bytes(b"hello, this is not an image".to_vec()),
         &l,
     );
-    assert_eq!((e.code(), e.http_status()), ("unsupported_format", 415));
+    assert_eq!((e.code(), e.http_status()), ("unsupported_format", 422));
     let e = err(
         ImageInput::Base64("data:text/plain;base64,aGVsbG8=".into()),
         &l,

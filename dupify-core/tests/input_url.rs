@@ -324,7 +324,7 @@ fn redirect_count_is_limited() {
             .with_max_redirects(0),
     );
     let e = fetch_err(&server.url("/to-photo"), &none);
-    assert_eq!((e.code(), e.http_status()), ("image_fetch_failed", 502));
+    assert_eq!((e.code(), e.http_status()), ("image_fetch_failed", 422));
     let e = fetch_err(&server.url("/no-location"), &limits);
     assert_eq!(e.code(), "image_fetch_failed");
 }
@@ -374,7 +374,7 @@ fn http_errors_and_non_images_are_fetch_failures() {
     let limits = loopback();
     let e = fetch_err(&server.url("/missing"), &limits);
     assert!(e.to_string().contains("HTTP 404"), "{e}");
-    assert_eq!((e.code(), e.http_status()), ("image_fetch_failed", 502));
+    assert_eq!((e.code(), e.http_status()), ("image_fetch_failed", 422));
     let e = fetch_err(&server.url("/html"), &limits);
     assert_eq!(e.code(), "image_fetch_failed");
     assert!(e.to_string().contains("text/html"), "{e}");

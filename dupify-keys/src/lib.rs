@@ -22,7 +22,7 @@
 //! let bearer = format!("Bearer {}", created.key.expose());
 //! // 1. who is calling (401 on failure)
 //! let who = store.authenticate([("authorization", bearer.as_str())])?;
-//! // 2. rate limit and monthly quota (429 on failure), with the response headers
+//! // 2. rate limit (429 on failure) and monthly quota (403), with the response headers
 //! let decision = store.check_rate(&who);
 //! assert!(decision.is_allowed());
 //! assert_eq!(decision.headers().limit, 60);

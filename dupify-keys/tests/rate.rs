@@ -118,7 +118,7 @@ fn monthly_quota_exhausts_and_resets_next_month() {
             assert_eq!(retry_after_secs, (DEC_1 - now) as u64);
             assert_eq!(headers.monthly_remaining, Some(0));
             let e = store.check_rate(&p).into_result().unwrap_err();
-            assert_eq!((e.code(), e.http_status()), ("quota_exceeded", 429));
+            assert_eq!((e.code(), e.http_status()), ("quota_exceeded", 403));
             assert!(matches!(
                 e,
                 Error::QuotaExceeded {

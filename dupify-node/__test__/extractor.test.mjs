@@ -136,7 +136,7 @@ test('bad images reject with the hosted codes; a batch keeps going past them', a
   assert.ok(!(batch[0] instanceof Error))
   assert.ok(batch[1] instanceof Error)
   assert.equal(batch[1].code, 'unsupported_format')
-  assert.equal(batch[1].status, 415)
+  assert.equal(batch[1].status, 422)
   assert.ok(batch[2] instanceof Error)
   assert.equal(batch[2].code, 'invalid_base64')
   assert.equal(batch[3].content_hash, (await x.extract(files[1], 'colors')).content_hash)

@@ -10,7 +10,7 @@ def test_hierarchy_and_codes():
     cases = {
         "invalid_parameter": (dupify.InvalidRequestError, ValueError, 400),
         "missing_parameter": (dupify.InvalidRequestError, ValueError, 400),
-        "unsupported_format": (dupify.ImageError, ValueError, 415),
+        "unsupported_format": (dupify.ImageError, ValueError, 422),
         "not_found": (dupify.NotFoundError, LookupError, 404),
         "rate_limit_exceeded": (dupify.RateLimitError, dupify.DupifyError, 429),
     }

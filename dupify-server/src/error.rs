@@ -118,7 +118,7 @@ impl From<dupify_keys::Error> for ApiError {
                 headers,
             } => {
                 out.details = json!({
-                    "used": used, "limit": limit, "resets_at": resets_at,
+                    "current_usage": used, "limit": limit, "resets_at": resets_at,
                     "retry_after": retry_after_secs,
                 });
                 out.rate = Some(Box::new(*headers));

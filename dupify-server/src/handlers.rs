@@ -579,6 +579,21 @@ pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: 
                 ))
             }
         }
+        // These compare against the query product: name the request's own field.
+        if req.product_id.is_none() {
+            if req.cheaper_by_percent.is_some() {
+                return Err(ApiError::invalid(
+                    "cheaper_by_percent",
+                    "needs `product_id`: it keeps products that much cheaper than that product",
+                ));
+            }
+            if req.exclude_own_brand {
+                return Err(ApiError::invalid(
+                    "exclude_own_brand",
+                    "needs `product_id`: it drops that product's brand",
+                ));
+            }
+        }
         let ns = s.namespace(&gate.who)?;
         let filter = ProductFilter {
             category: req.filter.category,

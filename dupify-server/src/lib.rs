@@ -17,6 +17,7 @@
 //! | `GET`/`DELETE /v1/catalog/products/{id}` | `catalog` | one product / 204 |
 //! | `POST /v1/catalog/search` | `catalog` | image, `text`, `product_id` or `embedding` → dupes with per-channel scores |
 //! | `GET /` | none | the demo web page |
+//! | `GET /healthz` | none | `{"status": "ok"}` while the process serves HTTP |
 //!
 //! An image is `image_base64` (standard or URL-safe, `data:` URLs accepted) or `image_url`
 //! (fetched by `dupify-core`'s `url-fetch` feature, which refuses private, loopback and
@@ -257,6 +258,7 @@ where
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/healthz", get(healthz))
         .route("/v1/embed", post(handlers::embed))
         .route("/v1/colors", post(handlers::colors))
         .route("/v1/silhouette", post(handlers::silhouette))
@@ -294,6 +296,12 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// `GET /healthz`: liveness for load balancers and orchestrators, without a key: the process
+/// answers HTTP. (No model, catalog or key-store work: a probe must stay cheap.)
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
 async fn index() -> Html<&'static str> {

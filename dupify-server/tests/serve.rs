@@ -687,7 +687,7 @@ fn input_errors() {
         Some(&key),
         &json!({ "image_base64": b64(tiff) }),
     )
-    .assert_error(415, "unsupported_format");
+    .assert_error(422, "unsupported_format");
     // A truncated JPEG.
     let jpg = photo("hat");
     s.post(
@@ -715,6 +715,25 @@ fn input_errors() {
     let r = s.post_raw("/v1/embed", &key, big.as_bytes());
     r.assert_error(413, "payload_too_large");
     assert_eq!(r.body["error"]["details"]["limit"], json!(BODY_LIMIT));
+    // A key without the route's scope is refused before its body is parsed.
+    let embed_only = s.key_with(Environment::Live, &[Scope::Embed]);
+    s.post_raw("/v1/colors", &embed_only, b"{not json")
+        .assert_error(403, "insufficient_scope");
+    // Errors name the request's own fields: `cheaper_by_percent` needs `product_id`.
+    let r = s.post(
+        "/v1/catalog/search",
+        Some(&key),
+        &json!({ "image_base64": b64(&jpg), "cheaper_by_percent": 30 }),
+    );
+    r.assert_error(400, "invalid_parameter");
+    assert_eq!(
+        r.body["error"]["details"]["parameter"],
+        json!("cheaper_by_percent")
+    );
+    assert!(!r.body.to_string().contains("by_product"), "{}", r.body);
+    // Liveness needs no key.
+    let r = s.get("/healthz", None);
+    assert_eq!((r.status, r.body.clone()), (200, json!({ "status": "ok" })));
     // Unknown route and method, in the envelope.
     s.get("/v1/nope", Some(&key)).assert_error(404, "not_found");
     s.get("/v1/embed", Some(&key))
@@ -800,7 +819,7 @@ fn image_url_is_fetched_when_the_policy_allows_it() {
         Some(&key),
         &json!({ "image_url": format!("http://{addr}/missing.jpg") }),
     )
-    .assert_error(502, "image_fetch_failed");
+    .assert_error(422, "image_fetch_failed");
     // The product keeps its image URL.
     let r = s.post(
         "/v1/catalog/products",
@@ -847,7 +866,14 @@ fn rate_limit_and_quota() {
         assert_eq!(r.header("x-monthly-remaining"), Some(left));
     }
     let r = s.get("/v1/catalog/products", Some(&quota));
-    r.assert_error(429, "quota_exceeded");
+    // The hosted contract: 403 with the usage, the limit and when it resets.
+    r.assert_error(403, "quota_exceeded");
+    let details = &r.body["error"]["details"];
+    assert_eq!(details["current_usage"], json!(2));
+    assert!(
+        details["resets_at"].as_i64().expect("resets_at") > 0,
+        "{details}"
+    );
     assert!(
         r.header("retry-after")
             .expect("Retry-After")

@@ -81,7 +81,8 @@ class PermissionDeniedError(DupifyError):
 
 
 class RateLimitError(DupifyError):
-    """``rate_limit_exceeded`` or ``quota_exceeded`` (429); see ``retry_after_secs``."""
+    """``rate_limit_exceeded`` (429) or ``quota_exceeded`` (403, until the monthly reset);
+    see ``retry_after_secs``."""
 
 
 class NotFoundError(DupifyError, LookupError):
