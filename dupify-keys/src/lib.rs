@@ -86,7 +86,8 @@
 //! Calls are counted in memory per key, per UTC day and per scope, and flushed to SQLite in one
 //! transaction periodically, on [`KeyStore::flush`] and on drop: no disk write per request.
 //! [`KeyStore::usage`] reports per-day and per-month counts. [`KeyStore::check_rate`] applies
-//! the per-minute limit (GCRA, burst = the per-minute limit) and the monthly quota; the hosted
+//! the per-minute limit (a sliding window: never more than the limit in any 60 s) and the
+//! monthly quota; the hosted
 //! tiers are presets ([`Tier`]): Free 50/month at 10/min, Starter 1,000 at 60/min, Pro 10,000
 //! at 200/min, Unlimited no cap at 1,000/min. See [`limits`] for multi-process behaviour.
 //!

@@ -1,8 +1,9 @@
 //! Rate limits and monthly quotas.
 //!
-//! The per-minute limit is a GCRA (generic cell rate algorithm, the token bucket written as one
-//! timestamp): a key with `per_minute = n` may send a burst of `n` requests and then one every
-//! `60/n` seconds. The monthly quota counts admitted requests per calendar month (UTC) and
+//! The per-minute limit is a sliding-window log: a key with `per_minute = n` is admitted
+//! when it had fewer than `n` requests admitted in the 60 s before, so no 60-second window
+//! ever holds more than `n` (it may send all `n` at once, then waits for the oldest to turn
+//! 60 s old). `X-RateLimit-Reset` is when the whole allowance is free again. The monthly quota counts admitted requests per calendar month (UTC) and
 //! resets at 00:00 UTC on the first day of the next month.
 //!
 //! Limits are enforced per *lineage*: a regenerated key shares the counters of the key it
@@ -32,7 +33,7 @@ pub enum Tier {
 /// A key's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Limits {
-    /// Requests per minute (also the burst size). At least 1.
+    /// Requests in any 60-second window (all of them may come at once). At least 1.
     pub per_minute: u32,
     /// Requests per calendar month (UTC); `None` = no cap.
     pub monthly: Option<u64>,
@@ -196,59 +197,69 @@ impl RateDecision {
 const MINUTE_NS: i64 = 60_000_000_000;
 const SEC_NS: i64 = 1_000_000_000;
 
-/// GCRA state of one lineage: the theoretical arrival time in nanoseconds.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Gcra {
-    tat: i64,
+/// The per-minute limiter of one lineage: the admission times (ns) of the last minute, at
+/// most `per_minute` of them. A request is admitted when fewer than `per_minute` were
+/// admitted in the 60 s before it, so **no 60-second window ever holds more than
+/// `per_minute` admissions** — the documented guarantee. (A GCRA with a burst of
+/// `per_minute` admits a full burst and then keeps refilling: up to twice the limit in some
+/// 60 s window.) Memory: one `i64` per admission in the window.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Window {
+    admitted: std::collections::VecDeque<i64>,
 }
 
-/// Result of one GCRA step.
-pub(crate) enum GcraStep {
+/// Result of one limiter step.
+pub(crate) enum Step {
     Allowed { remaining: u32, reset_ns: i64 },
     Denied { retry_after_ns: i64, reset_ns: i64 },
 }
 
-impl Gcra {
-    /// Emission interval for `per_minute` (ns per request).
-    fn interval(per_minute: u32) -> i64 {
-        MINUTE_NS / i64::from(per_minute.max(1))
+impl Window {
+    /// Forgets admissions that left the window ending at `now`: those at or before
+    /// `now - 60 s`.
+    fn expire(&mut self, now: i64) {
+        while self.admitted.front().is_some_and(|&t| t <= now - MINUTE_NS) {
+            self.admitted.pop_front();
+        }
     }
 
-    /// Whether one more request fits at `now` (without taking it).
-    pub(crate) fn peek(&self, per_minute: u32, now: i64) -> GcraStep {
-        let t = Gcra::interval(per_minute);
-        let new_tat = self.tat.max(now) + t;
-        let burst_window = t * i64::from(per_minute.max(1));
-        if new_tat - now <= burst_window {
-            let remaining = (burst_window - (new_tat - now)) / t;
-            GcraStep::Allowed {
-                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                reset_ns: new_tat,
+    /// Whether one more request fits at `now` (without taking it). `reset_ns` is when the
+    /// whole allowance is free again, `retry_after_ns` when the next slot frees.
+    pub(crate) fn peek(&mut self, per_minute: u32, now: i64) -> Step {
+        self.expire(now);
+        let used = self.admitted.len();
+        let cap = per_minute.max(1) as usize;
+        if used < cap {
+            Step::Allowed {
+                remaining: u32::try_from(cap - used - 1).unwrap_or(u32::MAX),
+                reset_ns: now + MINUTE_NS,
             }
         } else {
-            GcraStep::Denied {
-                retry_after_ns: new_tat - burst_window - now,
-                reset_ns: self.tat.max(now),
+            let oldest = self.admitted.front().copied().unwrap_or(now);
+            let newest = self.admitted.back().copied().unwrap_or(now);
+            Step::Denied {
+                retry_after_ns: oldest + MINUTE_NS - now,
+                reset_ns: newest + MINUTE_NS,
             }
         }
     }
 
     /// Takes one request (call after an `Allowed` peek).
-    pub(crate) fn take(&mut self, per_minute: u32, now: i64) {
-        self.tat = self.tat.max(now) + Gcra::interval(per_minute);
+    pub(crate) fn take(&mut self, now: i64) {
+        self.admitted.push_back(now);
     }
 
     /// When the allowance is full again (ns).
     pub(crate) fn full_at(&self, now: i64) -> i64 {
-        self.tat.max(now)
+        self.admitted
+            .back()
+            .map_or(now, |&t| (t + MINUTE_NS).max(now))
     }
 
     /// Requests available right now without taking one (for headers on a denial).
-    pub(crate) fn available(&self, per_minute: u32, now: i64) -> u32 {
-        let t = Gcra::interval(per_minute);
-        let burst_window = t * i64::from(per_minute.max(1));
-        let used = (self.tat - now).max(0);
-        u32::try_from((burst_window - used).max(0) / t).unwrap_or(u32::MAX)
+    pub(crate) fn available(&mut self, per_minute: u32, now: i64) -> u32 {
+        self.expire(now);
+        u32::try_from((per_minute as usize).saturating_sub(self.admitted.len())).unwrap_or(0)
     }
 }
 
@@ -288,30 +299,36 @@ mod tests {
     }
 
     #[test]
-    fn gcra_burst_then_steady_rate() {
-        let mut g = Gcra::default();
+    fn window_admits_the_limit_then_waits_for_the_oldest_to_leave() {
+        let mut w = Window::default();
         let now = 1_000 * SEC_NS;
-        // 10/min: a burst of 10, then one every 6 s.
+        // 10/min: ten now, then nothing until the first of them is 60 s old.
         for i in 0..10 {
-            match g.peek(10, now) {
-                GcraStep::Allowed { remaining, .. } => assert_eq!(remaining, 9 - i),
-                GcraStep::Denied { .. } => panic!("request {i} denied"),
+            match w.peek(10, now + i64::from(i) * SEC_NS) {
+                Step::Allowed { remaining, .. } => assert_eq!(remaining, 9 - i),
+                Step::Denied { .. } => panic!("request {i} denied"),
             }
-            g.take(10, now);
+            w.take(now + i64::from(i) * SEC_NS);
         }
-        match g.peek(10, now) {
-            GcraStep::Denied { retry_after_ns, .. } => assert_eq!(retry_after_ns, 6 * SEC_NS),
-            GcraStep::Allowed { .. } => panic!("11th request admitted"),
+        match w.peek(10, now + 10 * SEC_NS) {
+            Step::Denied {
+                retry_after_ns,
+                reset_ns,
+            } => {
+                assert_eq!(retry_after_ns, 50 * SEC_NS);
+                assert_eq!(reset_ns, now + 69 * SEC_NS);
+            }
+            Step::Allowed { .. } => panic!("11th request admitted"),
         }
         assert!(matches!(
-            g.peek(10, now + 6 * SEC_NS - 1),
-            GcraStep::Denied { .. }
+            w.peek(10, now + 60 * SEC_NS - 1),
+            Step::Denied { .. }
         ));
         assert!(matches!(
-            g.peek(10, now + 6 * SEC_NS),
-            GcraStep::Allowed { .. }
+            w.peek(10, now + 60 * SEC_NS),
+            Step::Allowed { remaining: 0, .. }
         ));
-        assert_eq!(g.available(10, now + 60 * SEC_NS), 10);
+        assert_eq!(w.available(10, now + 69 * SEC_NS), 10);
         assert_eq!(ceil_secs(1), 1);
         assert_eq!(ceil_secs(SEC_NS), 1);
         assert_eq!(ceil_secs(SEC_NS + 1), 2);

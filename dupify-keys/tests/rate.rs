@@ -46,8 +46,8 @@ fn free_tier_per_minute_limit_with_headers() {
                 assert_eq!(headers.remaining, 9 - i);
                 assert_eq!(headers.monthly_limit, Some(50));
                 assert_eq!(headers.monthly_remaining, Some(49 - u64::from(i)));
-                // Full again 6 s per request taken after now.
-                assert_eq!(headers.reset, T0 as i64 + 6 * i64::from(i + 1));
+                // The whole allowance is free again 60 s after the newest admission.
+                assert_eq!(headers.reset, T0 as i64 + 60);
             }
             other => panic!("request {i}: {other:?}"),
         }
@@ -58,7 +58,8 @@ fn free_tier_per_minute_limit_with_headers() {
             retry_after_secs,
             headers,
         } => {
-            assert_eq!(*retry_after_secs, 6);
+            // All ten were admitted at T0: the next slot frees when they turn 60 s old.
+            assert_eq!(*retry_after_secs, 60);
             assert_eq!(headers.remaining, 0);
             assert_eq!(headers.monthly_remaining, Some(40));
         }
@@ -71,8 +72,8 @@ fn free_tier_per_minute_limit_with_headers() {
     assert_eq!(pairs[4], ("X-Monthly-Remaining", "40".to_string()));
     let e = d.into_result().unwrap_err();
     assert_eq!((e.code(), e.http_status()), ("rate_limit_exceeded", 429));
-    assert_eq!(e.retry_after_secs(), Some(6));
-    clock.advance(Duration::from_millis(5_999));
+    assert_eq!(e.retry_after_secs(), Some(60));
+    clock.advance(Duration::from_millis(59_999));
     assert!(!store.check_rate(&p).is_allowed());
     clock.advance(Duration::from_millis(1));
     assert!(store.check_rate(&p).is_allowed());
@@ -175,10 +176,11 @@ fn custom_limits_apply_at_next_verification() {
     assert!(store.check_rate(&p).is_allowed());
     assert!(store.check_rate(&p).is_allowed());
     assert!(store.check_rate(&p).is_allowed());
+    // Three within the minute: the fourth waits until the first is 60 s old.
     assert!(matches!(
         store.check_rate(&p),
         RateDecision::RateLimited {
-            retry_after_secs: 20,
+            retry_after_secs: 60,
             ..
         }
     ));
@@ -195,8 +197,9 @@ fn custom_limits_apply_at_next_verification() {
 }
 
 /// Four threads call `check_rate` as fast as they can while simulated time advances 60 s in
-/// 10 ms steps. At 600/min (10/s, burst 600) the exact admission count is 600 + 600 = 1200;
-/// the limiter must land within 5 % of it. A racy limiter (lost updates) over-admits.
+/// 10 ms steps. At 600/min the exact admission count is 600 at the start and 600 more when
+/// those turn 60 s old, at the last step: 1200. The limiter must land within 5 % of it. A
+/// racy limiter (lost updates) over-admits.
 #[test]
 fn concurrent_callers_are_admitted_at_the_configured_rate() {
     let (store, clock) = store_at(None);
@@ -244,4 +247,43 @@ fn concurrent_callers_are_admitted_at_the_configured_rate() {
     // The request counter matches what was admitted.
     let u = store.usage(p.key_id()).unwrap();
     assert_eq!(u.daily["2026-11-27"].requests as f64, n);
+}
+
+/// "10 per minute" means at most 10 in any 60 s: a client polling once a second for 120 s
+/// (simulated) is admitted 20 times, never more than 10 within any 60-second window, and
+/// `Retry-After` on a refusal is exactly when the next request is admitted.
+#[test]
+fn polling_never_sees_more_than_the_limit_in_any_minute() {
+    let (store, clock) = store_at(None);
+    let (p, _, _) = principal(&store, Limits::custom(10, None).unwrap());
+    let mut admitted: Vec<u64> = Vec::new();
+    let mut retry_at: Option<u64> = None;
+    for t in 0..120u64 {
+        match store.check_rate(&p) {
+            RateDecision::Allowed { .. } => {
+                if let Some(r) = retry_at.take() {
+                    assert_eq!(t, r, "admitted at {t}, Retry-After said {r}");
+                }
+                admitted.push(t);
+            }
+            RateDecision::RateLimited {
+                retry_after_secs, ..
+            } => {
+                retry_at.get_or_insert(t + retry_after_secs);
+            }
+            other => panic!("{other:?}"),
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(admitted.len(), 20, "{admitted:?}");
+    for &start in &admitted {
+        let in_window = admitted
+            .iter()
+            .filter(|&&t| t >= start && t < start + 60)
+            .count();
+        assert!(
+            in_window <= 10,
+            "{in_window} admitted in [{start}, {start}+60)"
+        );
+    }
 }

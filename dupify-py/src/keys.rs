@@ -29,7 +29,7 @@ fn scope_names(s: dupify_keys::ScopeSet) -> Vec<String> {
     }
 }
 
-/// A key's limits: requests per minute (also the burst) and an optional monthly quota.
+/// A key's limits: requests in any 60-second window and an optional monthly quota.
 #[pyclass(name = "Limits", module = "dupify", frozen)]
 #[derive(Clone)]
 pub struct PyLimits(pub Limits);

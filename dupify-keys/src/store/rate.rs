@@ -1,4 +1,4 @@
-//! Rate limit and monthly quota: per-lineage limiter state (GCRA and the month's admitted
+//! Rate limit and monthly quota: per-lineage limiter state (the sliding window and the month's admitted
 //! requests), seeded from the database and re-based on it after every flush.
 
 use std::sync::{Arc, Mutex};
@@ -9,7 +9,7 @@ use super::usage::{KeyState, REQUESTS_KIND};
 use super::{lock, Inner, Principal};
 use crate::clock::{day_of, month_day_range, month_of_day};
 use crate::error::{DbContext, Result};
-use crate::limits::{ceil_secs, Gcra, GcraStep, RateDecision, RateHeaders};
+use crate::limits::{ceil_secs, RateDecision, RateHeaders, Step, Window};
 
 /// Per-lineage limiter state.
 pub(super) struct LineageState {
@@ -17,7 +17,7 @@ pub(super) struct LineageState {
 }
 
 struct LineageInner {
-    gcra: Gcra,
+    window: Window,
     /// Month id the count belongs to.
     month: i64,
     /// Requests admitted this month (database total at last refresh + admitted since).
@@ -41,7 +41,7 @@ impl Inner {
         Arc::clone(w.entry(lineage_id).or_insert_with(|| {
             Arc::new(LineageState {
                 inner: Mutex::new(LineageInner {
-                    gcra: Gcra::default(),
+                    window: Window::default(),
                     month,
                     used,
                 }),
@@ -91,29 +91,29 @@ impl Inner {
         };
         if let Some(limit) = limits.monthly {
             if l.used >= limit {
-                let available = l.gcra.available(limits.per_minute, now_ns);
+                let available = l.window.available(limits.per_minute, now_ns);
                 return RateDecision::QuotaExceeded {
                     used: l.used,
                     limit,
                     resets_at,
                     retry_after_secs: u64::try_from(resets_at - now_s).unwrap_or(0),
-                    headers: header(available, l.gcra.full_at(now_ns), Some(0)),
+                    headers: header(available, l.window.full_at(now_ns), Some(0)),
                 };
             }
         }
-        match l.gcra.peek(limits.per_minute, now_ns) {
-            GcraStep::Denied {
+        match l.window.peek(limits.per_minute, now_ns) {
+            Step::Denied {
                 retry_after_ns,
                 reset_ns,
             } => RateDecision::RateLimited {
                 retry_after_secs: u64::try_from(ceil_secs(retry_after_ns)).unwrap_or(0).max(1),
                 headers: header(0, reset_ns, monthly_remaining),
             },
-            GcraStep::Allowed {
+            Step::Allowed {
                 remaining,
                 reset_ns,
             } => {
-                l.gcra.take(limits.per_minute, now_ns);
+                l.window.take(now_ns);
                 l.used += 1;
                 self.count_request(principal.key_id, principal.lineage_id, day);
                 RateDecision::Allowed {

@@ -502,7 +502,7 @@ class Catalog:
     def index_report(self) -> List[IndexReport]: ...
 
 class Limits:
-    """Requests per minute (the burst) and an optional monthly quota."""
+    """Requests in any 60-second window and an optional monthly quota."""
 
     def __init__(self, per_minute: int, monthly: Optional[int] = None) -> None: ...
     @staticmethod
