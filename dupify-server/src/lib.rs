@@ -284,6 +284,30 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `kill`, systemd and container
+/// runtimes send): the signal to stop taking connections, drain the requests in flight and
+/// flush what is buffered (see `dupify-server`'s `main`).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

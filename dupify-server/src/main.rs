@@ -46,7 +46,7 @@ use clap::Parser;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::{Device, Extractor};
 use dupify_keys::{Environment, KeySpec, Limits, Tier};
-use dupify_server::{open_key_store, serve, AppState, ServeConfig};
+use dupify_server::{open_key_store, serve, shutdown_signal, AppState, ServeConfig};
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -156,12 +156,15 @@ fn main() -> anyhow::Result<()> {
         }
         out.flush()?;
         drop(out);
-        serve(listener, state, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        // On SIGINT or SIGTERM: stop accepting, let the requests in flight finish, then
+        // write the buffered usage counters and the catalog's graphs before exiting.
+        let kept = state.clone();
+        serve(listener, state, shutdown_signal()).await?;
+        kept.keys().flush().context("flushing key usage")?;
+        kept.catalog().flush().context("saving the catalog index")?;
         Ok::<_, anyhow::Error>(())
     })?;
-    println!("dupify-server: stopped");
+    // Best effort: stdout may be a closed pipe by now (a supervisor that stopped reading).
+    let _ = writeln!(std::io::stdout(), "dupify-server: stopped");
     Ok(())
 }
