@@ -41,12 +41,27 @@ fn close_after(mut resp: Response) -> Response {
     resp
 }
 
-/// Reads the body up to the configured limit. A body over the limit (announced or streamed)
-/// is `payload_too_large` (413); the only other read failure is a client that went away, for
-/// which no answer is read anyway.
+/// Reads the body up to the configured limit within the configured time. A body over the
+/// limit (announced or streamed) is `payload_too_large` (413); one not complete in time is
+/// `request_timeout` (408), so a client trickling bytes cannot hold a connection for ever;
+/// the only other read failure is a client that went away, for which no answer is read.
 async fn read_body(s: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limit = s.config().max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let deadline = s.config().body_timeout;
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::close_connection(
+            ApiError::new(
+                ErrorCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    deadline.as_secs_f64()
+                ),
+            )
+            .with_details(json!({ "timeout_secs": deadline.as_secs_f64() })),
+        ));
+    };
+    read.map_err(|_| {
         ApiError::close_connection(
             ApiError::new(
                 ErrorCode::PAYLOAD_TOO_LARGE,

@@ -40,7 +40,6 @@ mod error;
 mod handlers;
 mod types;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -89,6 +88,18 @@ pub struct ServeConfig {
     /// Where product thumbnails (256-px JPEGs made from uploaded images, named by product id)
     /// are kept for the web page; `None` (default) stores none.
     pub thumbnails_dir: Option<std::path::PathBuf>,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle before its next request (hyper starts the same timer for
+    /// both). Default 10 s: a slowloris client or an idle socket is closed after it.
+    pub header_read_timeout: std::time::Duration,
+    /// How long a client may take to send a whole request body. Default 60 s; after it the
+    /// request is answered `request_timeout` (408) and the connection closed.
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once. Default 1024: further connections are closed at accept,
+    /// so file descriptors and memory stay bounded whatever clients do.
+    pub max_connections: usize,
+    /// On shutdown, how long requests in flight get to finish. Default 30 s.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for ServeConfig {
@@ -98,6 +109,10 @@ impl Default for ServeConfig {
             max_batch_images: 10,
             account: "default".into(),
             thumbnails_dir: None,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1024,
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -308,18 +323,54 @@ pub async fn shutdown_signal() {
     ctrl_c.await;
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` resolves.
+/// Serves `router(state)` on `listener` until `shutdown` resolves, with the connection
+/// limits of the state's [`ServeConfig`]: HTTP/1.1 through hyper with a header-read (and
+/// keep-alive idle) timeout, at most `max_connections` at once (more are closed at accept),
+/// and on shutdown no new connections while those in flight get `shutdown_grace` to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let config = state.config().clone();
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: keep serving
+                    // the connections we have; back off briefly so the loop does not spin.
+                    eprintln!("dupify-server: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream); // over the cap: closed at once
+            continue;
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+    Ok(())
 }
 
 /// `GET /healthz`: liveness for load balancers and orchestrators, without a key: the process
@@ -352,4 +403,12 @@ dupify_types::setters! { ServeConfig {
     with_max_body_bytes(max_body_bytes: usize),
     /// Sets the most images one `/v1/batch` call may carry.
     with_max_batch_images(max_batch_images: usize),
+    /// Sets the header-read and keep-alive idle timeout.
+    with_header_read_timeout(header_read_timeout: std::time::Duration),
+    /// Sets the time allowed for a whole request body.
+    with_body_timeout(body_timeout: std::time::Duration),
+    /// Sets the most connections served at once.
+    with_max_connections(max_connections: usize),
+    /// Sets the time requests in flight get on shutdown.
+    with_shutdown_grace(shutdown_grace: std::time::Duration),
 } }

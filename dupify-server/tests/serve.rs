@@ -11,7 +11,7 @@ use base64::Engine;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::Extractor;
 use dupify_keys::{Environment, KeySpec, Limits, Scope, Tier};
-use dupify_server::{router, AppState, ServeConfig};
+use dupify_server::{serve, AppState, ServeConfig};
 use serde_json::{json, Value};
 use ureq::http::HeaderMap;
 
@@ -118,6 +118,11 @@ impl Server {
     }
 
     fn start_with(extractor: Extractor) -> Server {
+        Server::start_configured(extractor, ServeConfig::default())
+    }
+
+    /// Serves through `dupify_server::serve`, the binary's own connection handling.
+    fn start_configured(extractor: Extractor, config: ServeConfig) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = dupify_keys::KeyStore::open(dir.path().join("keys.db"), b"test pepper")
             .expect("key store");
@@ -127,7 +132,7 @@ impl Server {
             keys,
             extractor,
             catalog,
-            ServeConfig::default()
+            config
                 .with_max_body_bytes(BODY_LIMIT)
                 .with_thumbnails_dir(dir.path().join("thumbnails")),
         )
@@ -141,8 +146,7 @@ impl Server {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = router(state.clone());
-        rt.spawn(async move { axum::serve(listener, app).await });
+        rt.spawn(serve(listener, state.clone(), std::future::pending()));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -1141,4 +1145,114 @@ fn keys_made_by_the_cli_verify_on_a_server_sharing_the_data_dir() {
         .expect("a bad pepper file is refused");
     assert!(err.to_string().contains("keys.db.pepper"), "{err}");
     assert_eq!(err.code(), "internal_error");
+}
+
+/// Reads from `s` until the server closes the connection (or 10 s pass); returns what came.
+fn read_until_closed(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+/// Hostile clients cannot hold the server: a slowloris client (headers never finished), an
+/// idle kept-alive connection and a trickled body are each cut off by their timeout, and
+/// connections over the cap are closed at accept, while the server keeps answering.
+#[test]
+fn slow_idle_and_excess_connections_are_closed() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::Duration;
+    let s = Server::start_configured(
+        extractor(),
+        ServeConfig::default()
+            .with_header_read_timeout(Duration::from_secs(1))
+            .with_body_timeout(Duration::from_secs(1))
+            .with_max_connections(4),
+    );
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let connect = || TcpStream::connect(&addr).expect("connect");
+
+    // Slowloris: half a request, then silence.
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    assert!(read_until_closed(&mut slow).is_empty());
+
+    // Keep-alive: one request answered, then the idle connection is closed.
+    let mut idle = connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let answer = String::from_utf8_lossy(&read_until_closed(&mut idle)).to_string();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A body announced and never finished: 408 `request_timeout`, connection closed.
+    let key = s.key_with(Environment::Live, &[]);
+    let mut trickle = connect();
+    write!(
+        trickle,
+        "POST /v1/colors HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"image"
+    )
+    .expect("write");
+    let answer = String::from_utf8_lossy(&read_until_closed(&mut trickle)).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+
+    // The cap, on a server whose timeouts are long enough that nothing else closes a
+    // connection meanwhile: four held open, the fifth is closed at once, unanswered; once
+    // the four go away the server answers again.
+    let capped = Server::start_configured(
+        extractor(),
+        ServeConfig::default()
+            .with_header_read_timeout(Duration::from_secs(60))
+            .with_max_connections(4),
+    );
+    let addr = capped.base.trim_start_matches("http://").to_string();
+    let connect = || TcpStream::connect(&addr).expect("connect");
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut c = connect();
+            c.write_all(b"GET /healthz HTTP/1.1\r\n").expect("write");
+            c
+        })
+        .collect();
+    // Wait until the server holds all four (the cap counts accepted connections).
+    let mut probe = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut fifth = connect();
+        let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let answer = read_until_closed(&mut fifth);
+        if answer.is_empty() {
+            probe = Some(());
+            break;
+        }
+    }
+    assert!(
+        probe.is_some(),
+        "a fifth connection was served while four were held"
+    );
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        if capped.get("/healthz", None).status == 200 {
+            served = true;
+            break;
+        }
+    }
+    assert!(
+        served,
+        "the server did not answer once the held connections closed"
+    );
 }

@@ -60,6 +60,7 @@ codes! {
     CONFLICT = ("conflict", 409, "The write would break a uniqueness rule or the record is not in a state that allows it.");
     METHOD_NOT_ALLOWED = ("method_not_allowed", 405, "The route exists but not with this HTTP method.");
     PAYLOAD_TOO_LARGE = ("payload_too_large", 413, "The request body exceeds the server's limit.");
+    REQUEST_TIMEOUT = ("request_timeout", 408, "The client stopped sending the request body before it was complete.");
     NOT_AVAILABLE = ("not_available", 501, "The operation needs something this deployment lacks (a text tower, a cargo feature).");
     MODEL_ERROR = ("model_error", 500, "A model or attribute head could not be loaded.");
     CANCELLED = ("cancelled", 499, "The caller cancelled the operation.");

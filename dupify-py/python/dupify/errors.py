@@ -63,7 +63,8 @@ class DupifyError(Exception):
 
 class InvalidRequestError(DupifyError, ValueError):
     """A parameter is missing or invalid (``missing_parameter``, ``invalid_parameter``), or
-    the request itself is refused by a server (``payload_too_large``, ``method_not_allowed``)."""
+    the request itself is refused by a server (``payload_too_large``, ``method_not_allowed``,
+    ``request_timeout``)."""
 
 
 class ImageError(DupifyError, ValueError):
@@ -115,6 +116,7 @@ _BY_CODE: Dict[str, Type[DupifyError]] = {
     "invalid_parameter": InvalidRequestError,
     "payload_too_large": InvalidRequestError,
     "method_not_allowed": InvalidRequestError,
+    "request_timeout": InvalidRequestError,
     "invalid_base64": ImageError,
     "unsupported_format": ImageError,
     "image_processing_failed": ImageError,
