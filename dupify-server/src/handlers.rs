@@ -143,7 +143,8 @@ async fn image_endpoint<R: ImageBody>(
         gate.authorize(scope).map_err(ApiError::close_connection)?;
         let req: R = parse_body(&read_body(&s, body).await?)?;
         let ops = ops(&req);
-        let f = extract_one(&s, req.image().to_input()?, ops).await?;
+        let input = s.fetch_input(&gate.who, req.image().to_input()?).await?;
+        let f = extract_one(&s, input, ops).await?;
         ok_json(answer(f)?)
     }
     .await;
@@ -298,8 +299,14 @@ pub(crate) async fn batch(State(s): State<AppState>, headers: HeaderMap, body: B
 
         // Items whose image field is itself wrong get their error without reaching the
         // extractor; the others run as one batch.
-        let parsed: Vec<Result<ImageInput, ApiError>> =
-            req.images.iter().map(|i| i.image.to_input()).collect();
+        // URLs are fetched one after another, each under the fetch caps, before any work.
+        let mut parsed: Vec<Result<ImageInput, ApiError>> = Vec::with_capacity(req.images.len());
+        for item in &req.images {
+            parsed.push(match item.image.to_input() {
+                Ok(input) => s.fetch_input(&gate.who, input).await,
+                Err(e) => Err(e),
+            });
+        }
         let inputs: Vec<ImageInput> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
         let x = s.extractor().clone();
         let extracted = blocking(move || {
@@ -378,13 +385,12 @@ pub(crate) async fn create_product(
             .external_id
             .clone()
             .ok_or_else(|| ApiError::missing("external_id"))?;
-        let input = req.image.to_input()?;
+        let input = s.fetch_input(&gate.who, req.image.to_input()?).await?;
         let ns = s.namespace(&gate.who)?;
         let st = s.clone();
         let (product, existed) = blocking(move || {
             let f = catalog_features(st.extractor(), &input)?;
-            // Uploaded bytes only: a URL product's page shows its own image_url, and decoding
-            // it here would fetch it a second time.
+            // From the bytes in hand (uploaded, or fetched once from the product's image_url).
             let thumb = match (&input, &st.config().thumbnails_dir) {
                 (ImageInput::Base64(_) | ImageInput::Bytes(_), Some(_)) => Some(
                     dupify_core::decode(&input, &st.extractor().config().limits)?
@@ -632,7 +638,7 @@ pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: 
             ..SearchQuery::default()
         };
         let image = if req.image.is_set() {
-            Some(req.image.to_input()?)
+            Some(s.fetch_input(&gate.who, req.image.to_input()?).await?)
         } else {
             None
         };

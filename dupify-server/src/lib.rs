@@ -48,7 +48,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use dupify_core::catalog::{Catalog, Namespace};
 use dupify_core::ErrorCode;
-use dupify_core::Extractor;
+use dupify_core::{Extractor, ImageInput};
 use dupify_keys::{Environment, KeyStore, Operation, Principal, RateHeaders};
 
 pub use error::{put_rate_headers, ApiError};
@@ -100,6 +100,16 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// On shutdown, how long requests in flight get to finish. Default 30 s.
     pub shutdown_grace: std::time::Duration,
+    /// `image_url` fetches in flight at once, for all callers. Default 64. Fetches run on
+    /// threads of their own, never on the extractor's CPU threads, and the image work starts
+    /// only once the bytes are in, so a host that never answers slows nobody else.
+    pub max_fetches: usize,
+    /// `image_url` fetches in flight at once for one key. Default 4; over it (or over
+    /// `max_fetches`) a request is answered 429 `rate_limit_exceeded` with `Retry-After: 1`.
+    pub max_fetches_per_key: usize,
+    /// Deadline of one whole `image_url` fetch (connect, redirects, body). Default 8 s (the
+    /// extractor's URL policy may set a shorter one).
+    pub fetch_timeout: std::time::Duration,
 }
 
 impl Default for ServeConfig {
@@ -113,6 +123,9 @@ impl Default for ServeConfig {
             body_timeout: std::time::Duration::from_secs(60),
             max_connections: 1024,
             shutdown_grace: std::time::Duration::from_secs(30),
+            max_fetches: 64,
+            max_fetches_per_key: 4,
+            fetch_timeout: std::time::Duration::from_secs(8),
         }
     }
 }
@@ -141,6 +154,9 @@ struct Inner {
     extractor: Extractor,
     catalog: Catalog,
     config: ServeConfig,
+    /// Slots for `image_url` fetches: all callers, and per key id.
+    fetches: Arc<tokio::sync::Semaphore>,
+    key_fetches: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl AppState {
@@ -163,6 +179,8 @@ impl AppState {
                 keys,
                 extractor,
                 catalog,
+                fetches: Arc::new(tokio::sync::Semaphore::new(config.max_fetches.max(1))),
+                key_fetches: std::sync::Mutex::new(std::collections::HashMap::new()),
                 config,
             }),
         })
@@ -186,6 +204,56 @@ impl AppState {
     /// The settings.
     pub fn config(&self) -> &ServeConfig {
         &self.inner.config
+    }
+
+    /// The image behind a request's input, with any `image_url` fetched here: on a blocking
+    /// thread of its own under the fetch caps and deadline of [`ServeConfig`], never on the
+    /// extractor's CPU threads, so the image work that follows starts only with the bytes in
+    /// hand. Over a cap: 429 with `Retry-After: 1`.
+    pub(crate) async fn fetch_input(
+        &self,
+        who: &Principal,
+        input: ImageInput,
+    ) -> Result<ImageInput, ApiError> {
+        let ImageInput::Url(url) = input else {
+            return Ok(input);
+        };
+        let config = self.config();
+        let busy = |scope: &str, cap: usize| {
+            let mut e = ApiError::new(
+                ErrorCode::RATE_LIMIT_EXCEEDED,
+                format!("{cap} image_url fetches are in flight {scope}; retry when one finishes"),
+            )
+            .with_details(serde_json::json!({ "fetches_in_flight": cap, "scope": scope }));
+            e.retry_after = Some(1);
+            e
+        };
+        let per_key = {
+            let mut map = self
+                .inner
+                .key_fetches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(who.key_id()).or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    config.max_fetches_per_key.max(1),
+                ))
+            }))
+        };
+        let key_slot = per_key
+            .try_acquire_owned()
+            .map_err(|_| busy("for this key", config.max_fetches_per_key))?;
+        let slot = Arc::clone(&self.inner.fetches)
+            .try_acquire_owned()
+            .map_err(|_| busy("on this server", config.max_fetches))?;
+        let mut limits = self.extractor().config().limits;
+        limits.url.total_timeout = limits.url.total_timeout.min(config.fetch_timeout);
+        let bytes = blocking(move || {
+            let _slots = (key_slot, slot);
+            Ok(dupify_core::input::fetch_image_url(&url, &limits)?)
+        })
+        .await?;
+        Ok(ImageInput::Bytes(bytes))
     }
 
     /// The catalog namespace of a caller: this server's account in the key's environment.
@@ -411,4 +479,10 @@ dupify_types::setters! { ServeConfig {
     with_max_connections(max_connections: usize),
     /// Sets the time requests in flight get on shutdown.
     with_shutdown_grace(shutdown_grace: std::time::Duration),
+    /// Sets the `image_url` fetches in flight for all callers.
+    with_max_fetches(max_fetches: usize),
+    /// Sets the `image_url` fetches in flight for one key.
+    with_max_fetches_per_key(max_fetches_per_key: usize),
+    /// Sets the deadline of one `image_url` fetch.
+    with_fetch_timeout(fetch_timeout: std::time::Duration),
 } }

@@ -1256,3 +1256,84 @@ fn slow_idle_and_excess_connections_are_closed() {
         "the server did not answer once the held connections closed"
     );
 }
+
+/// An `image_url` whose host accepts and never answers occupies only its own fetch slots:
+/// with one key's fetches hanging, that key's next fetch is refused at once (429,
+/// `Retry-After`), and another key's requests are answered while the hanging ones are still
+/// in flight; the hanging ones end with `image_fetch_failed` at the fetch deadline.
+#[test]
+fn hanging_image_urls_never_starve_other_callers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let mut limits = dupify_core::InputLimits::default();
+    limits.url.allow_loopback = true;
+    let x = Extractor::builder()
+        .model_dir(root().join("weights/test/clip/tiny"))
+        .threads(2)
+        .limits(limits)
+        .build()
+        .expect("extractor");
+    let s = Arc::new(Server::start_configured(
+        x,
+        ServeConfig::default()
+            .with_max_fetches_per_key(2)
+            .with_fetch_timeout(Duration::from_secs(3)),
+    ));
+    // A host that accepts connections and never says a word.
+    let tarpit = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/x.jpg", tarpit.local_addr().expect("addr"));
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in tarpit.incoming() {
+            held.push(c);
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let slow_key = s.key_with(Environment::Live, &[]);
+    let other_key = s.key_with(Environment::Live, &[]);
+    let done = Arc::new(AtomicBool::new(false));
+    let hanging: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, key, url, done) = (s.clone(), slow_key.clone(), url.clone(), done.clone());
+            std::thread::spawn(move || {
+                let r = s.post("/v1/colors", Some(&key), &json!({ "image_url": url }));
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+        })
+        .collect();
+    // Both fetches are in flight (connected to the tarpit); a third for this key is refused.
+    for _ in 0..500 {
+        if accepted.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "both fetches reached the host"
+    );
+    let refused = s.post("/v1/colors", Some(&slow_key), &json!({ "image_url": url }));
+    refused.assert_error(429, "rate_limit_exceeded");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // Another key is answered while the two hang.
+    let r = s.post(
+        "/v1/colors",
+        Some(&other_key),
+        &json!({ "image_base64": b64(&photo("hat")) }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the hanging fetches ended before the other key was served"
+    );
+    for h in hanging {
+        h.join()
+            .expect("thread")
+            .assert_error(422, "image_fetch_failed");
+    }
+}
