@@ -136,7 +136,7 @@ async fn image_endpoint<R: ImageBody>(
     body: Body,
     scope: Operation,
     ops: impl FnOnce(&R) -> Ops,
-    answer: impl FnOnce(Features) -> Result<Value, ApiError>,
+    answer: impl FnOnce(Features) -> Result<Response, ApiError>,
 ) -> Response {
     let gate = gate!(s, headers);
     let r = async {
@@ -145,7 +145,7 @@ async fn image_endpoint<R: ImageBody>(
         let ops = ops(&req);
         let input = s.fetch_input(&gate.who, req.image().to_input()?).await?;
         let f = extract_one(&s, input, ops).await?;
-        ok_json(answer(f)?)
+        answer(f)
     }
     .await;
     gate.finish(r)
@@ -176,7 +176,7 @@ pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: B
         if let Some(q) = f.quality {
             out["quality"] = json!(q);
         }
-        Ok(out)
+        ok_json(out)
     })
     .await
 }
@@ -192,7 +192,7 @@ pub(crate) async fn colors(State(s): State<AppState>, headers: HeaderMap, body: 
         out["width"] = json!(f.width);
         out["height"] = json!(f.height);
         out["processing_time_ms"] = json!(f.processing_time_ms);
-        Ok(out)
+        ok_json(out)
     })
     .await
 }
@@ -224,7 +224,7 @@ pub(crate) async fn silhouette(
         if let Some(png) = f.cutout_png {
             out["cutout_base64"] = json!(b64(&png));
         }
-        Ok(out)
+        ok_json(out)
     })
     .await
 }
@@ -243,7 +243,7 @@ pub(crate) async fn attributes(
         let mut out = json!(asked(f.attributes, "attributes")?);
         out["model"] = json!(f.model_id);
         out["processing_time_ms"] = json!(f.processing_time_ms);
-        Ok(out)
+        ok_json(out)
     })
     .await
 }
@@ -254,13 +254,22 @@ pub(crate) async fn background_remove(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // `Accept: image/png` asks for the PNG itself instead of the JSON with its base64.
+    let wants_png = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("image/png")));
     let ops = |_: &ImageRequest| Ops {
         cutout: true,
         ..Ops::default()
     };
-    image_endpoint(s, headers, body, Operation::Silhouette, ops, |f| {
-        Ok(json!({
-            "image_base64": b64(&asked(f.cutout_png, "cut-out")?),
+    image_endpoint(s, headers, body, Operation::Silhouette, ops, move |f| {
+        let png = asked(f.cutout_png, "cut-out")?;
+        if wants_png {
+            return Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response());
+        }
+        ok_json(json!({
+            "image_base64": b64(&png),
             "format": "png",
             "width": f.width,
             "height": f.height,

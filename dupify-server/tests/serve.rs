@@ -387,6 +387,23 @@ fn single_image_endpoints() {
         png[25], 6,
         "colour type 6 = RGBA: the cut-out has transparency"
     );
+    // `Accept: image/png`: the same PNG, as the body itself.
+    let mut raw = s
+        .agent
+        .post(format!("{}/v1/background-remove", s.base))
+        .header("X-API-Key", &key)
+        .header("Accept", "image/png")
+        .send_json(&body)
+        .expect("POST");
+    assert_eq!(raw.status(), 200);
+    assert_eq!(
+        raw.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
+    let bytes = raw.body_mut().read_to_vec().expect("png body");
+    assert_eq!(bytes, png);
 
     // The web page is served without a key.
     let mut page = s.agent.get(format!("{}/", s.base)).call().expect("GET /");
