@@ -379,7 +379,10 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// `POST /v1/catalog/products`: stores (or replaces, matched by `external_id`) a product
-/// with the features of its image. 201 when new, 200 when replaced.
+/// with the features of its image: 201 when new, 200 when replaced. With a body
+/// `{"products": [...]}` (at most `ServeConfig::max_batch_products`), stores each one and
+/// answers 200 with a result per item (`ok` and the product, or `error`): one bad item does
+/// not stop the others.
 pub(crate) async fn create_product(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -389,56 +392,108 @@ pub(crate) async fn create_product(
     let r = async {
         gate.authorize(Operation::Catalog)
             .map_err(ApiError::close_connection)?;
-        let req: CreateProduct = parse_body(&read_body(&s, body).await?)?;
-        let external_id = req
-            .external_id
-            .clone()
-            .ok_or_else(|| ApiError::missing("external_id"))?;
-        let input = s.fetch_input(&gate.who, req.image.to_input()?).await?;
-        let ns = s.namespace(&gate.who)?;
-        let st = s.clone();
-        let (product, existed) = blocking(move || {
-            let f = catalog_features(st.extractor(), &input)?;
-            // From the bytes in hand (uploaded, or fetched once from the product's image_url).
-            let thumb = match (&input, &st.config().thumbnails_dir) {
-                (ImageInput::Base64(_) | ImageInput::Bytes(_), Some(_)) => Some(
-                    dupify_core::decode(&input, &st.extractor().config().limits)?
-                        .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
-                ),
-                _ => None,
+        let body: Value = parse_body(&read_body(&s, body).await?)?;
+        let Some(items) = body.get("products") else {
+            let req: CreateProduct = serde_json::from_value(body)
+                .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+            let (product, existed) = store_product(&s, &gate.who, req).await?;
+            let status = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
             };
-            let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
-            let mut p = NewProduct::new(external_id);
-            p.title = req.title;
-            p.sku = req.sku;
-            p.description = req.description;
-            p.brand = req.brand;
-            p.category = req.category;
-            p.price = req.price;
-            p.currency = req.currency;
-            p.product_url = req.product_url;
-            p.image_url = req.image.image_url;
-            if let Some(m) = req.metadata {
-                p.metadata = m;
-            }
-            p.image_hash = Some(f.content_hash.clone());
-            p.features = ProductFeatures::from(&f);
-            let saved = st.catalog().upsert(&ns, p)?;
-            if let (Some(dir), Some(jpeg)) = (&st.config().thumbnails_dir, thumb) {
-                write_thumbnail(dir, &saved.id, &jpeg)?;
-            }
-            Ok((saved, existed))
-        })
-        .await?;
-        let status = if existed {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
+            return Ok((status, Json(ProductView::from(product))).into_response());
         };
-        Ok((status, Json(ProductView::from(product))).into_response())
+        let Value::Array(items) = items else {
+            return Err(ApiError::invalid(
+                "products",
+                "must be an array of products",
+            ));
+        };
+        let max = s.config().max_batch_products;
+        if items.is_empty() || items.len() > max {
+            return Err(ApiError::invalid(
+                "products",
+                format!("send 1 to {max} products, got {}", items.len()),
+            )
+            .with_details(json!({ "parameter": "products", "max": max, "count": items.len() })));
+        }
+        let mut results = Vec::with_capacity(items.len());
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for (index, item) in items.iter().enumerate() {
+            let outcome = match serde_json::from_value::<CreateProduct>(item.clone()) {
+                Ok(req) => store_product(&s, &gate.who, req).await,
+                Err(e) => Err(ApiError::invalid(
+                    &format!("products[{index}]"),
+                    e.to_string(),
+                )),
+            };
+            results.push(match outcome {
+                Ok((product, existed)) => {
+                    ok += 1;
+                    json!({ "index": index, "ok": true, "created": !existed,
+                            "product": ProductView::from(product) })
+                }
+                Err(e) => {
+                    failed += 1;
+                    json!({ "index": index, "ok": false, "error":
+                            { "code": e.code, "message": e.message, "details": e.details } })
+                }
+            });
+        }
+        ok_json(json!({ "results": results, "succeeded": ok, "failed": failed }))
     }
     .await;
     gate.finish(r)
+}
+
+/// Stores one product with the features of its image; returns it and whether it replaced
+/// one with the same `external_id`.
+async fn store_product(
+    s: &AppState,
+    who: &dupify_keys::Principal,
+    req: CreateProduct,
+) -> Result<(dupify_core::catalog::Product, bool), ApiError> {
+    let external_id = req
+        .external_id
+        .clone()
+        .ok_or_else(|| ApiError::missing("external_id"))?;
+    let input = s.fetch_input(who, req.image.to_input()?).await?;
+    let ns = s.namespace(who)?;
+    let st = s.clone();
+    blocking(move || {
+        let f = catalog_features(st.extractor(), &input)?;
+        // From the bytes in hand (uploaded, or fetched once from the product's image_url).
+        let thumb = match (&input, &st.config().thumbnails_dir) {
+            (ImageInput::Base64(_) | ImageInput::Bytes(_), Some(_)) => Some(
+                dupify_core::decode(&input, &st.extractor().config().limits)?
+                    .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
+            ),
+            _ => None,
+        };
+        let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
+        let mut p = NewProduct::new(external_id);
+        p.title = req.title;
+        p.sku = req.sku;
+        p.description = req.description;
+        p.brand = req.brand;
+        p.category = req.category;
+        p.price = req.price;
+        p.currency = req.currency;
+        p.product_url = req.product_url;
+        p.image_url = req.image.image_url;
+        if let Some(m) = req.metadata {
+            p.metadata = m;
+        }
+        p.image_hash = Some(f.content_hash.clone());
+        p.features = ProductFeatures::from(&f);
+        let saved = st.catalog().upsert(&ns, p)?;
+        if let (Some(dir), Some(jpeg)) = (&st.config().thumbnails_dir, thumb) {
+            write_thumbnail(dir, &saved.id, &jpeg)?;
+        }
+        Ok((saved, existed))
+    })
+    .await
 }
 
 /// `GET /v1/catalog/products`: one page of the caller's environment's products.

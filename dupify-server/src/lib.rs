@@ -12,7 +12,7 @@
 //! | `POST /v1/attributes` | `attributes` | image → attributes with probabilities |
 //! | `POST /v1/background-remove` | `silhouette` | image → transparent PNG (base64) |
 //! | `POST /v1/batch` | `batch` + each operation's | `images` (≤ 10) × `operations` → per-item results |
-//! | `POST /v1/catalog/products` | `catalog` | product + image → stored product (201, or 200 on upsert) |
+//! | `POST /v1/catalog/products` | `catalog` | product + image → stored product (201, or 200 on upsert); `{"products": [...]}` → a result per item |
 //! | `GET /v1/catalog/products` | `catalog` | `?limit&cursor&category&brand&min_price&max_price&currency` |
 //! | `GET`/`DELETE /v1/catalog/products/{id}` | `catalog` | one product / 204 |
 //! | `POST /v1/catalog/search` | `catalog` | image, `text`, `product_id` or `embedding` → dupes with per-channel scores |
@@ -82,6 +82,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Most images in one `/v1/batch` call. Default 10, as in the hosted API.
     pub max_batch_images: usize,
+    /// Most products in one `POST /v1/catalog/products {"products": [...]}`. Default 100.
+    pub max_batch_products: usize,
     /// The account whose catalog this server serves (one account per server). Default
     /// `"default"`.
     pub account: String,
@@ -117,6 +119,7 @@ impl Default for ServeConfig {
         ServeConfig {
             max_body_bytes: 48 << 20,
             max_batch_images: 10,
+            max_batch_products: 100,
             account: "default".into(),
             thumbnails_dir: None,
             header_read_timeout: std::time::Duration::from_secs(10),
@@ -172,6 +175,10 @@ impl AppState {
         anyhow::ensure!(
             (1..=1000).contains(&config.max_batch_images),
             "max_batch_images must be in 1..=1000"
+        );
+        anyhow::ensure!(
+            (1..=10_000).contains(&config.max_batch_products),
+            "max_batch_products must be in 1..=10000"
         );
         Namespace::new(config.account.clone(), Environment::Live)?;
         Ok(AppState {
@@ -485,4 +492,6 @@ dupify_types::setters! { ServeConfig {
     with_max_fetches_per_key(max_fetches_per_key: usize),
     /// Sets the deadline of one `image_url` fetch.
     with_fetch_timeout(fetch_timeout: std::time::Duration),
+    /// Sets the most products in one catalog upload.
+    with_max_batch_products(max_batch_products: usize),
 } }

@@ -1354,3 +1354,59 @@ fn hanging_image_urls_never_starve_other_callers() {
             .assert_error(422, "image_fetch_failed");
     }
 }
+
+/// `POST /v1/catalog/products {"products": [...]}`: a result per item, a bad item does not
+/// stop the others, an item repeating an external id replaces it, and more than the maximum
+/// is refused before any work.
+#[test]
+fn batch_product_upload() {
+    let s = Server::start_configured(
+        extractor(),
+        ServeConfig::default().with_max_batch_products(3),
+    );
+    let key = s.key_with(Environment::Test, &[]);
+    let hat = b64(&photo("hat"));
+    let shoes = b64(&photo("shoes"));
+    let r = s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "products": [
+            { "external_id": "hat-1", "title": "Hat", "image_base64": hat },
+            { "external_id": "bad", "image_base64": "not base64!!" },
+            { "external_id": "shoe-1", "price": 30.0, "image_base64": shoes },
+        ]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["succeeded"].clone(), r.body["failed"].clone()),
+        (json!(2), json!(1))
+    );
+    let results = r.body["results"].as_array().expect("results");
+    assert_eq!(results[0]["product"]["external_id"], "hat-1");
+    assert_eq!(results[0]["created"], true);
+    assert_eq!(results[1]["ok"], false);
+    assert_eq!(results[1]["error"]["code"], "invalid_base64");
+    assert_eq!(results[2]["product"]["price"], json!(30.0));
+    // The stored products are listed; a repeated external id replaces, not duplicates.
+    let r = s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "products": [{ "external_id": "hat-1", "title": "Hat v2", "image_base64": hat }] }),
+    );
+    assert_eq!(r.body["results"][0]["created"], false, "{}", r.body);
+    let listed = s.get("/v1/catalog/products", Some(&key));
+    assert_eq!(listed.body["total"], json!(2), "{}", listed.body);
+    // Over the maximum: refused whole, nothing stored.
+    let four: Vec<Value> = (0..4)
+        .map(|i| json!({ "external_id": format!("x{i}"), "image_base64": hat }))
+        .collect();
+    let r = s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "products": four }),
+    );
+    r.assert_error(400, "invalid_parameter");
+    assert_eq!(r.body["error"]["details"]["max"], json!(3));
+    let listed = s.get("/v1/catalog/products", Some(&key));
+    assert_eq!(listed.body["total"], json!(2));
+}
