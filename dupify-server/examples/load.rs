@@ -1,0 +1,150 @@
+//! Load generator for the v1 API: starts `dupify-server` in this process on a loopback port
+//! (default model, fresh data directory), then drives it with N client threads for a fixed
+//! time and prints throughput and latency percentiles. Not a test: figures depend on the
+//! machine, so report them with its name.
+//!
+//! ```text
+//! $ cargo run --release -p dupify-server --example load -- colors 16 20
+//! $ cargo run --release -p dupify-server --example load -- mixed 16 20
+//! ```
+//! Scenarios: `colors` (every client posts a base64 photo to `/v1/colors`) and `mixed`
+//! (clients alternate catalog uploads and searches by image). Arguments: scenario, clients,
+//! seconds.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use dupify_core::catalog::{Catalog, CatalogOptions};
+use dupify_core::Extractor;
+use dupify_keys::{Environment, KeySpec, KeyStore, Limits, Tier};
+use dupify_server::{serve, AppState, ServeConfig};
+use serde_json::json;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (scenario, clients, seconds) = match args.as_slice() {
+        [s, c, t] => (s.clone(), c.parse::<usize>()?, t.parse::<u64>()?),
+        _ => bail!("usage: load colors|mixed CLIENTS SECONDS"),
+    };
+    if scenario != "colors" && scenario != "mixed" {
+        bail!("scenario must be colors or mixed");
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = dupify_core::resolve_model_dir(None, std::slice::from_ref(&root))?;
+    let dir = tempfile::tempdir()?;
+    let keys = KeyStore::open(dir.path().join("keys.db"), b"load test pepper")?;
+    let key = keys
+        .create(KeySpec::new("load", Environment::Live).with_limits(Limits::tier(Tier::Unlimited)))?
+        .key
+        .expose()
+        .to_string();
+    let extractor = Extractor::builder().model_dir(&model.dir).build()?;
+    extractor.warm_up().context("loading the model")?;
+    let catalog = Catalog::open(dir.path().join("catalog.db"), CatalogOptions::default())?;
+    let state = AppState::new(keys, extractor, catalog, ServeConfig::default())?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    rt.spawn(serve(listener, state, std::future::pending()));
+
+    let photos: Vec<String> = ["dress", "hat", "shoes", "pants", "shirt", "skirt"]
+        .iter()
+        .map(|c| {
+            let d = root.join("dupify-core/tests/assets/clothing").join(c);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.sort();
+            let bytes = std::fs::read(files.first().context("no photo")?)?;
+            Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // The mixed scenario searches a catalog that already holds every photo.
+    if scenario == "mixed" {
+        let agent = ureq::Agent::new_with_defaults();
+        for (i, p) in photos.iter().enumerate() {
+            agent
+                .post(format!("{base}/v1/catalog/products"))
+                .header("X-API-Key", &key)
+                .send_json(json!({ "external_id": format!("seed-{i}"), "image_base64": p }))?;
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<(bool, Duration)>::new()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let (stop, latencies, photos, base, key, scenario) = (
+                stop.clone(),
+                latencies.clone(),
+                photos.clone(),
+                base.clone(),
+                key.clone(),
+                scenario.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let photo = &photos[(c + n) % photos.len()];
+                    let t = Instant::now();
+                    let (path, body) = match (scenario.as_str(), n % 2) {
+                        ("colors", _) => ("/v1/colors", json!({ "image_base64": photo })),
+                        (_, 0) => (
+                            "/v1/catalog/products",
+                            json!({ "external_id": format!("c{c}-{n}"), "image_base64": photo }),
+                        ),
+                        _ => (
+                            "/v1/catalog/search",
+                            json!({ "image_base64": photo, "limit": 10 }),
+                        ),
+                    };
+                    let ok = agent
+                        .post(format!("{base}{path}"))
+                        .header("X-API-Key", &key)
+                        .send_json(body)
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((ok, t.elapsed()));
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let all = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let failed = all.iter().filter(|(ok, _)| !ok).count();
+    let mut ms: Vec<f64> = all.iter().map(|(_, d)| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    if ms.is_empty() {
+        bail!("no request finished");
+    }
+    println!(
+        "{scenario}: {clients} clients, {wall:.1} s, {} requests ({failed} failed), {:.1} req/s, \
+         p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (model {})",
+        ms.len(),
+        ms.len() as f64 / wall,
+        pct(0.5),
+        pct(0.99),
+        ms[ms.len() - 1],
+        model.dir.display()
+    );
+    Ok(())
+}
