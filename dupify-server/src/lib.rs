@@ -322,11 +322,27 @@ impl Gate {
         Ok(self.state.inner.keys.authorize(&self.who, &op)?)
     }
 
-    /// Adds the rate-limit headers to the handler's answer.
+    /// Adds the rate-limit headers to the handler's answer. A request refused by validation
+    /// before any work (a malformed or incomplete body, a missing scope) is released: it does
+    /// not count against the monthly quota.
     pub(crate) fn finish(self, result: Result<Response, ApiError>) -> Response {
         let mut resp = match result {
             Ok(r) => r,
-            Err(e) => e.into_response(),
+            Err(e) => {
+                const REFUSED_BEFORE_WORK: [&str; 7] = [
+                    "missing_parameter",
+                    "invalid_parameter",
+                    "invalid_base64",
+                    "invalid_image_url",
+                    "payload_too_large",
+                    "request_timeout",
+                    "insufficient_scope",
+                ];
+                if REFUSED_BEFORE_WORK.contains(&e.code) {
+                    self.state.inner.keys.release(&self.who);
+                }
+                e.into_response()
+            }
         };
         put_rate_headers(resp.headers_mut(), &self.rate);
         resp

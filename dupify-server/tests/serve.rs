@@ -1410,3 +1410,27 @@ fn batch_product_upload() {
     let listed = s.get("/v1/catalog/products", Some(&key));
     assert_eq!(listed.body["total"], json!(2));
 }
+
+/// Requests refused by validation before any work do not consume the monthly quota.
+#[test]
+fn refused_requests_do_not_consume_the_quota() {
+    let s = Server::start();
+    let key = s.key(
+        KeySpec::new("quota", Environment::Live)
+            .with_limits(Limits::custom(100, Some(2)).expect("limits")),
+    );
+    for body in [
+        &b"{not json"[..],
+        b"{}",
+        b"{\"image_base64\": \"not base64!!\"}",
+    ] {
+        let r = s.post_raw("/v1/colors", &key, body);
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    for _ in 0..2 {
+        let r = s.get("/v1/catalog/products", Some(&key));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    s.get("/v1/catalog/products", Some(&key))
+        .assert_error(403, "quota_exceeded");
+}

@@ -355,6 +355,16 @@ impl KeyStore {
         self.inner.check_rate(principal)
     }
 
+    /// Gives back the request the last allowed [`check_rate`](Self::check_rate) counted, for
+    /// a request refused before any work was done (a malformed body, a missing parameter):
+    /// such a request does not count against the monthly quota or the usage. It keeps its
+    /// place in the per-minute window, so a flood of bad requests is still rate limited.
+    /// Best effort by design: once the count was flushed to the database (every flush
+    /// interval) it stays, which errs on the side of the quota, never past it.
+    pub fn release(&self, principal: &Principal) {
+        self.inner.release(principal)
+    }
+
     /// Usage of one key per day and per month (flushed and buffered counts together).
     pub fn usage(&self, id: i64) -> Result<KeyUsage> {
         let record = self.get(id)?;

@@ -127,6 +127,19 @@ impl Inner {
         }
     }
 
+    /// See [`KeyStore::release`](super::KeyStore::release).
+    pub(super) fn release(&self, principal: &Principal) {
+        let day = day_of(i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX));
+        let taken_back = self
+            .key_state(principal.key_id, principal.lineage_id)
+            .take_back_request(day);
+        if taken_back {
+            let lineage = self.lineage_state(principal.lineage_id, month_of_day(day));
+            let mut l = lock(&lineage.inner);
+            l.used = l.used.saturating_sub(1);
+        }
+    }
+
     /// After a flush the database holds every process's flushed requests: re-base each
     /// lineage's monthly count on it plus what this process has buffered since.
     pub(super) fn refresh_quotas(&self, states: &[(i64, Arc<KeyState>)]) -> Result<()> {

@@ -73,6 +73,18 @@ impl KeyState {
         }
     }
 
+    /// Takes back one buffered request of `day`; false when none is buffered (flushed).
+    pub(super) fn take_back_request(&self, day: i64) -> bool {
+        let mut p = lock(&self.pending);
+        match p.iter_mut().find(|(d, c)| *d == day && c[0] > 0) {
+            Some((_, c)) => {
+                c[0] -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Requests buffered (not yet flushed) for the days `start..end`.
     pub(super) fn buffered_requests(&self, start: i64, end: i64) -> u64 {
         lock(&self.pending)
@@ -88,7 +100,7 @@ impl Inner {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn key_state(&self, id: i64, lineage_id: i64) -> Arc<KeyState> {
+    pub(super) fn key_state(&self, id: i64, lineage_id: i64) -> Arc<KeyState> {
         if let Some(s) = self.read_keys().get(&id) {
             return Arc::clone(s);
         }
