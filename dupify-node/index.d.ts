@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'conflict'
   | 'method_not_allowed'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'not_available'
   | 'model_error'
   | 'cancelled'

@@ -4,9 +4,9 @@
 # into a fresh catalog, then search with the held-back photo (top dupes with per-channel
 # scores) and print its colours, silhouette, attributes and quality.
 #
-# Model: weights/real/clip-vit-base-patch32 when it holds a checkpoint, else the seeded random
-# test model from scripts/setup.sh, and then `dupify` warns that the CLIP channel is not
-# semantic. DUPIFY_MODEL=DIR picks another checkpoint.
+# Model: the library's default (weights/real/clip-vit-base-patch32 when it holds a CLIP
+# checkpoint, else the pretrained EfficientNet-Lite2 that scripts/setup.sh installs).
+# DUPIFY_MODEL=DIR picks another model directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
