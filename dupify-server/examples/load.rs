@@ -20,7 +20,7 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use dupify_core::catalog::{Catalog, CatalogOptions};
 use dupify_core::Extractor;
-use dupify_keys::{Environment, KeySpec, KeyStore, Limits, Tier};
+use dupify_keys::{Environment, KeySpec, KeyStore, Limits};
 use dupify_server::{serve, AppState, ServeConfig};
 use serde_json::json;
 
@@ -38,7 +38,9 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let keys = KeyStore::open(dir.path().join("keys.db"), b"load test pepper")?;
     let key = keys
-        .create(KeySpec::new("load", Environment::Live).with_limits(Limits::tier(Tier::Unlimited)))?
+        .create(
+            KeySpec::new("load", Environment::Live).with_limits(Limits::custom(1_000_000, None)?),
+        )?
         .key
         .expose()
         .to_string();
