@@ -257,9 +257,17 @@ impl SqliteBackend {
         Ok(ix)
     }
 
-    /// The namespace's row id, when it has one (a namespace exists from its first write).
-    fn ns_id(&self, conn: &Connection, ns: &Namespace) -> Result<Option<i64>> {
-        store::ns_id(conn, ns)
+    /// Runs `f` with a read connection and the namespace's row id; a namespace with no row
+    /// yet (it exists from its first write) holds nothing, so the answer is `R::default()`.
+    fn read_ns<R: Default>(
+        &self,
+        ns: &Namespace,
+        f: impl FnOnce(&Connection, i64) -> Result<R>,
+    ) -> Result<R> {
+        self.read(|conn| match store::ns_id(conn, ns)? {
+            Some(id) => f(conn, id),
+            None => Ok(R::default()),
+        })
     }
 
     /// Applies a committed change to the in-memory index (writer lock held by the caller).
@@ -344,10 +352,7 @@ impl CatalogBackend for SqliteBackend {
     }
 
     fn namespace_model(&self, ns: &Namespace) -> Result<Option<String>> {
-        self.read(|conn| match self.ns_id(conn, ns)? {
-            Some(id) => store::ns_model(conn, id),
-            None => Ok(None),
-        })
+        self.read_ns(ns, store::ns_model)
     }
 
     fn clear_embeddings(&self, ns: &Namespace) -> Result<usize> {
@@ -388,10 +393,7 @@ impl CatalogBackend for SqliteBackend {
             ProductKey::Id(v) => ("id", v),
             ProductKey::ExternalId(v) => ("external_id", v),
         };
-        let found = self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::get_by(c, n, column, value),
-            None => Ok(None),
-        })?;
+        let found = self.read_ns(ns, |c, n| store::get_by(c, n, column, value))?;
         Ok(found.map(|(p, _)| p))
     }
 
@@ -402,17 +404,11 @@ impl CatalogBackend for SqliteBackend {
         limit: usize,
         filter: &ProductFilter,
     ) -> Result<Vec<(i64, Product)>> {
-        self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::list(c, n, after, limit, filter),
-            None => Ok(Vec::new()),
-        })
+        self.read_ns(ns, |c, n| store::list(c, n, after, limit, filter))
     }
 
     fn count(&self, ns: &Namespace, filter: &ProductFilter) -> Result<u64> {
-        self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::count(c, n, filter),
-            None => Ok(0),
-        })
+        self.read_ns(ns, |c, n| store::count(c, n, filter))
     }
 
     fn image_hashes(
@@ -421,10 +417,7 @@ impl CatalogBackend for SqliteBackend {
         external_ids: &[String],
     ) -> Result<HashMap<String, String>> {
         let ids: Vec<&str> = external_ids.iter().map(String::as_str).collect();
-        let stored = self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::image_hashes(c, n, &ids),
-            None => Ok(HashMap::new()),
-        })?;
+        let stored = self.read_ns(ns, |c, n| store::image_hashes(c, n, &ids))?;
         Ok(stored
             .into_iter()
             .filter_map(|(ext, hash)| hash.map(|h| (ext, h)))
@@ -432,10 +425,7 @@ impl CatalogBackend for SqliteBackend {
     }
 
     fn scan(&self, ns: &Namespace, filter: &ProductFilter) -> Result<Vec<Product>> {
-        self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::all_filtered(c, n, filter),
-            None => Ok(Vec::new()),
-        })
+        self.read_ns(ns, |c, n| store::all_filtered(c, n, filter))
     }
 
     /// Filters on product fields are evaluated in memory; `metadata_eq` asks SQLite for the
@@ -450,10 +440,7 @@ impl CatalogBackend for SqliteBackend {
         filter: &ProductFilter,
         score: &ScoreFn<'_>,
     ) -> Result<Vec<Ranked>> {
-        self.read(|conn| {
-            let Some(ns_id) = self.ns_id(conn, ns)? else {
-                return Ok(Vec::new());
-            };
+        self.read_ns(ns, |conn, ns_id| {
             let allowed = if filter.metadata_eq.is_empty() {
                 None
             } else {
@@ -509,17 +496,10 @@ impl CatalogBackend for SqliteBackend {
     }
 
     fn resolve(&self, ns: &Namespace, ranked: &Ranked) -> Result<Option<Product>> {
-        self.read(|c| match self.ns_id(c, ns)? {
-            Some(n) => store::by_vec_id(c, n, ranked.handle as usize),
-            None => Ok(None),
-        })
+        self.read_ns(ns, |c, n| store::by_vec_id(c, n, ranked.handle as usize))
     }
+    /// `ef` arrives validated by `Catalog::set_ef_search`.
     fn set_ef_search(&self, ef: usize) -> Result<()> {
-        IndexParams {
-            ef_search: ef,
-            ..self.opts.index
-        }
-        .validate()?;
         let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
         self.ef_search.store(ef, Ordering::Relaxed);
         for ix in indexes.values_mut() {
