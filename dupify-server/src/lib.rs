@@ -329,16 +329,16 @@ impl Gate {
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
-                const REFUSED_BEFORE_WORK: [&str; 7] = [
-                    "missing_parameter",
-                    "invalid_parameter",
-                    "invalid_base64",
-                    "invalid_image_url",
-                    "payload_too_large",
-                    "request_timeout",
-                    "insufficient_scope",
+                const REFUSED_BEFORE_WORK: [ErrorCode; 7] = [
+                    ErrorCode::MISSING_PARAMETER,
+                    ErrorCode::INVALID_PARAMETER,
+                    ErrorCode::INVALID_BASE64,
+                    ErrorCode::INVALID_IMAGE_URL,
+                    ErrorCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::REQUEST_TIMEOUT,
+                    ErrorCode::INSUFFICIENT_SCOPE,
                 ];
-                if REFUSED_BEFORE_WORK.contains(&e.code) {
+                if REFUSED_BEFORE_WORK.iter().any(|c| c.code == e.code) {
                     self.state.inner.keys.release(&self.who);
                 }
                 e.into_response()
