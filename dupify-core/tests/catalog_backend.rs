@@ -22,6 +22,13 @@ struct State {
     models: HashMap<Namespace, String>,
 }
 
+impl State {
+    /// The namespace's rows in insertion order (none for a namespace never written).
+    fn rows_of<'a>(&'a self, ns: &Namespace) -> impl Iterator<Item = &'a (i64, Product)> {
+        self.rows.get(ns).into_iter().flatten()
+    }
+}
+
 /// Everything in one mutex; search is exact over every row.
 #[derive(Default)]
 struct MapBackend(Mutex<State>);
@@ -133,16 +140,11 @@ impl CatalogBackend for MapBackend {
     ) -> dupify_core::Result<Vec<(i64, Product)>> {
         let st = self.0.lock().unwrap();
         Ok(st
-            .rows
-            .get(ns)
-            .map(|rows| {
-                rows.iter()
-                    .filter(|(pos, p)| *pos > after && matches(p, filter))
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default())
+            .rows_of(ns)
+            .filter(|(pos, p)| *pos > after && matches(p, filter))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn count(&self, ns: &Namespace, filter: &ProductFilter) -> dupify_core::Result<u64> {
@@ -156,10 +158,7 @@ impl CatalogBackend for MapBackend {
     ) -> dupify_core::Result<HashMap<String, String>> {
         let st = self.0.lock().unwrap();
         Ok(st
-            .rows
-            .get(ns)
-            .into_iter()
-            .flatten()
+            .rows_of(ns)
             .filter(|(_, p)| external_ids.contains(&p.external_id))
             .filter_map(|(_, p)| Some((p.external_id.clone(), p.image_hash.clone()?)))
             .collect())
@@ -168,10 +167,7 @@ impl CatalogBackend for MapBackend {
     fn scan(&self, ns: &Namespace, filter: &ProductFilter) -> dupify_core::Result<Vec<Product>> {
         let st = self.0.lock().unwrap();
         Ok(st
-            .rows
-            .get(ns)
-            .into_iter()
-            .flatten()
+            .rows_of(ns)
             .filter(|(_, p)| matches(p, filter))
             .map(|(_, p)| p.clone())
             .collect())
@@ -187,10 +183,7 @@ impl CatalogBackend for MapBackend {
     ) -> dupify_core::Result<Vec<Ranked>> {
         let st = self.0.lock().unwrap();
         let mut near: Vec<(f32, usize, &Product)> = st
-            .rows
-            .get(ns)
-            .into_iter()
-            .flatten()
+            .rows_of(ns)
             .filter(|(_, p)| matches(p, filter))
             .filter_map(|(pos, p)| {
                 let v = p.features.clip.as_ref()?;
