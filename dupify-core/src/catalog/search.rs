@@ -65,138 +65,136 @@ impl Catalog {
         let mut filter = q.filter.clone();
         filter.validate()?;
 
-        {
-            if let (Some(want), Some(_)) = (&q.model_id, &q.embedding) {
-                if let Some(have) = self.backend.namespace_model(ns)? {
-                    if &have != want {
-                        return Err(model_mismatch("model_id", want, &have));
-                    }
+        if let (Some(want), Some(_)) = (&q.model_id, &q.embedding) {
+            if let Some(have) = self.backend.namespace_model(ns)? {
+                if &have != want {
+                    return Err(model_mismatch("model_id", want, &have));
                 }
             }
-            let mut exclude = None;
-            if let Some(pid) = &q.by_product {
-                let src =
-                    self.backend
-                        .get(ns, ProductKey::Id(pid))?
-                        .ok_or_else(|| Error::NotFound {
-                            what: "product",
-                            id: pid.clone(),
-                        })?;
-                embedding = embedding.or(src.features.clip.clone());
-                shape = shape.or(src.features.shape.clone());
-                if colors.is_empty() {
-                    colors = src.features.colors.clone();
+        }
+        let mut exclude = None;
+        if let Some(pid) = &q.by_product {
+            let src =
+                self.backend
+                    .get(ns, ProductKey::Id(pid))?
+                    .ok_or_else(|| Error::NotFound {
+                        what: "product",
+                        id: pid.clone(),
+                    })?;
+            embedding = embedding.or(src.features.clip.clone());
+            shape = shape.or(src.features.shape.clone());
+            if colors.is_empty() {
+                colors = src.features.colors.clone();
+            }
+            if let Some(pct) = q.cheaper_by_percent {
+                let Some(price) = src.price else {
+                    return Err(Error::invalid(
+                        "cheaper_by_percent",
+                        "the query product has no price",
+                    ));
+                };
+                let bound = price * (1.0 - pct / 100.0);
+                filter.max_price = Some(filter.max_price.map_or(bound, |m| m.min(bound)));
+                match &filter.currency {
+                    Some(c) if !c.eq_ignore_ascii_case(&src.currency) => return Ok(Vec::new()),
+                    _ => filter.currency = Some(src.currency.clone()),
                 }
-                if let Some(pct) = q.cheaper_by_percent {
-                    let Some(price) = src.price else {
-                        return Err(Error::invalid(
-                            "cheaper_by_percent",
-                            "the query product has no price",
-                        ));
+                if filter.min_price.is_some_and(|lo| lo > bound) {
+                    return Ok(Vec::new());
+                }
+            }
+            if q.exclude_own_brand {
+                if let Some(b) = &src.brand {
+                    filter.exclude_brands.push(b.clone());
+                }
+            }
+            exclude = Some(src.id);
+        }
+        if embedding.is_none() && shape.is_none() && colors.is_empty() {
+            return Err(Error::MissingParameter {
+                name: "embedding, by_product, shape or colors".into(),
+            });
+        }
+        let want = q.offset + limit + usize::from(exclude.is_some());
+        let reranks =
+            (weights.shape > 0.0 && shape.is_some()) || (weights.color > 0.0 && !colors.is_empty());
+        let mut scored: Vec<Scored> = match &embedding {
+            // No CLIP query: every matching row, scored on shape and colour (rare; SQL).
+            None => self
+                .backend
+                .scan(ns, &filter)?
+                .into_iter()
+                .filter(|p| exclude.as_deref() != Some(p.id.as_str()))
+                .map(|product| {
+                    let scores = ChannelScores {
+                        clip: None,
+                        shape: match (&shape, &product.features.shape) {
+                            (Some(a), Some(b)) => score::cosine(a, b),
+                            _ => None,
+                        },
+                        color: score::palette_similarity(&colors, &product.features.colors),
                     };
-                    let bound = price * (1.0 - pct / 100.0);
-                    filter.max_price = Some(filter.max_price.map_or(bound, |m| m.min(bound)));
-                    match &filter.currency {
-                        Some(c) if !c.eq_ignore_ascii_case(&src.currency) => return Ok(Vec::new()),
-                        _ => filter.currency = Some(src.currency.clone()),
+                    Scored {
+                        ranked: None,
+                        id: product.id.clone(),
+                        score: scores.combined(&weights),
+                        scores,
+                        product: Some(product),
                     }
-                    if filter.min_price.is_some_and(|lo| lo > bound) {
-                        return Ok(Vec::new());
+                })
+                .collect(),
+            // The hot path: candidates and their scores come from memory only.
+            Some(e) => {
+                let k = if reranks { (want * 4).max(50) } else { want };
+                let score = |c: &Candidate<'_>, clip: f32| {
+                    if exclude.as_deref() == Some(c.id) {
+                        return None;
                     }
-                }
-                if q.exclude_own_brand {
-                    if let Some(b) = &src.brand {
-                        filter.exclude_brands.push(b.clone());
-                    }
-                }
-                exclude = Some(src.id);
+                    let scores = ChannelScores {
+                        clip: Some(clip),
+                        shape: match (&shape, c.shape) {
+                            (Some(a), Some(b)) => score::cosine(a, b),
+                            _ => None,
+                        },
+                        color: score::palette_similarity(&colors, c.colors),
+                    };
+                    Some((scores.combined(&weights), scores))
+                };
+                self.backend
+                    .nearest(ns, e, k, &filter, &score)?
+                    .into_iter()
+                    .map(|r| Scored {
+                        id: r.id.clone(),
+                        score: r.score,
+                        scores: r.scores,
+                        product: None,
+                        ranked: Some(r),
+                    })
+                    .collect()
             }
-            if embedding.is_none() && shape.is_none() && colors.is_empty() {
-                return Err(Error::MissingParameter {
-                    name: "embedding, by_product, shape or colors".into(),
+        };
+        if let Some(m) = q.min_score {
+            scored.retain(|h| h.score >= m);
+        }
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        // Only the final page's rows are read. A row deleted since the index was read is
+        // left out (the page is then one shorter), never returned half-read.
+        let mut hits = Vec::with_capacity(limit);
+        for s in scored.into_iter().skip(q.offset).take(limit) {
+            let product = match (s.product, &s.ranked) {
+                (Some(p), _) => Some(p),
+                (None, Some(r)) => self.backend.resolve(ns, r)?,
+                (None, None) => None,
+            };
+            if let Some(product) = product {
+                hits.push(SearchHit {
+                    product,
+                    score: s.score,
+                    scores: s.scores,
                 });
             }
-            let want = q.offset + limit + usize::from(exclude.is_some());
-            let reranks = (weights.shape > 0.0 && shape.is_some())
-                || (weights.color > 0.0 && !colors.is_empty());
-            let mut scored: Vec<Scored> = match &embedding {
-                // No CLIP query: every matching row, scored on shape and colour (rare; SQL).
-                None => self
-                    .backend
-                    .scan(ns, &filter)?
-                    .into_iter()
-                    .filter(|p| exclude.as_deref() != Some(p.id.as_str()))
-                    .map(|product| {
-                        let scores = ChannelScores {
-                            clip: None,
-                            shape: match (&shape, &product.features.shape) {
-                                (Some(a), Some(b)) => score::cosine(a, b),
-                                _ => None,
-                            },
-                            color: score::palette_similarity(&colors, &product.features.colors),
-                        };
-                        Scored {
-                            ranked: None,
-                            id: product.id.clone(),
-                            score: scores.combined(&weights),
-                            scores,
-                            product: Some(product),
-                        }
-                    })
-                    .collect(),
-                // The hot path: candidates and their scores come from memory only.
-                Some(e) => {
-                    let k = if reranks { (want * 4).max(50) } else { want };
-                    let score = |c: &Candidate<'_>, clip: f32| {
-                        if exclude.as_deref() == Some(c.id) {
-                            return None;
-                        }
-                        let scores = ChannelScores {
-                            clip: Some(clip),
-                            shape: match (&shape, c.shape) {
-                                (Some(a), Some(b)) => score::cosine(a, b),
-                                _ => None,
-                            },
-                            color: score::palette_similarity(&colors, c.colors),
-                        };
-                        Some((scores.combined(&weights), scores))
-                    };
-                    self.backend
-                        .nearest(ns, e, k, &filter, &score)?
-                        .into_iter()
-                        .map(|r| Scored {
-                            id: r.id.clone(),
-                            score: r.score,
-                            scores: r.scores,
-                            product: None,
-                            ranked: Some(r),
-                        })
-                        .collect()
-                }
-            };
-            if let Some(m) = q.min_score {
-                scored.retain(|h| h.score >= m);
-            }
-            scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            // Only the final page's rows are read. A row deleted since the index was read is
-            // left out (the page is then one shorter), never returned half-read.
-            let mut hits = Vec::with_capacity(limit);
-            for s in scored.into_iter().skip(q.offset).take(limit) {
-                let product = match (s.product, &s.ranked) {
-                    (Some(p), _) => Some(p),
-                    (None, Some(r)) => self.backend.resolve(ns, r)?,
-                    (None, None) => None,
-                };
-                if let Some(product) = product {
-                    hits.push(SearchHit {
-                        product,
-                        score: s.score,
-                        scores: s.scores,
-                    });
-                }
-            }
-            Ok(hits)
         }
+        Ok(hits)
     }
 
     /// Extracts the query image's features and searches with them (embedding + shape +
