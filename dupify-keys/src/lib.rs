@@ -117,8 +117,8 @@ pub use limits::{Limits, RateDecision, RateHeaders, Tier};
 pub use pepper::{Pepper, PepperSource, PEPPER_ENV};
 pub use scope::{Operation, Scope, ScopeSet};
 pub use store::{
-    CreatedKey, KeyRecord, KeySpec, KeyStatus, KeyStore, KeyUsage, Principal, StoreOptions,
-    UsageCounts,
+    reservation_block, CreatedKey, KeyRecord, KeySpec, KeyStatus, KeyStore, KeyUsage, Principal,
+    StoreOptions, UsageCounts,
 };
 
 #[cfg(test)]

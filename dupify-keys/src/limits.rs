@@ -8,9 +8,10 @@
 //!
 //! Limits are enforced per *lineage*: a regenerated key shares the counters of the key it
 //! replaced, so regenerating never resets a quota. The per-minute state lives in the process
-//! (each process enforces its own window); the monthly count starts from the database and is
-//! re-read after every usage flush, so several processes on one database converge on the
-//! shared total within one flush interval.
+//! (each process enforces its own window); the monthly quota is reserved in the database a
+//! block at a time before calls are admitted (see [`crate::reservation_block`]), so several
+//! processes on one database, or a process killed and restarted, never admit more than the
+//! quota in a month.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,5 +1,7 @@
 //! Several processes on one database file: revocation seen by another process right after
-//! `revoke` returns, and a writer killed with SIGKILL mid-stream loses no committed change.
+//! `revoke` returns, a writer killed with SIGKILL mid-stream loses no committed change, and
+//! a process killed with SIGKILL while spending a monthly quota cannot make a restart admit
+//! more than the quota.
 //!
 //! Child processes re-execute this test binary (`current_exe()`) with `DUPIFY_KEYS_CHILD`
 //! naming the role and `--exact <test>`; the same test function runs the child role.
@@ -8,7 +10,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use dupify_keys::{Environment, Error, KeySpec, KeyStatus, KeyStore};
+use std::time::Duration;
+
+use dupify_keys::{
+    reservation_block, Environment, Error, KeySpec, KeyStatus, KeyStore, Limits, StoreOptions,
+};
 
 const PEPPER: &[u8] = b"multi-process pepper";
 const ROLE: &str = "DUPIFY_KEYS_CHILD";
@@ -183,4 +189,169 @@ fn sigkill_mid_writes_keeps_every_committed_change() {
         )
         .unwrap();
     assert_eq!(bad, 0);
+}
+
+/// Calls `check_rate` until the quota refuses; returns how many were admitted.
+fn admit_until_refused(store: &KeyStore, key: &str, cap: u64) -> u64 {
+    let p = store.authenticate([("X-API-Key", key)]).unwrap();
+    let mut admitted = 0;
+    while admitted <= cap {
+        match store.check_rate(&p).into_result() {
+            Ok(_) => admitted += 1,
+            Err(Error::QuotaExceeded { limit, .. }) => {
+                assert_eq!(limit, cap);
+                return admitted;
+            }
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+    panic!("more than {cap} calls admitted");
+}
+
+#[test]
+fn sigkill_while_spending_a_quota_never_admits_more_than_the_quota() {
+    if child_role().as_deref() == Some("spender") {
+        // Child: usage is flushed only every hour, so the counts die with the process; spend
+        // the calls the parent asks for on each key and report each admission.
+        let opts = StoreOptions::default().with_flush_interval(Duration::from_secs(3600));
+        let store =
+            KeyStore::open_with(std::env::var("DUPIFY_KEYS_DB").unwrap(), PEPPER, opts).unwrap();
+        let mut out = std::io::stdout().lock();
+        for (var, n) in [("DUPIFY_KEYS_SMALL", 13), ("DUPIFY_KEYS_LARGE", 415)] {
+            let key = std::env::var(var).unwrap();
+            let p = store.authenticate([("X-API-Key", key.as_str())]).unwrap();
+            for _ in 0..n {
+                assert!(store.check_rate(&p).is_allowed());
+            }
+            writeln!(out, "SPENT {var} {n}").unwrap();
+        }
+        writeln!(out, "DONE").unwrap();
+        out.flush().unwrap();
+        // Wait to be killed.
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let store = KeyStore::open(&db, PEPPER).unwrap();
+    // A small quota (reserved one call at a time) and a large one (reserved in blocks).
+    let (small_cap, large_cap) = (20u64, 1_000u64);
+    let small = store
+        .create(
+            KeySpec::new("small", Environment::Live)
+                .with_limits(Limits::custom(100_000, Some(small_cap)).unwrap()),
+        )
+        .unwrap();
+    let large = store
+        .create(
+            KeySpec::new("large", Environment::Live)
+                .with_limits(Limits::custom(100_000, Some(large_cap)).unwrap()),
+        )
+        .unwrap();
+    drop(store);
+    let mut child = spawn_child(
+        "sigkill_while_spending_a_quota_never_admits_more_than_the_quota",
+        "spender",
+        &db,
+        &[
+            ("DUPIFY_KEYS_SMALL", small.key.expose()),
+            ("DUPIFY_KEYS_LARGE", large.key.expose()),
+        ],
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    read_until(&mut lines, "DONE");
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+
+    // The restarted process: its usage counts were lost with the child, its reservations
+    // were not.
+    let store = KeyStore::open(&db, PEPPER).unwrap();
+    let usage: u64 = store
+        .usage(small.record.id)
+        .unwrap()
+        .monthly
+        .values()
+        .map(|c| c.requests)
+        .sum();
+    assert_eq!(usage, 0, "the child's usage was buffered, not flushed");
+    let after_small = admit_until_refused(&store, small.key.expose(), small_cap);
+    assert_eq!(
+        13 + after_small,
+        small_cap,
+        "one call per reservation: nothing lost"
+    );
+    let after_large = admit_until_refused(&store, large.key.expose(), large_cap);
+    let block = reservation_block(large_cap);
+    assert_eq!(block, 10);
+    assert!(
+        415 + after_large <= large_cap,
+        "{after_large} admitted after the crash"
+    );
+    assert!(
+        415 + after_large > large_cap - block,
+        "the crash cost more than one block: {after_large} admitted after it"
+    );
+}
+
+#[test]
+fn processes_sharing_a_database_share_one_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    // Two stores on one file behave as two processes: separate memory, one database.
+    let a = KeyStore::open(&db, PEPPER).unwrap();
+    let b = KeyStore::open(&db, PEPPER).unwrap();
+    let cap = 500u64;
+    let k = a
+        .create(
+            KeySpec::new("shared", Environment::Live)
+                .with_limits(Limits::custom(100_000, Some(cap)).unwrap()),
+        )
+        .unwrap();
+    let key = k.key.expose();
+    let (pa, pb) = (
+        a.authenticate([("X-API-Key", key)]).unwrap(),
+        b.authenticate([("X-API-Key", key)]).unwrap(),
+    );
+    let mut admitted = 0u64;
+    let mut refused = [false, false];
+    while !(refused[0] && refused[1]) {
+        for (i, (s, p)) in [(&a, &pa), (&b, &pb)].into_iter().enumerate() {
+            if s.check_rate(p).is_allowed() {
+                admitted += 1;
+                assert!(admitted <= cap, "{admitted} admitted with a quota of {cap}");
+            } else {
+                refused[i] = true;
+            }
+        }
+    }
+    // Each held at most one unspent block when the other ran dry; together they used it all.
+    assert_eq!(admitted, cap);
+}
+
+#[test]
+fn a_graceful_stop_hands_back_unspent_reservations() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let cap = 1_000u64;
+    let key = {
+        let store = KeyStore::open(&db, PEPPER).unwrap();
+        let k = store
+            .create(
+                KeySpec::new("k", Environment::Live)
+                    .with_limits(Limits::custom(100_000, Some(cap)).unwrap()),
+            )
+            .unwrap();
+        let p = store.authenticate([("X-API-Key", k.key.expose())]).unwrap();
+        for _ in 0..3 {
+            assert!(store.check_rate(&p).is_allowed());
+        }
+        store.shutdown().unwrap();
+        // Usable after shutdown: it reserves again; dropping it hands that back too.
+        for _ in 0..4 {
+            assert!(store.check_rate(&p).is_allowed());
+        }
+        k.key.expose().to_string()
+    };
+    let store = KeyStore::open(&db, PEPPER).unwrap();
+    assert_eq!(admit_until_refused(&store, &key, cap), cap - 7);
 }

@@ -157,10 +157,11 @@ fn main() -> anyhow::Result<()> {
         out.flush()?;
         drop(out);
         // On SIGINT or SIGTERM: stop accepting, let the requests in flight finish, then
-        // write the buffered usage counters and the catalog's graphs before exiting.
+        // write the buffered usage counters, hand back unspent quota reservations and save the
+        // catalog's graphs before exiting.
         let kept = state.clone();
         serve(listener, state, shutdown_signal()).await?;
-        kept.keys().flush().context("flushing key usage")?;
+        kept.keys().shutdown().context("flushing key usage")?;
         kept.catalog().flush().context("saving the catalog index")?;
         Ok::<_, anyhow::Error>(())
     })?;

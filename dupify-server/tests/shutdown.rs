@@ -1,7 +1,9 @@
 //! The `dupify-server` binary stopped with SIGTERM (what `kill`, systemd and container
 //! runtimes send) drains and flushes: every admitted call is in the key database afterwards,
 //! so a restart cannot hand out a quota again. Without the signal handled, the process dies
-//! with up to 10 s of usage buffered in memory and the counts are lost.
+//! with up to 10 s of usage buffered in memory and the counts are lost. SIGKILL cannot be
+//! handled: there the monthly quota holds because admissions spend calls reserved in the
+//! database beforehand.
 
 #![cfg(unix)]
 
@@ -89,4 +91,68 @@ fn sigterm_drains_and_flushes_usage() {
     let usage = keys.usage(created.record.id).expect("usage");
     let month: u64 = usage.monthly.values().map(|c| c.requests).sum();
     assert_eq!(month, 7, "{usage:?}");
+}
+
+/// Calls until the quota answers 403; returns the number of 200s.
+fn spend(agent: &ureq::Agent, url: &str, key: &str, cap: u32) -> u32 {
+    let mut ok = 0;
+    loop {
+        let r = agent
+            .get(format!("{url}/v1/catalog/products"))
+            .header("X-API-Key", key)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("call");
+        match r.status().as_u16() {
+            200 => ok += 1,
+            403 => return ok,
+            s => panic!("status {s}"),
+        }
+        assert!(ok <= cap, "more than {cap} calls admitted");
+    }
+}
+
+#[test]
+fn sigkill_and_restart_never_admit_more_than_the_monthly_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("keys.db");
+    let pepper = Pepper::generate().expect("pepper");
+    pepper
+        .write_new_file(Pepper::default_path(&db))
+        .expect("pepper file");
+    let cap = 20;
+    let created = {
+        let keys = KeyStore::open(&db, pepper.as_bytes()).expect("key store");
+        keys.create(
+            KeySpec::new("quota", Environment::Live)
+                .with_limits(Limits::custom(1000, Some(u64::from(cap))).expect("limits")),
+        )
+        .expect("key")
+    };
+    let key = created.key.expose();
+    let agent = ureq::Agent::new_with_defaults();
+    let mut admitted = 0;
+    // Three lives, each killed with SIGKILL after some calls (usage still buffered), then one
+    // that spends what is left.
+    for calls in [7, 5, 4] {
+        let (mut child, url) = start(dir.path());
+        for _ in 0..calls {
+            let r = agent
+                .get(format!("{url}/v1/catalog/products"))
+                .header("X-API-Key", key)
+                .call()
+                .expect("call");
+            assert_eq!(r.status().as_u16(), 200);
+        }
+        admitted += calls;
+        child.kill().expect("SIGKILL");
+        assert!(!child.wait().expect("wait").success());
+    }
+    let (mut child, url) = start(dir.path());
+    admitted += spend(&agent, &url, key, cap);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_eq!(admitted, cap, "calls admitted over four lives");
 }

@@ -22,8 +22,14 @@
 //! ## Usage
 //! Calls are counted in memory (per key, per UTC day, per scope, plus admitted requests) and
 //! written to SQLite in one transaction per flush: every `flush_interval` by a background
-//! thread, on [`KeyStore::flush`], and when the last handle to the store is dropped. No request
-//! writes to disk. `last_used_at` is kept the same way (seconds resolution).
+//! thread, on [`KeyStore::flush`], and when the last handle to the store is dropped. Counting
+//! writes nothing on a request. `last_used_at` is kept the same way (seconds resolution).
+//!
+//! ## Monthly quotas
+//! Admissions against a monthly quota spend calls reserved in the database a block at a time
+//! ([`reservation_block`]: one call for quotas under 200), so no crash and no number of
+//! processes sharing the database can admit more than the quota in a month; a SIGKILL costs at
+//! most the unspent part of a block. Keys without a monthly quota never write on a request.
 
 mod conn;
 mod rate;
@@ -48,6 +54,7 @@ use crate::limits::{Limits, RateDecision};
 use crate::scope::Operation;
 
 use conn::{open_file_writer, Conns};
+pub use rate::reservation_block;
 use rate::LineageState;
 use schema::{get_record, init_schema, record_from_row, to_db_i64, RECORD_COLS};
 pub use types::{CreatedKey, KeyRecord, KeySpec, KeyStatus, Principal, StoreOptions};
@@ -340,12 +347,8 @@ impl KeyStore {
     pub fn authorize(&self, principal: &Principal, op: &Operation) -> Result<()> {
         principal.scopes.permits(op)?;
         let day = day_of(self.now_secs());
-        self.inner.count_scopes(
-            principal.key_id,
-            principal.lineage_id,
-            day,
-            op.required().listed(),
-        );
+        self.inner
+            .count_scopes(principal.key_id, day, op.required().listed());
         Ok(())
     }
 
@@ -376,6 +379,15 @@ impl KeyStore {
         self.inner.flush()
     }
 
+    /// For a graceful stop: flushes usage and hands back the monthly-quota calls this process
+    /// reserved but did not spend (see [`reservation_block`]), so a restart does not cost the
+    /// keys any quota. The store stays usable; the next request reserves again. Dropping the
+    /// last handle does the same.
+    pub fn shutdown(&self) -> Result<()> {
+        self.inner.flush()?;
+        self.inner.return_reservations()
+    }
+
     fn now_secs(&self) -> i64 {
         self.inner.now_secs()
     }
@@ -399,7 +411,9 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Last handle gone: write what is buffered. Errors cannot be reported from drop.
+        // Last handle gone: write what is buffered and hand back unspent reservations. Errors
+        // cannot be reported from drop.
         let _ = self.flush();
+        let _ = self.return_reservations();
     }
 }

@@ -36,7 +36,13 @@ CREATE TABLE IF NOT EXISTS api_key_usage (
     calls  INTEGER NOT NULL,
     PRIMARY KEY (key_id, day, kind)
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS api_key_quota_claims (
+    lineage_id INTEGER NOT NULL,
+    month      INTEGER NOT NULL,
+    claimed    INTEGER NOT NULL CHECK (claimed >= 0),
+    PRIMARY KEY (lineage_id, month)
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 ";
 
 pub(super) const RECORD_COLS: &str = "id, lineage_id, name, env, preview, all_scopes, scopes, \

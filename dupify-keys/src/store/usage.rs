@@ -52,7 +52,6 @@ type FlushItem = (i64, Arc<KeyState>, Pending, i64);
 
 /// Per-key usage buffered in memory.
 pub(super) struct KeyState {
-    pub(super) lineage_id: i64,
     /// Unix seconds of the last verification (0 = none).
     last_used: AtomicI64,
     /// The value last written to the database.
@@ -84,15 +83,6 @@ impl KeyState {
             None => false,
         }
     }
-
-    /// Requests buffered (not yet flushed) for the days `start..end`.
-    pub(super) fn buffered_requests(&self, start: i64, end: i64) -> u64 {
-        lock(&self.pending)
-            .iter()
-            .filter(|(d, _)| *d >= start && *d < end)
-            .map(|(_, c)| c[0])
-            .sum()
-    }
 }
 
 impl Inner {
@@ -100,14 +90,13 @@ impl Inner {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn key_state(&self, id: i64, lineage_id: i64) -> Arc<KeyState> {
+    pub(super) fn key_state(&self, id: i64) -> Arc<KeyState> {
         if let Some(s) = self.read_keys().get(&id) {
             return Arc::clone(s);
         }
         let mut w = self.keys.write().unwrap_or_else(|e| e.into_inner());
         Arc::clone(w.entry(id).or_insert_with(|| {
             Arc::new(KeyState {
-                lineage_id,
                 last_used: AtomicI64::new(0),
                 flushed_last_used: AtomicI64::new(0),
                 pending: Mutex::new(Vec::new()),
@@ -116,8 +105,8 @@ impl Inner {
     }
 
     /// Records a verification of key `id` at `now` (unix seconds) for `last_used_at`.
-    pub(super) fn touch(&self, id: i64, lineage_id: i64, now: i64) {
-        self.key_state(id, lineage_id)
+    pub(super) fn touch(&self, id: i64, now: i64) {
+        self.key_state(id)
             .last_used
             .fetch_max(now, Ordering::Relaxed);
     }
@@ -129,19 +118,13 @@ impl Inner {
     }
 
     /// Counts one request admitted by the rate limiter.
-    pub(super) fn count_request(&self, id: i64, lineage_id: i64, day: i64) {
-        self.key_state(id, lineage_id).add(day, 0, 1);
+    pub(super) fn count_request(&self, id: i64, day: i64) {
+        self.key_state(id).add(day, 0, 1);
     }
 
     /// Counts one call for each scope in `scopes`.
-    pub(super) fn count_scopes(
-        &self,
-        id: i64,
-        lineage_id: i64,
-        day: i64,
-        scopes: impl IntoIterator<Item = Scope>,
-    ) {
-        let st = self.key_state(id, lineage_id);
+    pub(super) fn count_scopes(&self, id: i64, day: i64, scopes: impl IntoIterator<Item = Scope>) {
+        let st = self.key_state(id);
         for s in scopes {
             st.add(day, 1 + s.index(), 1);
         }
@@ -251,7 +234,7 @@ impl Inner {
                 return Err(e);
             }
         }
-        self.refresh_quotas(&states)
+        Ok(())
     }
 
     fn write_batch(&self, batch: &[FlushItem]) -> Result<()> {

@@ -76,7 +76,7 @@ impl Inner {
             }
             KeyStatus::Active | KeyStatus::Rotating => {}
         }
-        self.touch(row.id, row.lineage_id, now);
+        self.touch(row.id, now);
         Ok(Principal {
             key_id: row.id,
             lineage_id: row.lineage_id,
