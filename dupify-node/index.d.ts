@@ -518,6 +518,11 @@ export declare class KeyStore {
   /** Writes buffered usage to the database now. */
   flush(): Promise<void>
   /**
+   * For a graceful stop: writes buffered usage and hands back the monthly-quota calls this
+   * process reserved but did not spend. The store stays usable.
+   */
+  shutdown(): Promise<void>
+  /**
    * Authenticates a request from its headers (`X-API-Key` or `Authorization: Bearer`).
    * Throws `missing_api_key`, `invalid_api_key` or `expired_api_key`.
    */
@@ -535,6 +540,12 @@ export declare class KeyStore {
    * `rate_limited` or `quota_exceeded`). An allowed request is counted.
    */
   checkRate(principal: Principal): RateDecision
+  /**
+   * Gives back the call the last allowed `checkRate` counted, for a request refused before
+   * any work (a malformed body): it then counts against neither the monthly quota nor the
+   * usage, but keeps its place in the per-minute window.
+   */
+  release(principal: Principal): void
   /**
    * `checkRate`, throwing `rate_limit_exceeded` / `quota_exceeded` (with `.retryAfterSecs`)
    * when denied; returns the header values when allowed.

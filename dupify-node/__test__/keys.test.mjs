@@ -171,3 +171,27 @@ test('revoke, regenerate, expiry, list, get, usage, flush, on-disk store', async
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('release gives a call back; shutdown hands back reserved quota, so a restart loses none', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dupify-keys-'))
+  try {
+    const path = join(dir, 'keys.db')
+    const first = await KeyStore.open(path, 'pepper bytes')
+    const k = await first.create({ name: 'q', environment: 'live', limits: { per_minute: 1000, monthly: 1000 } })
+    const p = first.verify(k.key)
+    for (let i = 0; i < 5; i++) assert.equal(first.checkRate(p).decision, 'allowed')
+    first.release(p)
+    throwsWithCode(() => first.release({}), 'invalid_parameter')
+    await first.shutdown()
+    const second = await KeyStore.open(path, 'pepper bytes')
+    const p2 = second.verify(k.key)
+    let admitted = 0
+    while (second.checkRate(p2).decision === 'allowed') {
+      admitted++
+      assert.ok(admitted <= 1000)
+    }
+    assert.equal(admitted, 1000 - 4)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -355,6 +355,17 @@ impl KeyStore {
         })
     }
 
+    /// For a graceful stop: writes buffered usage and hands back the monthly-quota calls this
+    /// process reserved but did not spend. The store stays usable.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn shutdown(&self) -> AsyncTask<Job> {
+        let s = self.inner.clone();
+        Job::run(move || {
+            s.shutdown()?;
+            Ok(Js::Undefined)
+        })
+    }
+
     /// Authenticates a request from its headers (`X-API-Key` or `Authorization: Bearer`).
     /// Throws `missing_api_key`, `invalid_api_key` or `expired_api_key`.
     #[napi(ts_args_type = "headers: Headers")]
@@ -404,6 +415,18 @@ impl KeyStore {
         sync(&env, || {
             let p = principal_arg(principal.as_ref())?;
             Js::from_serde(&self.inner.check_rate(&p))
+        })
+    }
+
+    /// Gives back the call the last allowed `checkRate` counted, for a request refused before
+    /// any work (a malformed body): it then counts against neither the monthly quota nor the
+    /// usage, but keeps its place in the per-minute window.
+    #[napi(ts_args_type = "principal: Principal")]
+    pub fn release(&self, env: Env, principal: Option<Unknown>) -> napi::Result<()> {
+        sync(&env, || {
+            let p = principal_arg(principal.as_ref())?;
+            self.inner.release(&p);
+            Ok(())
         })
     }
 

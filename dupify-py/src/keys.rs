@@ -565,6 +565,18 @@ impl PyKeyStore {
         detached(py, move || Ok::<_, Failure>(ks.check_rate(&p))).map(PyRateDecision)
     }
 
+    /// Gives back the call the last allowed `check_rate` counted, for a request refused
+    /// before any work (a malformed body): it then counts against neither the monthly quota
+    /// nor the usage, but keeps its place in the per-minute window.
+    fn release(&self, py: Python<'_>, principal: PyRef<'_, PyPrincipal>) -> Result<()> {
+        let p = principal.0;
+        let ks = self.inner.clone();
+        detached(py, move || {
+            ks.release(&p);
+            Ok::<_, Failure>(())
+        })
+    }
+
     /// Usage of one key per day and month, including counts not yet flushed.
     fn usage(&self, py: Python<'_>, id: i64) -> Result<PyKeyUsage> {
         let ks = self.inner.clone();
@@ -575,6 +587,13 @@ impl PyKeyStore {
     fn flush(&self, py: Python<'_>) -> Result<()> {
         let ks = self.inner.clone();
         detached(py, move || ks.flush())
+    }
+
+    /// For a graceful stop: writes buffered usage and hands back the monthly-quota calls this
+    /// process reserved but did not spend. The store stays usable.
+    fn shutdown(&self, py: Python<'_>) -> Result<()> {
+        let ks = self.inner.clone();
+        detached(py, move || ks.shutdown())
     }
 
     fn __repr__(&self) -> String {

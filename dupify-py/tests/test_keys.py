@@ -187,3 +187,26 @@ def test_file_store_persists_and_bad_arguments(tmp_path):
         s2.create("x", scopes=["everything"])
     with pytest.raises(dupify.InvalidRequestError):
         s2.authenticate(42)
+
+
+def test_release_and_shutdown_keep_the_monthly_quota_exact(tmp_path):
+    path = tmp_path / "keys.db"
+    s1 = dupify.KeyStore(path, pepper=b"pepper")
+    k = s1.create("q", limits=dupify.Limits(1000, monthly=1000))
+    p = s1.verify(k.key)
+    for _ in range(5):
+        assert s1.check_rate(p).allowed
+    # A request refused before any work gives its call back.
+    s1.release(p)
+    # Hands back the reserved but unspent calls (a block of 10 for this quota).
+    s1.shutdown()
+    s2 = dupify.KeyStore(path, pepper=b"pepper")
+    p2 = s2.verify(k.key)
+    admitted = 0
+    while s2.check_rate(p2).allowed:
+        admitted += 1
+        assert admitted <= 1000
+    assert admitted == 1000 - 4
+    s2.flush()
+    (month,) = s2.usage(k.record.id).monthly.values()
+    assert month.requests == 1000
