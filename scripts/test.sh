@@ -20,6 +20,9 @@ step "cargo test (Rust crates, examples, doctests)"
 # The binding crates are cdylibs tested from their own languages below.
 cargo test --workspace --exclude dupify-py --exclude dupify-node --features dupify-core/train
 
+step "dupify-server fuzzed against its OpenAPI document (Schemathesis, ~1 min)"
+bash scripts/schemathesis.sh
+
 step "Python binding: maturin develop + pytest"
 maturin develop -q -m dupify-py/Cargo.toml
 python -m pytest -q dupify-py/tests

@@ -289,6 +289,7 @@ impl ExtractorBuilder {
 
 /// Silhouette features of one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SilhouetteFeatures {
     /// Bounding box of the product in original-image pixels.
     pub bbox: BoundingBox,
@@ -306,6 +307,7 @@ pub struct SilhouetteFeatures {
 
 /// Everything extracted from one image. Fields are `None` for operations not requested.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Features {
     /// SHA-256 of the image bytes (hex): the cache key, and the catalog's content hash.
     pub content_hash: String,
@@ -322,6 +324,7 @@ pub struct Features {
     /// Silhouette features.
     pub silhouette: Option<SilhouetteFeatures>,
     /// Cut-out PNG bytes (serialised as base64 in JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
     #[serde(
         with = "base64_bytes",
         default,

@@ -49,6 +49,7 @@ use crate::raster::{Mask, WorkingImage};
 /// Quality of one product photo; every field is in 0..1, higher is better. See the module
 /// docs for the formulas.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QualityScore {
     /// `0.4·sharpness + 0.3·brightness + 0.3·composition`.
     pub overall: f32,

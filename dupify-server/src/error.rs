@@ -10,7 +10,38 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dupify_core::ErrorCode;
 use dupify_keys::RateHeaders;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// The error body: a code from the hosted table, a message for people, structured details.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"code": "missing_parameter", "message": "missing parameter `image_base64`",
+                          "details": {"parameter": "image_base64"}}))]
+pub(crate) struct ErrorBody {
+    /// One of the hosted error codes (the table `dupify_types::ERROR_CODES`).
+    #[schema(schema_with = error_code_schema)]
+    pub code: &'static str,
+    /// Human-readable; do not match on it.
+    pub message: String,
+    /// Structured context: the parameter at fault, missing scopes, limits (`{}` when none).
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Every error answer: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// `code` as an enum of the table's codes, so the document can never drift from the table.
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(dupify_core::ERROR_CODES.iter().map(|c| c.code)))
+        .build()
+}
 
 /// One error response of the v1 API.
 #[derive(Debug, Clone)]
@@ -76,6 +107,15 @@ impl ApiError {
             format!("invalid parameter `{name}`: {reason}"),
         )
         .with_details(json!({ "parameter": name }))
+    }
+
+    /// The envelope's body (also a batch item's `error`).
+    pub(crate) fn body(self) -> ErrorBody {
+        ErrorBody {
+            code: self.code,
+            message: self.message,
+            details: self.details,
+        }
     }
 
     /// `internal_error` (500). The cause is logged on the server, never sent: it can hold
@@ -174,21 +214,20 @@ pub fn put_rate_headers(headers: &mut HeaderMap, rate: &RateHeaders) {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "error": { "code": self.code, "message": self.message, "details": self.details }
-        });
-        let mut resp = (self.status, Json(body)).into_response();
-        if let Some(rate) = &self.rate {
+    fn into_response(mut self) -> Response {
+        let (status, rate, close, retry_after) =
+            (self.status, self.rate.take(), self.close, self.retry_after);
+        let mut resp = (status, Json(ErrorEnvelope { error: self.body() })).into_response();
+        if let Some(rate) = &rate {
             put_rate_headers(resp.headers_mut(), rate);
         }
-        if self.close {
+        if close {
             resp.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 HeaderValue::from_static("close"),
             );
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -12,12 +12,15 @@ use dupify_core::catalog::{NewProduct, Page, ProductFeatures, ProductFilter, Sea
 use dupify_core::ErrorCode;
 use dupify_core::{Features, ImageInput, Ops};
 use dupify_keys::{Operation, Scope};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::types::{
-    parse_body, BatchOperation, BatchRequest, CreateProduct, EmbedRequest, ImageRequest,
-    ImageSource, ListQuery, ProductView, SearchRequest, SearchResult, SilhouetteRequest,
+    b64, parse_body, AttributesResponse, BackgroundRemoveResponse, BatchItem, BatchOperation,
+    BatchRequest, BatchResponse, ColorsResponse, CreateProduct, EmbedRequest, EmbedResponse,
+    ImageRequest, ImageSource, ListQuery, ProductList, ProductUpload, ProductUploadItem,
+    ProductUploadResponse, ProductView, ProductWritten, SearchRequest, SearchResponse,
+    SearchResult, SilhouetteRequest, SilhouetteResponse,
 };
 use super::{blocking, AppState};
 
@@ -100,7 +103,7 @@ fn catalog_features(x: &dupify_core::Extractor, input: &ImageInput) -> Result<Fe
     }
 }
 
-fn ok_json(v: Value) -> Result<Response, ApiError> {
+fn ok_json<T: serde::Serialize>(v: T) -> Result<Response, ApiError> {
     Ok(Json(v).into_response())
 }
 
@@ -158,6 +161,9 @@ fn asked<T>(part: Option<T>, what: &str) -> Result<T, ApiError> {
 }
 
 /// `POST /v1/embed`.
+#[utoipa::path(post, path = "/v1/embed", tag = "extraction",
+    request_body(content = EmbedRequest, example = json!({"image_url": "https://shop.example/images/dress.jpg", "include_quality": true})),
+    responses((status = 200, description = "The image's CLIP embedding", body = EmbedResponse)))]
 pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let ops = |r: &EmbedRequest| Ops {
         embed: true,
@@ -165,39 +171,42 @@ pub(crate) async fn embed(State(s): State<AppState>, headers: HeaderMap, body: B
         ..Ops::default()
     };
     image_endpoint(s, headers, body, Operation::Embed, ops, |f| {
-        let mut out = json!({
-            "embedding": f.embedding,
-            "dimensions": f.dimensions,
-            "model": f.model_id,
-            "width": f.width,
-            "height": f.height,
-            "processing_time_ms": f.processing_time_ms,
-        });
-        if let Some(q) = f.quality {
-            out["quality"] = json!(q);
-        }
-        ok_json(out)
+        let embedding = asked(f.embedding, "embedding")?;
+        ok_json(EmbedResponse {
+            dimensions: embedding.len(),
+            embedding,
+            model: f.model_id,
+            width: f.width,
+            height: f.height,
+            processing_time_ms: f.processing_time_ms,
+            quality: f.quality,
+        })
     })
     .await
 }
 
 /// `POST /v1/colors`.
+#[utoipa::path(post, path = "/v1/colors", tag = "extraction", request_body = ImageRequest,
+    responses((status = 200, description = "The product's dominant colours and the background's", body = ColorsResponse)))]
 pub(crate) async fn colors(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let ops = |_: &ImageRequest| Ops {
         colors: true,
         ..Ops::default()
     };
     image_endpoint(s, headers, body, Operation::Colors, ops, |f| {
-        let mut out = json!(asked(f.colors, "colors")?);
-        out["width"] = json!(f.width);
-        out["height"] = json!(f.height);
-        out["processing_time_ms"] = json!(f.processing_time_ms);
-        ok_json(out)
+        ok_json(ColorsResponse {
+            report: asked(f.colors, "colors")?,
+            width: f.width,
+            height: f.height,
+            processing_time_ms: f.processing_time_ms,
+        })
     })
     .await
 }
 
 /// `POST /v1/silhouette`.
+#[utoipa::path(post, path = "/v1/silhouette", tag = "extraction", request_body = SilhouetteRequest,
+    responses((status = 200, description = "The product's outline: box, area, shape embedding", body = SilhouetteResponse)))]
 pub(crate) async fn silhouette(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -210,26 +219,25 @@ pub(crate) async fn silhouette(
     };
     image_endpoint(s, headers, body, Operation::Silhouette, ops, |f| {
         let sil = asked(f.silhouette, "silhouette")?;
-        let mut out = json!({
-            "bbox": sil.bbox,
-            "area_fraction": sil.area_fraction,
-            "confidence": sil.confidence,
-            "foreground": sil.foreground,
-            "dimensions": sil.embedding.len(),
-            "embedding": sil.embedding,
-            "width": f.width,
-            "height": f.height,
-            "processing_time_ms": f.processing_time_ms,
-        });
-        if let Some(png) = f.cutout_png {
-            out["cutout_base64"] = json!(b64(&png));
-        }
-        ok_json(out)
+        ok_json(SilhouetteResponse {
+            bbox: sil.bbox,
+            area_fraction: sil.area_fraction,
+            confidence: sil.confidence,
+            foreground: sil.foreground,
+            dimensions: sil.embedding.len(),
+            embedding: sil.embedding,
+            width: f.width,
+            height: f.height,
+            processing_time_ms: f.processing_time_ms,
+            cutout_base64: f.cutout_png.as_deref().map(b64),
+        })
     })
     .await
 }
 
 /// `POST /v1/attributes`.
+#[utoipa::path(post, path = "/v1/attributes", tag = "extraction", request_body = ImageRequest,
+    responses((status = 200, description = "Category and the attributes that apply to it", body = AttributesResponse)))]
 pub(crate) async fn attributes(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -240,15 +248,19 @@ pub(crate) async fn attributes(
         ..Ops::default()
     };
     image_endpoint(s, headers, body, Operation::Attributes, ops, |f| {
-        let mut out = json!(asked(f.attributes, "attributes")?);
-        out["model"] = json!(f.model_id);
-        out["processing_time_ms"] = json!(f.processing_time_ms);
-        ok_json(out)
+        ok_json(AttributesResponse {
+            report: asked(f.attributes, "attributes")?,
+            model: f.model_id,
+            processing_time_ms: f.processing_time_ms,
+        })
     })
     .await
 }
 
 /// `POST /v1/background-remove`: the product on a transparent background, as a PNG.
+#[utoipa::path(post, path = "/v1/background-remove", tag = "extraction", request_body = ImageRequest,
+    responses((status = 200, description = "The product on a transparent background: JSON with the PNG as base64, or with `Accept: image/png` the PNG itself",
+        content((BackgroundRemoveResponse = "application/json"), (Vec<u8> = "image/png")))))]
 pub(crate) async fn background_remove(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -268,13 +280,13 @@ pub(crate) async fn background_remove(
         if wants_png {
             return Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], png).into_response());
         }
-        ok_json(json!({
-            "image_base64": b64(&png),
-            "format": "png",
-            "width": f.width,
-            "height": f.height,
-            "processing_time_ms": f.processing_time_ms,
-        }))
+        ok_json(BackgroundRemoveResponse {
+            image_base64: b64(&png),
+            format: "png",
+            width: f.width,
+            height: f.height,
+            processing_time_ms: f.processing_time_ms,
+        })
     })
     .await
 }
@@ -282,6 +294,8 @@ pub(crate) async fn background_remove(
 /// `POST /v1/batch`: `operations` over up to `max_batch_images` `images`. The key needs
 /// `batch` and the scope of every operation. One bad image gives that item an error; the
 /// batch still answers 200.
+#[utoipa::path(post, path = "/v1/batch", tag = "extraction", request_body = BatchRequest,
+    responses((status = 200, description = "A result or an error per image", body = BatchResponse)))]
 pub(crate) async fn batch(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let gate = gate!(s, headers);
     let r = async {
@@ -333,49 +347,32 @@ pub(crate) async fn batch(State(s): State<AppState>, headers: HeaderMap, body: B
                     None => Err(ApiError::internal("batch returned fewer items than sent")),
                 },
             };
-            let mut entry = Map::new();
-            entry.insert("index".into(), json!(index));
-            if let Some(id) = &item.id {
-                entry.insert("id".into(), id.clone());
-            }
-            match outcome {
+            let (result, error) = match outcome {
                 Ok(f) => {
                     ok += 1;
-                    entry.insert("ok".into(), json!(true));
-                    entry.insert("result".into(), features_json(&f));
+                    (Some(f.into()), None)
                 }
                 Err(e) => {
                     failed += 1;
-                    entry.insert("ok".into(), json!(false));
-                    entry.insert(
-                        "error".into(),
-                        json!({ "code": e.code, "message": e.message, "details": e.details }),
-                    );
+                    (None, Some(e.body()))
                 }
-            }
-            results.push(Value::Object(entry));
+            };
+            results.push(BatchItem {
+                index,
+                id: item.id.clone(),
+                ok: result.is_some(),
+                result,
+                error,
+            });
         }
-        ok_json(json!({ "results": results, "succeeded": ok, "failed": failed }))
+        ok_json(BatchResponse {
+            results,
+            succeeded: ok,
+            failed,
+        })
     }
     .await;
     gate.finish(r)
-}
-
-/// The JSON of one batch item: the extracted fields, absent ones left out.
-fn features_json(f: &Features) -> Value {
-    let mut v = json!(f);
-    if let Value::Object(m) = &mut v {
-        m.retain(|_, val| !val.is_null());
-        if let Some(png) = m.remove("cutout_png") {
-            m.insert("cutout_base64".into(), png);
-        }
-    }
-    v
-}
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `POST /v1/catalog/products`: stores (or replaces, matched by `external_id`) a product
@@ -383,6 +380,10 @@ fn b64(bytes: &[u8]) -> String {
 /// `{"products": [...]}` (at most `ServeConfig::max_batch_products`), stores each one and
 /// answers 200 with a result per item (`ok` and the product, or `error`): one bad item does
 /// not stop the others.
+#[utoipa::path(post, path = "/v1/catalog/products", tag = "catalog", request_body = ProductUpload,
+    responses(
+        (status = 201, description = "A new product", body = ProductView),
+        (status = 200, description = "A product that replaced the one with its `external_id`, or a batch upload's result per item", body = ProductWritten)))]
 pub(crate) async fn create_product(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -402,7 +403,8 @@ pub(crate) async fn create_product(
             } else {
                 StatusCode::CREATED
             };
-            return Ok((status, Json(ProductView::from(product))).into_response());
+            let view = ProductWritten::One(Box::new(ProductView::from(product)));
+            return Ok((status, Json(view)).into_response());
         };
         let Value::Array(items) = items else {
             return Err(ApiError::invalid(
@@ -431,17 +433,31 @@ pub(crate) async fn create_product(
             results.push(match outcome {
                 Ok((product, existed)) => {
                     ok += 1;
-                    json!({ "index": index, "ok": true, "created": !existed,
-                            "product": ProductView::from(product) })
+                    ProductUploadItem {
+                        index,
+                        ok: true,
+                        created: Some(!existed),
+                        product: Some(ProductView::from(product)),
+                        error: None,
+                    }
                 }
                 Err(e) => {
                     failed += 1;
-                    json!({ "index": index, "ok": false, "error":
-                            { "code": e.code, "message": e.message, "details": e.details } })
+                    ProductUploadItem {
+                        index,
+                        ok: false,
+                        created: None,
+                        product: None,
+                        error: Some(e.body()),
+                    }
                 }
             });
         }
-        ok_json(json!({ "results": results, "succeeded": ok, "failed": failed }))
+        ok_json(ProductWritten::Many(ProductUploadResponse {
+            results,
+            succeeded: ok,
+            failed,
+        }))
     }
     .await;
     gate.finish(r)
@@ -497,6 +513,8 @@ async fn store_product(
 }
 
 /// `GET /v1/catalog/products`: one page of the caller's environment's products.
+#[utoipa::path(get, path = "/v1/catalog/products", tag = "catalog", params(ListQuery),
+    responses((status = 200, description = "One page of products", body = ProductList)))]
 pub(crate) async fn list_products(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -526,13 +544,20 @@ pub(crate) async fn list_products(
         })
         .await?;
         let items: Vec<ProductView> = listed.items.into_iter().map(ProductView::from).collect();
-        ok_json(json!({ "items": items, "next_cursor": listed.next_cursor, "total": total }))
+        ok_json(ProductList {
+            items,
+            next_cursor: listed.next_cursor,
+            total,
+        })
     }
     .await;
     gate.finish(r)
 }
 
 /// `GET /v1/catalog/products/{id}`.
+#[utoipa::path(get, path = "/v1/catalog/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The product id (not the external id)")),
+    responses((status = 200, description = "The product", body = ProductView)))]
 pub(crate) async fn get_product(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -544,13 +569,16 @@ pub(crate) async fn get_product(
         let ns = s.namespace(&gate.who)?;
         let st = s.clone();
         let p = blocking(move || Ok(st.catalog().get(&ns, &id)?)).await?;
-        ok_json(json!(ProductView::from(p)))
+        ok_json(ProductView::from(p))
     }
     .await;
     gate.finish(r)
 }
 
 /// `DELETE /v1/catalog/products/{id}`: 204 on success.
+#[utoipa::path(delete, path = "/v1/catalog/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The product id")),
+    responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_product(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -601,6 +629,9 @@ fn write_thumbnail(dir: &std::path::Path, id: &str, jpeg: &[u8]) -> Result<(), A
 /// `GET /v1/catalog/products/{id}/thumbnail`: the product's 256-px JPEG thumbnail (made from
 /// the uploaded image), for the caller's environment only; `not_found` when the product is not
 /// there or was stored from an `image_url` (show that URL instead).
+#[utoipa::path(get, path = "/v1/catalog/products/{id}/thumbnail", tag = "catalog",
+    params(("id" = String, Path, description = "The product id")),
+    responses((status = 200, description = "A 256-px JPEG of the uploaded image", content_type = "image/jpeg", body = Vec<u8>)))]
 pub(crate) async fn product_thumbnail(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -637,6 +668,9 @@ pub(crate) async fn product_thumbnail(
 /// `POST /v1/catalog/search`: dupes of an image (embedding + shape + colours,
 /// `Catalog::search_image`), of a text (`Catalog::search_text`), of a stored product or of an
 /// embedding, with filters and the per-channel score breakdown.
+#[utoipa::path(post, path = "/v1/catalog/search", tag = "catalog",
+    request_body(content = SearchRequest, example = json!({"product_id": "4f6c2d0e-6a1b-4a52-9a1e-2f0b8c7d9e10", "cheaper_by_percent": 30, "limit": 10})),
+    responses((status = 200, description = "Dupes, best first, with per-channel scores", body = SearchResponse)))]
 pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let gate = gate!(s, headers);
     let r = async {
@@ -725,7 +759,7 @@ pub(crate) async fn search(State(s): State<AppState>, headers: HeaderMap, body: 
                 scores: h.scores,
             })
             .collect();
-        ok_json(json!({ "results": results }))
+        ok_json(SearchResponse { results })
     }
     .await;
     gate.finish(r)

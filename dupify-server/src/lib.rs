@@ -18,6 +18,7 @@
 //! | `POST /v1/catalog/search` | `catalog` | image, `text`, `product_id` or `embedding` → dupes with per-channel scores |
 //! | `GET /` | none | the demo web page |
 //! | `GET /healthz` | none | `{"status": "ok"}` while the process serves HTTP |
+//! | `GET /v1/openapi.json` | none | the OpenAPI 3.1 document of all of the above |
 //!
 //! An image is `image_base64` (standard or URL-safe, `data:` URLs accepted) or `image_url`
 //! (fetched by `dupify-core`'s `url-fetch` feature, which refuses private, loopback and
@@ -38,6 +39,7 @@
 
 mod error;
 mod handlers;
+mod openapi;
 mod types;
 
 use std::sync::Arc;
@@ -365,6 +367,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi_json))
         .route("/v1/embed", post(handlers::embed))
         .route("/v1/colors", post(handlers::colors))
         .route("/v1/silhouette", post(handlers::silhouette))
@@ -466,8 +469,21 @@ pub async fn serve(
 
 /// `GET /healthz`: liveness for load balancers and orchestrators, without a key: the process
 /// answers HTTP. (No model, catalog or key-store work: a probe must stay cheap.)
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves HTTP", body = types::Health)))]
+async fn healthz() -> axum::Json<types::Health> {
+    axum::Json(types::Health { status: "ok" })
+}
+
+/// `GET /v1/openapi.json`: the API's OpenAPI 3.1 document (no key needed), built once.
+async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi::document().to_string());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str(),
+    )
+        .into_response()
 }
 
 async fn index() -> Html<&'static str> {

@@ -2,14 +2,17 @@
 
 use std::str::FromStr;
 
+use dupify_core::attributes::AttributeReport;
 use dupify_core::catalog::{ChannelScores, ChannelWeights, Product};
-use dupify_core::colors::DominantColor;
-use dupify_core::{ImageInput, Ops};
+use dupify_core::colors::{ColorReport, DominantColor};
+use dupify_core::silhouette::{BoundingBox, SilhouetteSource};
+use dupify_core::{Features, ImageInput, Ops, QualityScore};
 use dupify_keys::Scope;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
 /// Parses a JSON body into `T`: empty → `missing_parameter`, anything serde refuses →
 /// `invalid_parameter` with serde's reason (which names the field).
@@ -20,10 +23,15 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
     serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e.to_string()))
 }
 
+/// A 48×48 PNG (a navy block on white) for the document's examples: small enough to read,
+/// a real image, so tools that replay the examples reach the model and not only validation.
+pub(crate) const EXAMPLE_IMAGE_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAADAAAAAwCAIAAADYYG7QAAAAVklEQVR42u3YsQnAMAwAQTlkitQeLKNlsNQZQlVWcGGwwPe1QAfq1DIzKnVEsYCAgIBWd44MXf2esux7HycDAgICAgICAgICAgICAgLaHNQ8zoGAdgP9EZ8JPQHljVAAAAAASUVORK5CYII=";
+
 /// Where an image comes from: exactly one of the two fields.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, ToSchema)]
 pub(crate) struct ImageSource {
     /// Base64 of the file (standard or URL-safe, padded or not, or a `data:` URL).
+    #[schema(example = json!(EXAMPLE_IMAGE_BASE64), format = Byte)]
     pub image_base64: Option<String>,
     /// An `http(s)` URL fetched with SSRF protections.
     pub image_url: Option<String>,
@@ -50,7 +58,7 @@ impl ImageSource {
 }
 
 /// `/v1/embed`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct EmbedRequest {
     #[serde(flatten)]
     pub image: ImageSource,
@@ -60,7 +68,7 @@ pub(crate) struct EmbedRequest {
 }
 
 /// `/v1/silhouette`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SilhouetteRequest {
     #[serde(flatten)]
     pub image: ImageSource,
@@ -70,14 +78,14 @@ pub(crate) struct SilhouetteRequest {
 }
 
 /// `/v1/colors`, `/v1/attributes`, `/v1/background-remove`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct ImageRequest {
     #[serde(flatten)]
     pub image: ImageSource,
 }
 
 /// An operation inside `/v1/batch`, with the scope it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BatchOperation {
     /// CLIP embedding (`embed` scope).
@@ -124,7 +132,7 @@ impl BatchOperation {
 }
 
 /// One image of a batch, with an optional caller id echoed back.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct BatchImage {
     #[serde(flatten)]
     pub image: ImageSource,
@@ -132,7 +140,7 @@ pub(crate) struct BatchImage {
 }
 
 /// `/v1/batch`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct BatchRequest {
     #[serde(default)]
     pub images: Vec<BatchImage>,
@@ -141,8 +149,15 @@ pub(crate) struct BatchRequest {
 }
 
 /// `POST /v1/catalog/products`: the product fields, and its image.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "external_id": "sku-1042", "title": "Navy linen shirt", "brand": "Acme",
+    "category": "shirt", "price": 49.0, "currency": "USD",
+    "metadata": {"collection": "summer"}, "image_base64": EXAMPLE_IMAGE_BASE64,
+}))]
 pub(crate) struct CreateProduct {
+    /// The shop's own id: a second upload with it replaces the product.
+    #[schema(required = true, value_type = String)]
     pub external_id: Option<String>,
     pub title: Option<String>,
     pub sku: Option<String>,
@@ -159,8 +174,11 @@ pub(crate) struct CreateProduct {
 }
 
 /// `GET /v1/catalog/products` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Products per page, 1 to 1000 (0 or absent: 50).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<usize>,
     pub cursor: Option<String>,
     pub category: Option<String>,
@@ -171,7 +189,7 @@ pub(crate) struct ListQuery {
 }
 
 /// Filters of a search.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct SearchFilter {
     pub category: Option<String>,
     pub brand: Option<String>,
@@ -184,7 +202,7 @@ pub(crate) struct SearchFilter {
 }
 
 /// `POST /v1/catalog/search`: exactly one query (image, `text`, `product_id`, `embedding`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SearchRequest {
     #[serde(flatten)]
     pub image: ImageSource,
@@ -205,7 +223,7 @@ pub(crate) struct SearchRequest {
 }
 
 /// A colour of a stored product, for display.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductColor {
     /// `#rrggbb`.
     pub hex: String,
@@ -217,7 +235,7 @@ pub struct ProductColor {
 
 /// A stored product as the API returns it: the product fields and a summary of its features
 /// (colours, attributes, embedding dimension) rather than raw vectors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProductView {
     pub id: String,
     pub external_id: String,
@@ -289,9 +307,228 @@ impl From<Product> for ProductView {
 }
 
 /// One search result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct SearchResult {
     pub product: ProductView,
     pub score: f32,
     pub scores: ChannelScores,
+}
+
+/// `POST /v1/embed` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EmbedResponse {
+    /// CLIP image embedding, L2-normalised: compare by dot product.
+    pub embedding: Vec<f32>,
+    /// Length of `embedding`.
+    pub dimensions: usize,
+    /// Content hash of the model that made it.
+    pub model: Option<String>,
+    /// Image width in pixels (after EXIF orientation).
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Server time for this image.
+    pub processing_time_ms: f64,
+    /// With `include_quality`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityScore>,
+}
+
+/// `POST /v1/colors` answer: the colour report and the image's size.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ColorsResponse {
+    #[serde(flatten)]
+    pub report: ColorReport,
+    pub width: u32,
+    pub height: u32,
+    pub processing_time_ms: f64,
+}
+
+/// `POST /v1/silhouette` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SilhouetteResponse {
+    pub bbox: BoundingBox,
+    /// Product area / frame area, 0..1.
+    pub area_fraction: f32,
+    /// Segmentation confidence, 0..1 (low when the centre prior stood in).
+    pub confidence: f32,
+    /// What found the product.
+    pub foreground: SilhouetteSource,
+    /// Length of `embedding`.
+    pub dimensions: usize,
+    /// Shape embedding, L2-normalised.
+    pub embedding: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+    pub processing_time_ms: f64,
+    /// With `include_cutout`: the product on a transparent background, PNG as base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Byte)]
+    pub cutout_base64: Option<String>,
+}
+
+/// `POST /v1/attributes` answer: the attribute report and the model that made it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AttributesResponse {
+    #[serde(flatten)]
+    pub report: AttributeReport,
+    pub model: Option<String>,
+    pub processing_time_ms: f64,
+}
+
+/// `POST /v1/background-remove` answer (JSON; `Accept: image/png` answers the PNG itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BackgroundRemoveResponse {
+    /// The product on a transparent background, PNG as base64.
+    #[schema(format = Byte)]
+    pub image_base64: String,
+    /// Always `png`.
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub processing_time_ms: f64,
+}
+
+/// The features of one `/v1/batch` image: the operations asked for, the others left out.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchFeatures {
+    /// SHA-256 of the image bytes (hex).
+    pub content_hash: String,
+    pub width: u32,
+    pub height: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colors: Option<ColorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silhouette: Option<dupify_core::extractor::SilhouetteFeatures>,
+    /// With `background-remove`: the cut-out PNG as base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Byte)]
+    pub cutout_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<AttributeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityScore>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Served from the extractor's cache.
+    pub cached: bool,
+    pub processing_time_ms: f64,
+}
+
+impl From<Features> for BatchFeatures {
+    fn from(f: Features) -> Self {
+        BatchFeatures {
+            content_hash: f.content_hash,
+            width: f.width,
+            height: f.height,
+            embedding: f.embedding,
+            dimensions: f.dimensions,
+            colors: f.colors,
+            silhouette: f.silhouette,
+            cutout_base64: f.cutout_png.as_deref().map(b64),
+            attributes: f.attributes,
+            quality: f.quality,
+            model: f.model_id,
+            cached: f.cached,
+            processing_time_ms: f.processing_time_ms,
+        }
+    }
+}
+
+/// Standard base64 of bytes (PNG answers).
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// One `/v1/batch` item: `result` when `ok`, else `error`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchItem {
+    /// Position in the request's `images`.
+    pub index: usize,
+    /// The request item's `id`, echoed back (any JSON value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<BatchFeatures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `POST /v1/batch` answer (200 even when some items failed).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchResponse {
+    pub results: Vec<BatchItem>,
+    pub succeeded: usize,
+    pub failed: usize,
+}
+
+/// The two bodies `POST /v1/catalog/products` takes: one product, or up to the server's
+/// `max_batch_products` of them. (The handler reads `products` item by item so one bad
+/// item gets its own error; this type is the document's view of the body.)
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ProductUpload {
+    Many { products: Vec<CreateProduct> },
+    One(Box<CreateProduct>),
+}
+
+/// One item of a batch upload: the product when `ok`, else `error`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductUploadItem {
+    /// Position in the request's `products`.
+    pub index: usize,
+    pub ok: bool,
+    /// Whether it was new (false: it replaced the product with its `external_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<ProductView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// A batch upload's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductUploadResponse {
+    pub results: Vec<ProductUploadItem>,
+    pub succeeded: usize,
+    pub failed: usize,
+}
+
+/// `POST /v1/catalog/products` answer: the product (one uploaded), or a result per item.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum ProductWritten {
+    One(Box<ProductView>),
+    Many(ProductUploadResponse),
+}
+
+/// `GET /v1/catalog/products` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductList {
+    pub items: Vec<ProductView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Products matching the filters.
+    pub total: u64,
+}
+
+/// `POST /v1/catalog/search` answer, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SearchResponse {
+    pub results: Vec<SearchResult>,
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    pub status: &'static str,
 }

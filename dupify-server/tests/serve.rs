@@ -1434,3 +1434,83 @@ fn refused_requests_do_not_consume_the_quota() {
     s.get("/v1/catalog/products", Some(&key))
         .assert_error(403, "quota_exceeded");
 }
+
+#[test]
+fn openapi_document_covers_every_route_and_the_error_table() {
+    let s = Server::start();
+    let doc = s.get("/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    let d = &doc.body;
+    assert!(
+        d["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        d["openapi"]
+    );
+    // Every route the router serves, with its methods.
+    let expected = [
+        ("/v1/embed", "post"),
+        ("/v1/colors", "post"),
+        ("/v1/silhouette", "post"),
+        ("/v1/attributes", "post"),
+        ("/v1/background-remove", "post"),
+        ("/v1/batch", "post"),
+        ("/v1/catalog/products", "post"),
+        ("/v1/catalog/products", "get"),
+        ("/v1/catalog/products/{id}", "get"),
+        ("/v1/catalog/products/{id}", "delete"),
+        ("/v1/catalog/products/{id}/thumbnail", "get"),
+        ("/v1/catalog/search", "post"),
+        ("/healthz", "get"),
+    ];
+    let paths = d["paths"].as_object().expect("paths");
+    let listed: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |o| o.len()))
+        .sum();
+    assert_eq!(
+        listed,
+        expected.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (path, method) in expected {
+        let op = &d["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        if path.starts_with("/v1/") {
+            assert_eq!(op["security"].as_array().map(Vec::len), Some(2), "{path}");
+            // Every status of the error table an operation can answer, with the envelope.
+            for status in [
+                "400", "401", "403", "404", "408", "413", "422", "429", "500",
+            ] {
+                let r = &op["responses"][status];
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorEnvelope",
+                    "{method} {path} {status}"
+                );
+                assert!(r["headers"]["X-RateLimit-Remaining"].is_object());
+            }
+            assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
+        }
+    }
+    // The envelope's codes are exactly the table's.
+    let mut codes: Vec<&str> = d["components"]["schemas"]["ErrorBody"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .expect("code enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut table: Vec<&str> = dupify_core::ERROR_CODES.iter().map(|c| c.code).collect();
+    codes.sort_unstable();
+    table.sort_unstable();
+    assert_eq!(codes, table);
+    let schemes = &d["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    // The body schemas come from the handlers' types.
+    assert!(d["components"]["schemas"]["EmbedResponse"]["properties"]["embedding"].is_object());
+    assert!(d["components"]["schemas"]["ColorFamily"]["enum"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v == "navy")));
+}

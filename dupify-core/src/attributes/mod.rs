@@ -95,6 +95,7 @@ pub trait TextEncoder {
 
 /// One label and its probability.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LabelScore {
     /// The label (taxonomy label or a trained head's label).
     pub label: String,
@@ -104,6 +105,7 @@ pub struct LabelScore {
 
 /// Which kind of head produced a prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HeadKind {
     /// CLIP zero-shot head built from text prompts.
@@ -114,6 +116,7 @@ pub enum HeadKind {
 
 /// One attribute's prediction: the top label, its probability, and the full distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributePrediction {
     /// Attribute name ([`Attribute::name`]).
     pub attribute: String,
@@ -129,6 +132,7 @@ pub struct AttributePrediction {
 
 /// Where the category of an [`AttributeReport`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CategorySource {
     /// Predicted from the image by the category head.
@@ -139,6 +143,7 @@ pub enum CategorySource {
 
 /// All attributes reported for one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttributeReport {
     /// Category label that decided which attributes apply.
     pub category: String,

@@ -41,6 +41,7 @@ use sha2::{Digest, Sha256};
 
 /// Coarse product family; decides which attributes are meaningful for a category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CategoryGroup {
     /// Upper-body garments worn under outerwear (t-shirts, shirts, sweaters…).

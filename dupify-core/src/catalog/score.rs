@@ -17,6 +17,7 @@ use crate::colors::palette_distance;
 
 /// Weights of the score channels. Negative or non-finite weights are rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelWeights {
     /// CLIP embedding similarity. Default 0.7.
     pub clip: f32,
@@ -38,6 +39,7 @@ impl Default for ChannelWeights {
 
 /// Per-channel similarities of one hit (absent when either side lacks the channel).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelScores {
     /// CLIP cosine similarity.
     pub clip: Option<f32>,

@@ -139,6 +139,7 @@ impl ColorOptions {
 
 /// Where the product/background split came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ForegroundSource {
     /// The silhouette mask passed by the caller.
@@ -154,6 +155,7 @@ pub enum ForegroundSource {
 
 /// One dominant colour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DominantColor {
     /// Percent of the product's pixels (or of the background's, in
     /// [`ColorReport::background`]) in this colour.
@@ -191,6 +193,7 @@ impl DominantColor {
 
 /// Result of [`extract_colors`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColorReport {
     /// Product colours, largest share first, at most `num_colors`, each ≥ `min_share`.
     pub colors: Vec<DominantColor>,

@@ -38,6 +38,7 @@ use super::lab::{delta_e2000, lab_to_lch, srgb_to_lab};
 
 /// A fashion colour family (what a shopper would filter by).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ColorFamily {
     Black,

@@ -52,6 +52,7 @@ pub trait Segmenter: Send + Sync {
 
 /// An axis-aligned box in pixels: `x, y` is the top-left corner, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BoundingBox {
     /// Left edge.
     pub x: u32,
@@ -107,6 +108,7 @@ impl BoundingBox {
 
 /// What separated the product from its background in a silhouette.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SilhouetteSource {
     /// The configured [`Segmenter`] found the product.
