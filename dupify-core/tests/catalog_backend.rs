@@ -20,9 +20,20 @@ struct State {
     /// Per namespace: (position, product), in insertion order.
     rows: HashMap<Namespace, Vec<(i64, Product)>>,
     models: HashMap<Namespace, String>,
+    /// Queued products: the job and whether it is still pending.
+    jobs: Vec<(IngestJob, bool)>,
 }
 
 impl State {
+    /// Sets the stored product's status and drops its jobs (`keep` pending: keeps that one).
+    fn set_status(&mut self, ns: &Namespace, id: &str, status: EmbeddingStatus) {
+        if let Some(rows) = self.rows.get_mut(ns) {
+            for (_, p) in rows.iter_mut().filter(|(_, p)| p.id == id) {
+                p.embedding_status = status.clone();
+            }
+        }
+    }
+
     /// The namespace's rows in insertion order (none for a namespace never written).
     fn rows_of<'a>(&'a self, ns: &Namespace) -> impl Iterator<Item = &'a (i64, Product)> {
         self.rows.get(ns).into_iter().flatten()
@@ -91,9 +102,83 @@ impl CatalogBackend for MapBackend {
             let product = p.to_product(id, ns, 0, 0);
             rows.push((pos, product.clone()));
             rows.sort_by_key(|(pos, _)| *pos);
+            st.jobs.retain(|(j, _)| j.product_id != product.id);
             saved.push(product);
         }
         Ok(saved)
+    }
+
+    fn enqueue(
+        &self,
+        ns: &Namespace,
+        product: &NewProduct,
+        image_url: &str,
+    ) -> dupify_core::Result<Product> {
+        let mut saved = self.upsert(ns, std::slice::from_ref(product), None, &|_| Ok(None))?;
+        let mut p = saved
+            .pop()
+            .ok_or_else(|| Error::Internal("enqueue stored nothing".into()))?;
+        let mut st = self.0.lock().unwrap();
+        st.next += 1;
+        let job = IngestJob {
+            job_id: st.next,
+            namespace: ns.clone(),
+            product_id: p.id.clone(),
+            external_id: p.external_id.clone(),
+            image_url: image_url.to_string(),
+            enqueued_at_ms: 0,
+        };
+        st.jobs.push((job, true));
+        st.set_status(ns, &p.id, EmbeddingStatus::Processing);
+        p.embedding_status = EmbeddingStatus::Processing;
+        Ok(p)
+    }
+
+    fn pending_jobs(&self, limit: usize) -> dupify_core::Result<Vec<IngestJob>> {
+        let st = self.0.lock().unwrap();
+        Ok(st
+            .jobs
+            .iter()
+            .filter(|(_, pending)| *pending)
+            .map(|(j, _)| j.clone())
+            .take(limit)
+            .collect())
+    }
+
+    fn complete_job(
+        &self,
+        job: &IngestJob,
+        product: &NewProduct,
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+    ) -> dupify_core::Result<Option<Product>> {
+        let pending = {
+            let st = self.0.lock().unwrap();
+            st.jobs.iter().any(|(j, p)| *p && j.job_id == job.job_id)
+        };
+        if !pending {
+            return Ok(None);
+        }
+        let mut saved = self.upsert(&job.namespace, std::slice::from_ref(product), dim, bind)?;
+        Ok(saved.pop())
+    }
+
+    fn fail_job(&self, job: &IngestJob, code: &str, message: &str) -> dupify_core::Result<bool> {
+        let mut st = self.0.lock().unwrap();
+        let Some(entry) = st
+            .jobs
+            .iter_mut()
+            .find(|(j, p)| *p && j.job_id == job.job_id)
+        else {
+            return Ok(false);
+        };
+        entry.1 = false;
+        let failed = EmbeddingStatus::Failed {
+            code: code.into(),
+            message: message.into(),
+        };
+        st.set_status(&job.namespace, &job.product_id, failed);
+        Ok(true)
     }
 
     fn namespace_model(&self, ns: &Namespace) -> dupify_core::Result<Option<String>> {
@@ -115,7 +200,9 @@ impl CatalogBackend for MapBackend {
         let rows = st.rows.entry(ns.clone()).or_default();
         let before = rows.len();
         rows.retain(|(_, p)| p.id != id);
-        Ok(rows.len() < before)
+        let gone = rows.len() < before;
+        st.jobs.retain(|(j, _)| j.product_id != id);
+        Ok(gone)
     }
 
     fn get(&self, ns: &Namespace, key: ProductKey<'_>) -> dupify_core::Result<Option<Product>> {
@@ -360,5 +447,14 @@ fn a_second_backend_gets_the_same_validation_scores_filters_and_pages() {
             cat.delete(&ns, "no-such-id"),
             Err(Error::NotFound { .. })
         ));
+    }
+}
+
+#[test]
+fn queued_products_behave_alike_on_both_backends() {
+    let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
+    let map = Catalog::with_backend(MapBackend::default());
+    for cat in [&sqlite, &map] {
+        catalog_common::queue_behaviour(cat);
     }
 }

@@ -834,3 +834,37 @@ fn a_catalog_from_before_model_binding_is_bound_on_open() {
         "invalid_parameter"
     );
 }
+
+#[test]
+fn the_queue_is_durable_and_deleting_a_product_drops_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let ns = Namespace::new("acme", Environment::Live).unwrap();
+    let (kept, gone) = {
+        let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+        let mut a = NewProduct::new("a");
+        a.image_url = Some("https://shop.example/a.jpg".into());
+        let mut b = NewProduct::new("b");
+        b.image_url = Some("https://shop.example/b.jpg".into());
+        (cat.enqueue(&ns, a).unwrap(), cat.enqueue(&ns, b).unwrap())
+        // Dropped without completing: as a process that stopped mid-queue.
+    };
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    let jobs = cat.pending_jobs(10).unwrap();
+    let ids: Vec<&str> = jobs.iter().map(|j| j.product_id.as_str()).collect();
+    assert_eq!(ids, [kept.id.as_str(), gone.id.as_str()]);
+    assert_eq!(
+        cat.get(&ns, &kept.id).unwrap().embedding_status,
+        EmbeddingStatus::Processing
+    );
+    cat.delete(&ns, &gone.id).unwrap();
+    let jobs = cat.pending_jobs(10).unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].product_id, kept.id);
+    // Listing shows queued products with their status.
+    let page = cat
+        .list(&ns, &Page::default(), &ProductFilter::default())
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].embedding_status, EmbeddingStatus::Processing);
+}

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use super::{
-    ChannelScores, ColorSwatch, IndexReport, Namespace, NewProduct, Product, ProductFilter,
+    ChannelScores, ColorSwatch, IndexReport, IngestJob, Namespace, NewProduct, Product,
+    ProductFilter,
 };
 use crate::error::Result;
 
@@ -75,6 +76,29 @@ pub trait CatalogBackend: Send + Sync {
         dim: Option<usize>,
         bind: &BindFn<'_>,
     ) -> Result<Vec<Product>>;
+
+    /// Stores `product` (as `upsert` does, features empty) and queues it for feature
+    /// extraction from `image_url`, in one transaction. Any earlier job of the product is
+    /// replaced; every `upsert` of the product (and its deletion) drops its job.
+    fn enqueue(&self, ns: &Namespace, product: &NewProduct, image_url: &str) -> Result<Product>;
+
+    /// Up to `limit` jobs still `processing`, oldest first, across namespaces.
+    fn pending_jobs(&self, limit: usize) -> Result<Vec<IngestJob>>;
+
+    /// Stores the product with its features (as `upsert` of one product) if `job` is still
+    /// the product's pending job, in one transaction; `None` (nothing written) when it was
+    /// superseded (uploaded again, deleted) since.
+    fn complete_job(
+        &self,
+        job: &IngestJob,
+        product: &NewProduct,
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+    ) -> Result<Option<Product>>;
+
+    /// Marks `job` failed with a hosted error code and message, if it is still pending;
+    /// returns whether it was.
+    fn fail_job(&self, job: &IngestJob, code: &str, message: &str) -> Result<bool>;
 
     /// The model recorded for the namespace's embeddings.
     fn namespace_model(&self, ns: &Namespace) -> Result<Option<String>>;

@@ -18,30 +18,10 @@ impl Catalog {
     /// same `external_id` twice keeps the last.
     pub fn upsert_batch(&self, ns: &Namespace, products: Vec<NewProduct>) -> Result<Vec<Product>> {
         ns.validate()?;
-        let mut products = products;
-        for p in &mut products {
+        for p in &products {
             validate_new(p)?;
-            if p.metadata.is_null() {
-                p.metadata = serde_json::Value::Object(Default::default());
-            }
-            if let Some(c) = &mut p.currency {
-                c.make_ascii_uppercase();
-            }
         }
-        // The dimension is fixed by options, by the database, or by this first embedding.
-        let dim = match self.backend.dim() {
-            Some(d) => Some(d),
-            None => products
-                .iter()
-                .find_map(|p| p.features.clip.as_ref().map(Vec::len)),
-        };
-        if let Some(dim) = dim {
-            for p in &mut products {
-                if let Some(v) = &p.features.clip {
-                    p.features.clip = Some(normalise("features.clip", v, dim)?);
-                }
-            }
-        }
+        let (products, dim) = prepare_batch(products, self.backend.dim())?;
         let bind = |recorded: Option<&str>| bind_model(recorded, &products);
         self.backend.upsert(ns, &products, dim, &bind)
     }
@@ -134,6 +114,36 @@ impl Catalog {
     }
 }
 
+/// Validated products made ready for a backend: empty metadata as `{}`, currency upper
+/// case, embeddings normalised to the catalog's dimension — fixed by options, by the database
+/// (`dim`), or by this batch's first embedding, which is returned.
+pub(super) fn prepare_batch(
+    mut products: Vec<NewProduct>,
+    dim: Option<usize>,
+) -> Result<(Vec<NewProduct>, Option<usize>)> {
+    for p in &mut products {
+        if p.metadata.is_null() {
+            p.metadata = serde_json::Value::Object(Default::default());
+        }
+        if let Some(c) = &mut p.currency {
+            c.make_ascii_uppercase();
+        }
+    }
+    let dim = dim.or_else(|| {
+        products
+            .iter()
+            .find_map(|p| p.features.clip.as_ref().map(Vec::len))
+    });
+    if let Some(dim) = dim {
+        for p in &mut products {
+            if let Some(v) = &p.features.clip {
+                p.features.clip = Some(normalise("features.clip", v, dim)?);
+            }
+        }
+    }
+    Ok((products, dim))
+}
+
 pub(super) fn normalise(name: &str, v: &[f32], dim: usize) -> Result<Vec<f32>> {
     if v.len() != dim {
         return Err(Error::invalid(
@@ -194,7 +204,10 @@ pub(super) fn validate_new(p: &NewProduct) -> Result<()> {
 /// whose embeddings come from a model other than the namespace's `recorded` one (or from two
 /// models at once), and returns the model to record on the namespace's first tagged
 /// embedding. Embeddings without a model id are the caller's responsibility and pass.
-fn bind_model(recorded: Option<&str>, products: &[NewProduct]) -> Result<Option<String>> {
+pub(super) fn bind_model(
+    recorded: Option<&str>,
+    products: &[NewProduct],
+) -> Result<Option<String>> {
     let mut bound = recorded.map(str::to_string);
     for p in products {
         let (Some(_), Some(m)) = (&p.features.clip, &p.features.model_id) else {

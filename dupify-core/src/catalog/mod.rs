@@ -28,6 +28,7 @@ mod crud;
 mod filter;
 mod index;
 mod ingest;
+mod queue;
 mod score;
 mod search;
 mod sqlite;
@@ -46,8 +47,8 @@ pub use index::{IndexMode, IndexParams, IndexSource};
 pub use ingest::{IngestFailure, IngestItem, IngestOptions, IngestReport};
 pub use score::{palette_similarity, ChannelScores, ChannelWeights};
 pub use types::{
-    CatalogOptions, ColorSwatch, Environment, IndexReport, ListPage, Namespace, NewProduct, Page,
-    Product, ProductFeatures, SearchHit, SearchQuery,
+    CatalogOptions, ColorSwatch, EmbeddingStatus, Environment, IndexReport, IngestJob, ListPage,
+    Namespace, NewProduct, Page, Product, ProductFeatures, SearchHit, SearchQuery,
 };
 
 use crate::error::Result;

@@ -28,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
 use super::index::{self, GraphChecksums, LiveRows, NsIndex};
 use super::{
-    lock, now_ms, store, CatalogOptions, IndexMode, IndexParams, IndexReport, IndexSource,
-    Namespace, NewProduct, Product, ProductFilter,
+    lock, now_ms, store, CatalogOptions, EmbeddingStatus, IndexMode, IndexParams, IndexReport,
+    IndexSource, IngestJob, Namespace, NewProduct, Product, ProductFilter,
 };
 use crate::error::{Error, Result};
 
@@ -303,6 +303,67 @@ impl SqliteBackend {
     }
 }
 
+/// What a write does besides storing rows.
+enum Write<'a> {
+    /// An upsert.
+    Plain,
+    /// Also queues the (single) product for extraction from this URL.
+    Enqueue(&'a str),
+    /// Only if this job is still the product's pending one (then the upsert drops it).
+    Complete(&'a IngestJob),
+}
+
+impl SqliteBackend {
+    /// One write transaction: the namespace's model binding, the rows, the queue, the
+    /// generation bump; then the in-memory index. `None` when a `Complete` job was superseded
+    /// (nothing written).
+    fn write(
+        &self,
+        ns: &Namespace,
+        products: &[NewProduct],
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+        what: Write<'_>,
+    ) -> Result<Option<Vec<Product>>> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Write::Complete(job) = what {
+            if !store::job_pending(&tx, job.job_id, &job.product_id)? {
+                return Ok(None);
+            }
+        }
+        let ns_id = store::ensure_ns(&tx, ns)?;
+        let bound = store::ns_model(&tx, ns_id)?;
+        if let Some(m) = bind(bound.as_deref())? {
+            store::set_ns_model(&tx, ns_id, Some(&m))?;
+        }
+        if let (Some(d), None) = (dim, self.dim()) {
+            store::meta_set(&tx, "dim", &d.to_string())?;
+        }
+        let now = now_ms();
+        let mut saved = Vec::with_capacity(products.len());
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        for p in products {
+            let mut u = store::upsert(&tx, ns_id, ns, p, now)?;
+            if let Write::Enqueue(url) = what {
+                store::enqueue(&tx, u.pk, url, now)?;
+                u.product.embedding_status = EmbeddingStatus::Processing;
+            }
+            removed.extend(u.old_vec);
+            added.extend(u.new_vec);
+            saved.push(u.product);
+        }
+        store::bump_generation(&tx, ns_id)?;
+        tx.commit()?;
+        if let Some(d) = dim {
+            *self.dim.write().unwrap_or_else(|p| p.into_inner()) = Some(d);
+            self.apply(&conn, ns_id, d, &removed, added)?;
+        }
+        Ok(Some(saved))
+    }
+}
+
 impl Drop for SqliteBackend {
     fn drop(&mut self) {
         // Best effort: a failed save only means the next open reconciles or rebuilds.
@@ -322,33 +383,53 @@ impl CatalogBackend for SqliteBackend {
         dim: Option<usize>,
         bind: &BindFn<'_>,
     ) -> Result<Vec<Product>> {
+        let written = self.write(ns, products, dim, bind, Write::Plain)?;
+        Ok(written.unwrap_or_default())
+    }
+
+    fn enqueue(&self, ns: &Namespace, product: &NewProduct, image_url: &str) -> Result<Product> {
+        let no_model = |_: Option<&str>| Ok(None);
+        let mut saved = self
+            .write(
+                ns,
+                std::slice::from_ref(product),
+                self.dim(),
+                &no_model,
+                Write::Enqueue(image_url),
+            )?
+            .unwrap_or_default();
+        saved
+            .pop()
+            .ok_or_else(|| Error::Internal("enqueue stored nothing".into()))
+    }
+
+    fn pending_jobs(&self, limit: usize) -> Result<Vec<IngestJob>> {
+        self.read(|c| store::pending_jobs(c, limit))
+    }
+
+    fn complete_job(
+        &self,
+        job: &IngestJob,
+        product: &NewProduct,
+        dim: Option<usize>,
+        bind: &BindFn<'_>,
+    ) -> Result<Option<Product>> {
+        let saved = self.write(
+            &job.namespace,
+            std::slice::from_ref(product),
+            dim,
+            bind,
+            Write::Complete(job),
+        )?;
+        Ok(saved.and_then(|mut v| v.pop()))
+    }
+
+    fn fail_job(&self, job: &IngestJob, code: &str, message: &str) -> Result<bool> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let ns_id = store::ensure_ns(&tx, ns)?;
-        let bound = store::ns_model(&tx, ns_id)?;
-        if let Some(m) = bind(bound.as_deref())? {
-            store::set_ns_model(&tx, ns_id, Some(&m))?;
-        }
-        if let (Some(d), None) = (dim, self.dim()) {
-            store::meta_set(&tx, "dim", &d.to_string())?;
-        }
-        let now = now_ms();
-        let mut saved = Vec::with_capacity(products.len());
-        let mut removed = Vec::new();
-        let mut added = Vec::new();
-        for p in products {
-            let u = store::upsert(&tx, ns_id, ns, p, now)?;
-            removed.extend(u.old_vec);
-            added.extend(u.new_vec);
-            saved.push(u.product);
-        }
-        store::bump_generation(&tx, ns_id)?;
+        let failed = store::fail_job(&tx, job.job_id, code, message, now_ms())?;
         tx.commit()?;
-        if let Some(d) = dim {
-            *self.dim.write().unwrap_or_else(|p| p.into_inner()) = Some(d);
-            self.apply(&conn, ns_id, d, &removed, added)?;
-        }
-        Ok(saved)
+        Ok(failed)
     }
 
     fn namespace_model(&self, ns: &Namespace) -> Result<Option<String>> {

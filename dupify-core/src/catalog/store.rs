@@ -8,7 +8,10 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::filter::ProductFilter;
 use super::index::{Entry, HotSource};
-use super::{ColorSwatch, Environment, Namespace, NewProduct, Product, ProductFeatures};
+use super::{
+    ColorSwatch, EmbeddingStatus, Environment, IngestJob, Namespace, NewProduct, Product,
+    ProductFeatures,
+};
 use crate::error::{Error, Result};
 
 pub(crate) const SCHEMA: &str = r#"
@@ -51,6 +54,17 @@ CREATE TABLE IF NOT EXISTS products (
     CHECK ((clip IS NULL) = (vec_id IS NULL))
 ) STRICT;
 CREATE INDEX IF NOT EXISTS products_ns_pk ON products (ns, pk);
+CREATE TABLE IF NOT EXISTS ingest_jobs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_pk    INTEGER NOT NULL UNIQUE REFERENCES products(pk) ON DELETE CASCADE,
+    image_url     TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('processing', 'failed')),
+    error_code    TEXT,
+    error_message TEXT,
+    enqueued_at   INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS ingest_jobs_status ON ingest_jobs (status, id);
 CREATE INDEX IF NOT EXISTS products_ns_vec ON products (ns, vec_id);
 "#;
 
@@ -58,9 +72,10 @@ CREATE INDEX IF NOT EXISTS products_ns_vec ON products (ns, vec_id);
 pub(crate) const COLS: &str = "p.id, p.external_id, p.title, p.sku, p.description, p.brand, \
      p.category, p.price, p.currency, p.image_url, p.product_url, p.metadata, p.clip, p.shape, \
      p.colors, p.attributes, p.model_id, p.image_hash, p.created_at, p.updated_at, \
-     n.account, n.environment, p.vec_id";
+     n.account, n.environment, p.vec_id, j.status, j.error_code, j.error_message";
 
-pub(crate) const FROM: &str = "FROM products p JOIN namespaces n ON n.id = p.ns";
+pub(crate) const FROM: &str = "FROM products p JOIN namespaces n ON n.id = p.ns \
+     LEFT JOIN ingest_jobs j ON j.product_pk = p.pk";
 
 pub(crate) fn f32s_to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -116,6 +131,15 @@ pub(crate) fn row_to_product(r: &Row<'_>) -> Result<(Product, Option<usize>)> {
     let attributes: Option<String> = r.get(15)?;
     let env: String = r.get(21)?;
     let vec_id: Option<i64> = r.get(22)?;
+    let job_status: Option<String> = r.get(23)?;
+    let embedding_status = match job_status.as_deref() {
+        None => EmbeddingStatus::Ready,
+        Some("processing") => EmbeddingStatus::Processing,
+        Some(_) => EmbeddingStatus::Failed {
+            code: r.get::<_, Option<String>>(24)?.unwrap_or_default(),
+            message: r.get::<_, Option<String>>(25)?.unwrap_or_default(),
+        },
+    };
     let product = Product {
         id: r.get(0)?,
         external_id: r.get(1)?,
@@ -146,6 +170,7 @@ pub(crate) fn row_to_product(r: &Row<'_>) -> Result<(Product, Option<usize>)> {
             account: r.get(20)?,
             environment: env.parse()?,
         },
+        embedding_status,
     };
     Ok((product, vec_id.map(|v| v as usize)))
 }
@@ -300,6 +325,8 @@ pub(crate) fn last_vec_id(conn: &Connection) -> Result<usize> {
 /// What an upsert changed in the index.
 pub(crate) struct Upserted {
     pub product: Product,
+    /// The row's key (the queue refers to it).
+    pub pk: i64,
     pub old_vec: Option<usize>,
     pub new_vec: Option<Entry>,
 }
@@ -339,7 +366,7 @@ pub(crate) fn upsert(
     let metadata = serde_json::to_string(&p.metadata)
         .map_err(|e| Error::Internal(format!("metadata: {e}")))?;
     let currency = p.currency.clone().unwrap_or_else(|| "USD".to_string());
-    let (id, created_at, old_vec) = match existing {
+    let (pk, id, created_at, old_vec) = match existing {
         Some((pk, id, created_at, old_vec)) => {
             tx.prepare_cached(
                 "UPDATE products SET title = ?2, sku = ?3, description = ?4, brand = ?5,
@@ -369,7 +396,7 @@ pub(crate) fn upsert(
                 p.image_hash,
                 now_ms
             ])?;
-            (id, created_at, old_vec.map(|v| v as usize))
+            (pk, id, created_at, old_vec.map(|v| v as usize))
         }
         None => {
             let id = uuid::Uuid::new_v4().to_string();
@@ -403,9 +430,12 @@ pub(crate) fn upsert(
                 p.image_hash,
                 now_ms
             ])?;
-            (id, now_ms, None)
+            (tx.last_insert_rowid(), id, now_ms, None)
         }
     };
+    // A write with the product's features supersedes a queued one.
+    tx.prepare_cached("DELETE FROM ingest_jobs WHERE product_pk = ?1")?
+        .execute([pk])?;
     let product = p.to_product(id, ns, created_at, now_ms);
     let new_vec = match (new_vec_id, &product.features.clip) {
         (Some(i), Some(v)) => Some((
@@ -425,6 +455,7 @@ pub(crate) fn upsert(
     };
     Ok(Upserted {
         product,
+        pk,
         old_vec,
         new_vec,
     })
@@ -472,7 +503,7 @@ pub(crate) fn list(
     let mut rows = st.query(params_from_iter(vals))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let pk: i64 = r.get(23)?;
+        let pk: i64 = r.get(26)?;
         out.push((pk, row_to_product(r)?.0));
     }
     Ok(out)
@@ -645,4 +676,70 @@ pub(crate) fn vectors_for(
         }
     }
     Ok(out)
+}
+
+/// Queues the product at `pk` for extraction from `image_url` (replacing any earlier job).
+pub(crate) fn enqueue(tx: &Transaction<'_>, pk: i64, image_url: &str, now_ms: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO ingest_jobs (product_pk, image_url, status, enqueued_at, updated_at) \
+         VALUES (?1, ?2, 'processing', ?3, ?3)",
+    )?
+    .execute(params![pk, image_url, now_ms])?;
+    Ok(())
+}
+
+/// Jobs still processing, oldest first.
+pub(crate) fn pending_jobs(conn: &Connection, limit: usize) -> Result<Vec<IngestJob>> {
+    let mut st = conn.prepare_cached(
+        "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, j.enqueued_at \
+         FROM ingest_jobs j JOIN products p ON p.pk = j.product_pk \
+         JOIN namespaces n ON n.id = p.ns \
+         WHERE j.status = 'processing' ORDER BY j.id LIMIT ?1",
+    )?;
+    let mut rows = st.query([limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let env: String = r.get(2)?;
+        out.push(IngestJob {
+            job_id: r.get(0)?,
+            namespace: Namespace {
+                account: r.get(1)?,
+                environment: env.parse()?,
+            },
+            product_id: r.get(3)?,
+            external_id: r.get(4)?,
+            image_url: r.get(5)?,
+            enqueued_at_ms: r.get(6)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether `job_id` is still pending for product `product_id`.
+pub(crate) fn job_pending(tx: &Transaction<'_>, job_id: i64, product_id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT 1 FROM ingest_jobs j JOIN products p ON p.pk = j.product_pk \
+             WHERE j.id = ?1 AND p.id = ?2 AND j.status = 'processing'",
+        )?
+        .query_row(params![job_id, product_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Marks a pending job failed; whether it was pending.
+pub(crate) fn fail_job(
+    tx: &Transaction<'_>,
+    job_id: i64,
+    code: &str,
+    message: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE ingest_jobs SET status = 'failed', error_code = ?2, error_message = ?3, \
+             updated_at = ?4 WHERE id = ?1 AND status = 'processing'",
+        )?
+        .execute(params![job_id, code, message, now_ms])?
+        > 0)
 }

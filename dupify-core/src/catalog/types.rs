@@ -171,8 +171,79 @@ impl NewProduct {
             created_at_ms,
             updated_at_ms,
             namespace: namespace.clone(),
+            embedding_status: EmbeddingStatus::Ready,
         }
     }
+
+    /// The product's fields as a write: what completing a queued product re-stores with its
+    /// features, keeping everything the caller sent.
+    pub(super) fn from_product(p: Product) -> Self {
+        NewProduct {
+            external_id: p.external_id,
+            title: p.title,
+            sku: p.sku,
+            description: p.description,
+            brand: p.brand,
+            category: p.category,
+            price: p.price,
+            currency: Some(p.currency),
+            image_url: p.image_url,
+            product_url: p.product_url,
+            metadata: p.metadata,
+            features: p.features,
+            image_hash: p.image_hash,
+        }
+    }
+}
+
+/// Whether a product's image features are in: `ready` for products stored with their
+/// features, `processing` while a queued product ([`super::Catalog::enqueue`]) waits for them,
+/// `failed` when getting them failed (the product stays, without features, until it is
+/// uploaded again).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EmbeddingStatus {
+    /// Features stored (or none asked for).
+    #[default]
+    Ready,
+    /// Queued: a worker will fetch the image and store its features.
+    Processing,
+    /// The last attempt failed; `code` is the hosted error code (`image_fetch_failed`, …).
+    Failed {
+        /// Hosted error code.
+        code: String,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+impl EmbeddingStatus {
+    /// `ready`, `processing` or `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EmbeddingStatus::Ready => "ready",
+            EmbeddingStatus::Processing => "processing",
+            EmbeddingStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A queued product waiting for its image's features (see [`super::Catalog::enqueue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestJob {
+    /// Never reused: a product queued again gets a new job, and completing the old one is
+    /// refused.
+    pub job_id: i64,
+    /// Whose product.
+    pub namespace: Namespace,
+    /// The product's catalog id.
+    pub product_id: String,
+    /// The product's external id.
+    pub external_id: String,
+    /// The image to fetch.
+    pub image_url: String,
+    /// Unix milliseconds when it was queued.
+    pub enqueued_at_ms: i64,
 }
 
 /// A stored product.
@@ -198,6 +269,9 @@ pub struct Product {
     /// Unix milliseconds.
     pub updated_at_ms: i64,
     pub namespace: Namespace,
+    /// Whether the image features are in (queued products: see [`super::Catalog::enqueue`]).
+    #[serde(default)]
+    pub embedding_status: EmbeddingStatus,
 }
 
 /// A page request for [`Catalog::list`]: keyset pagination (stable under inserts).

@@ -139,6 +139,13 @@ fn on_hop(e: Error, redirects: u32, from: &Option<String>) -> Error {
     }
 }
 
+/// Checks a caller-supplied image URL without fetching it (length, syntax, `http(s)` scheme,
+/// no credentials, a host): what can be refused before a request is queued. The address
+/// policy needs DNS and is applied when the URL is fetched.
+pub fn check_image_url(raw: &str) -> Result<()> {
+    parse_url(raw).map(drop)
+}
+
 /// Parses and checks a caller-supplied URL (length, syntax, scheme, credentials, host).
 fn parse_url(raw: &str) -> Result<Url> {
     let raw = raw.trim();

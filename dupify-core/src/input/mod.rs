@@ -44,7 +44,7 @@ pub(crate) use self::base64::decode_base64;
 pub use self::url::{classify_ip, AddressClass, UrlPolicy};
 pub use decode::{DecodedImage, InputFormat};
 #[cfg(feature = "url-fetch")]
-pub use fetch::fetch_image_url;
+pub use fetch::{check_image_url, fetch_image_url};
 pub(crate) use identity::{content_hash, hex, load_bytes};
 pub use limits::InputLimits;
 pub use preprocess::{
