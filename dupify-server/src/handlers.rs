@@ -83,7 +83,10 @@ async fn extract_one(s: &AppState, input: ImageInput, ops: Ops) -> Result<Featur
 
 /// Features the catalog stores. Attributes are added when the extractor has attribute heads;
 /// an extractor without them still indexes embeddings, colours and shape.
-fn catalog_features(x: &dupify_core::Extractor, input: &ImageInput) -> Result<Features, ApiError> {
+pub(crate) fn catalog_features(
+    x: &dupify_core::Extractor,
+    input: &ImageInput,
+) -> dupify_core::Result<Features> {
     let full = Ops {
         embed: true,
         colors: true,
@@ -92,14 +95,14 @@ fn catalog_features(x: &dupify_core::Extractor, input: &ImageInput) -> Result<Fe
         ..Ops::default()
     };
     match x.extract(input, full) {
-        Err(dupify_core::Error::NotAvailable { .. }) => Ok(x.extract(
+        Err(dupify_core::Error::NotAvailable { .. }) => x.extract(
             input,
             Ops {
                 attributes: false,
                 ..full
             },
-        )?),
-        other => Ok(other?),
+        ),
+        other => other,
     }
 }
 
@@ -382,7 +385,8 @@ pub(crate) async fn batch(State(s): State<AppState>, headers: HeaderMap, body: B
 /// not stop the others.
 #[utoipa::path(post, path = "/v1/catalog/products", tag = "catalog", request_body = ProductUpload,
     responses(
-        (status = 201, description = "A new product", body = ProductView),
+        (status = 201, description = "A new product, with the features of its `image_base64`", body = ProductView),
+        (status = 202, description = "Stored from its `image_url`, `embedding_status` `processing`: the image is fetched and its features extracted in the background (poll the product: `ready` or `failed` with `embedding_error`)", body = ProductView),
         (status = 200, description = "A product that replaced the one with its `external_id`, or a batch upload's result per item", body = ProductWritten)))]
 pub(crate) async fn create_product(
     State(s): State<AppState>,
@@ -397,11 +401,11 @@ pub(crate) async fn create_product(
         let Some(items) = body.get("products") else {
             let req: CreateProduct = serde_json::from_value(body)
                 .map_err(|e| ApiError::invalid("body", e.to_string()))?;
-            let (product, existed) = store_product(&s, &gate.who, req).await?;
-            let status = if existed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
+            let (product, stored) = store_product(&s, &gate.who, req).await?;
+            let status = match stored {
+                Stored::Created => StatusCode::CREATED,
+                Stored::Replaced => StatusCode::OK,
+                Stored::Queued => StatusCode::ACCEPTED,
             };
             let view = ProductWritten::One(Box::new(ProductView::from(product)));
             return Ok((status, Json(view)).into_response());
@@ -431,12 +435,12 @@ pub(crate) async fn create_product(
                 )),
             };
             results.push(match outcome {
-                Ok((product, existed)) => {
+                Ok((product, stored)) => {
                     ok += 1;
                     ProductUploadItem {
                         index,
                         ok: true,
-                        created: Some(!existed),
+                        created: Some(stored == Stored::Created),
                         product: Some(ProductView::from(product)),
                         error: None,
                     }
@@ -463,51 +467,74 @@ pub(crate) async fn create_product(
     gate.finish(r)
 }
 
-/// Stores one product with the features of its image; returns it and whether it replaced
-/// one with the same `external_id`.
+/// How an upload was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// A new product, with its features.
+    Created,
+    /// Replaced the product with its `external_id`, with its features.
+    Replaced,
+    /// Stored at once from its `image_url`; its features come from the queue's worker.
+    Queued,
+}
+
+/// Stores one product. From `image_base64`, with the features of its image (and a
+/// thumbnail); from `image_url`, queued: stored at once, the URL checked but not fetched,
+/// the fetch and extraction left to the catalog queue's worker (see `worker.rs`).
 async fn store_product(
     s: &AppState,
     who: &dupify_keys::Principal,
     req: CreateProduct,
-) -> Result<(dupify_core::catalog::Product, bool), ApiError> {
+) -> Result<(dupify_core::catalog::Product, Stored), ApiError> {
     let external_id = req
         .external_id
         .clone()
         .ok_or_else(|| ApiError::missing("external_id"))?;
-    let input = s.fetch_input(who, req.image.to_input()?).await?;
+    let input = req.image.to_input()?;
     let ns = s.namespace(who)?;
+    let mut p = NewProduct::new(external_id.clone());
+    p.title = req.title;
+    p.sku = req.sku;
+    p.description = req.description;
+    p.brand = req.brand;
+    p.category = req.category;
+    p.price = req.price;
+    p.currency = req.currency;
+    p.product_url = req.product_url;
+    p.image_url = req.image.image_url;
+    if let Some(m) = req.metadata {
+        p.metadata = m;
+    }
+    if let ImageInput::Url(url) = &input {
+        dupify_core::input::check_image_url(url)?;
+        let st = s.clone();
+        let queued = blocking(move || Ok(st.catalog().enqueue(&ns, p)?)).await?;
+        s.wake_worker();
+        return Ok((queued, Stored::Queued));
+    }
     let st = s.clone();
     blocking(move || {
         let f = catalog_features(st.extractor(), &input)?;
-        // From the bytes in hand (uploaded, or fetched once from the product's image_url).
-        let thumb = match (&input, &st.config().thumbnails_dir) {
-            (ImageInput::Base64(_) | ImageInput::Bytes(_), Some(_)) => Some(
+        let thumb = match &st.config().thumbnails_dir {
+            Some(_) => Some(
                 dupify_core::decode(&input, &st.extractor().config().limits)?
                     .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
             ),
-            _ => None,
+            None => None,
         };
         let existed = st.catalog().get_by_external_id(&ns, &external_id).is_ok();
-        let mut p = NewProduct::new(external_id);
-        p.title = req.title;
-        p.sku = req.sku;
-        p.description = req.description;
-        p.brand = req.brand;
-        p.category = req.category;
-        p.price = req.price;
-        p.currency = req.currency;
-        p.product_url = req.product_url;
-        p.image_url = req.image.image_url;
-        if let Some(m) = req.metadata {
-            p.metadata = m;
-        }
         p.image_hash = Some(f.content_hash.clone());
         p.features = ProductFeatures::from(&f);
         let saved = st.catalog().upsert(&ns, p)?;
         if let (Some(dir), Some(jpeg)) = (&st.config().thumbnails_dir, thumb) {
             write_thumbnail(dir, &saved.id, &jpeg)?;
         }
-        Ok((saved, existed))
+        let stored = if existed {
+            Stored::Replaced
+        } else {
+            Stored::Created
+        };
+        Ok((saved, stored))
     })
     .await
 }

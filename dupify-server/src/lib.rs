@@ -12,7 +12,7 @@
 //! | `POST /v1/attributes` | `attributes` | image → attributes with probabilities |
 //! | `POST /v1/background-remove` | `silhouette` | image → transparent PNG (base64) |
 //! | `POST /v1/batch` | `batch` + each operation's | `images` (≤ 10) × `operations` → per-item results |
-//! | `POST /v1/catalog/products` | `catalog` | product + image → stored product (201, or 200 on upsert); `{"products": [...]}` → a result per item |
+//! | `POST /v1/catalog/products` | `catalog` | product + image → stored product (201, or 200 on upsert; 202 `processing` for an `image_url`, indexed in the background); `{"products": [...]}` → a result per item |
 //! | `GET /v1/catalog/products` | `catalog` | `?limit&cursor&category&brand&min_price&max_price&currency` |
 //! | `GET`/`DELETE /v1/catalog/products/{id}` | `catalog` | one product / 204 |
 //! | `POST /v1/catalog/search` | `catalog` | image, `text`, `product_id` or `embedding` → dupes with per-channel scores |
@@ -41,6 +41,7 @@ mod error;
 mod handlers;
 mod openapi;
 mod types;
+mod worker;
 
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ use dupify_core::{Extractor, ImageInput};
 use dupify_keys::{Environment, KeyStore, Operation, Principal, RateHeaders};
 
 pub use error::{put_rate_headers, ApiError};
-pub use types::{BatchOperation, ProductView};
+pub use types::{BatchOperation, EmbeddingError, EmbeddingState, ProductView};
 
 /// Opens (or creates) the key store of a data directory: `<data_dir>/keys.db`, with the
 /// pepper from `DUPIFY_PEPPER` or `<data_dir>/keys.db.pepper` (generated with a new database),
@@ -162,6 +163,8 @@ struct Inner {
     /// Slots for `image_url` fetches: all callers, and per key id.
     fetches: Arc<tokio::sync::Semaphore>,
     key_fetches: std::sync::Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Semaphore>>>,
+    /// Wakes the catalog queue's worker when a product is queued.
+    queue_wake: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -190,6 +193,7 @@ impl AppState {
                 catalog,
                 fetches: Arc::new(tokio::sync::Semaphore::new(config.max_fetches.max(1))),
                 key_fetches: std::sync::Mutex::new(std::collections::HashMap::new()),
+                queue_wake: tokio::sync::Notify::new(),
                 config,
             }),
         })
@@ -208,6 +212,11 @@ impl AppState {
     /// The extractor.
     pub fn extractor(&self) -> &Extractor {
         &self.inner.extractor
+    }
+
+    /// Tells the catalog queue's worker that a product was queued.
+    pub(crate) fn wake_worker(&self) {
+        self.inner.queue_wake.notify_one();
     }
 
     /// The settings.
@@ -430,6 +439,9 @@ pub async fn serve(
     use hyper_util::service::TowerToHyperService;
 
     let config = state.config().clone();
+    // The catalog queue's worker lives as long as the server; a job cut short by shutdown
+    // stays queued in the database and is resumed by the next start.
+    let worker = tokio::spawn(worker::run(state.clone()));
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -464,6 +476,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;
+    worker.abort();
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use dupify_core::attributes::AttributeReport;
-use dupify_core::catalog::{ChannelScores, ChannelWeights, Product};
+use dupify_core::catalog::{ChannelScores, ChannelWeights, EmbeddingStatus, Product};
 use dupify_core::colors::{ColorReport, DominantColor};
 use dupify_core::silhouette::{BoundingBox, SilhouetteSource};
 use dupify_core::{Features, ImageInput, Ops, QualityScore};
@@ -264,6 +264,29 @@ pub struct ProductView {
     pub dimensions: Option<usize>,
     /// The model that made the features.
     pub model: Option<String>,
+    /// `ready` (features stored), `processing` (uploaded from `image_url`: the image is
+    /// being fetched and its features extracted) or `failed` (see `embedding_error`).
+    pub embedding_status: EmbeddingState,
+    /// Why a `failed` product has no features (a hosted error code and a message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_error: Option<EmbeddingError>,
+}
+
+/// Whether a product's image features are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingState {
+    Ready,
+    Processing,
+    Failed,
+}
+
+/// Why a queued product's features could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EmbeddingError {
+    /// Hosted error code (`image_fetch_failed`, `unsupported_format`, …).
+    pub code: String,
+    pub message: String,
 }
 
 impl From<Product> for ProductView {
@@ -281,6 +304,14 @@ impl From<Product> for ProductView {
                 }
             })
             .collect();
+        let (embedding_status, embedding_error) = match p.embedding_status {
+            EmbeddingStatus::Ready => (EmbeddingState::Ready, None),
+            EmbeddingStatus::Processing => (EmbeddingState::Processing, None),
+            EmbeddingStatus::Failed { code, message } => (
+                EmbeddingState::Failed,
+                Some(EmbeddingError { code, message }),
+            ),
+        };
         ProductView {
             id: p.id,
             external_id: p.external_id,
@@ -302,6 +333,8 @@ impl From<Product> for ProductView {
             attributes: p.features.attributes,
             dimensions: p.features.clip.as_ref().map(Vec::len),
             model: p.features.model_id,
+            embedding_status,
+            embedding_error,
         }
     }
 }

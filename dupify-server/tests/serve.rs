@@ -123,7 +123,11 @@ impl Server {
 
     /// Serves through `dupify_server::serve`, the binary's own connection handling.
     fn start_configured(extractor: Extractor, config: ServeConfig) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Server::start_in(tempfile::tempdir().expect("tempdir"), extractor, config)
+    }
+
+    /// Serves the stores in `dir` (`keys.db`, `catalog.db`), created when missing.
+    fn start_in(dir: tempfile::TempDir, extractor: Extractor, config: ServeConfig) -> Server {
         let keys = dupify_keys::KeyStore::open(dir.path().join("keys.db"), b"test pepper")
             .expect("key store");
         let catalog =
@@ -251,6 +255,24 @@ impl Server {
                 .header("X-API-Key", key)
                 .call(),
         )
+    }
+
+    /// Polls a product until its `embedding_status` is `want` (at most 60 s).
+    fn wait_for_status(&self, key: &str, id: &str, want: &str) -> Resp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let r = self.get(&format!("/v1/catalog/products/{id}"), Some(key));
+            assert_eq!(r.status, 200, "{}", r.body);
+            if r.body["embedding_status"] == want {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {} after 60 s",
+                r.body["embedding_status"]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     fn add_product(&self, key: &str, external_id: &str, image: &[u8], price: f64) -> Resp {
@@ -841,14 +863,107 @@ fn image_url_is_fetched_when_the_policy_allows_it() {
         &json!({ "image_url": format!("http://{addr}/missing.jpg") }),
     )
     .assert_error(422, "image_fetch_failed");
-    // The product keeps its image URL.
+    // A product uploaded by URL is stored at once and indexed in the background.
     let r = s.post(
         "/v1/catalog/products",
         Some(&key),
         &json!({ "external_id": "u", "image_url": format!("http://{addr}/shoe.jpg") }),
     );
-    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["image_url"], format!("http://{addr}/shoe.jpg"));
+    assert_eq!(r.body["embedding_status"], "processing");
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let ready = s.wait_for_status(&key, &id, "ready");
+    assert_eq!(ready.body["dimensions"], by_b64_dims(&s, &key, &img));
+    assert_eq!(
+        ready.body["colors"][0]["hex"],
+        by_b64.body["colors"][0]["hex"]
+    );
+    // Searchable by its image now.
+    let hits = s.post(
+        "/v1/catalog/search",
+        Some(&key),
+        &json!({ "image_base64": b64(&img), "limit": 1 }),
+    );
+    assert_eq!(hits.body["results"][0]["product"]["id"], id.as_str());
+
+    // A URL that cannot be fetched: stored, then `failed` with the code.
+    let r = s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "external_id": "gone", "image_url": format!("http://{addr}/missing.jpg") }),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let failed = s.wait_for_status(&key, &id, "failed");
+    assert_eq!(failed.body["embedding_error"]["code"], "image_fetch_failed");
+    // A URL refused before any request is refused at upload.
+    s.post(
+        "/v1/catalog/products",
+        Some(&key),
+        &json!({ "external_id": "bad", "image_url": "ftp://example.com/x.jpg" }),
+    )
+    .assert_error(400, "invalid_image_url");
+}
+
+/// The embedding dimension the server reports for an image uploaded directly.
+fn by_b64_dims(s: &Server, key: &str, img: &[u8]) -> Value {
+    let r = s.post("/v1/embed", Some(key), &json!({ "image_base64": b64(img) }));
+    r.body["dimensions"].clone()
+}
+
+/// A file server for `bytes` at `/p.jpg` on a loopback port of the server's runtime.
+fn serve_file(s: &Server, bytes: Vec<u8>) -> std::net::SocketAddr {
+    let files = axum::Router::new().route(
+        "/p.jpg",
+        axum::routing::get(move || {
+            let b = bytes.clone();
+            async move { ([("content-type", "image/jpeg")], b) }
+        }),
+    );
+    let listener =
+        s.rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    s.rt.spawn(async move { axum::serve(listener, files).await });
+    addr
+}
+
+#[test]
+fn queued_uploads_survive_a_restart() {
+    let mut limits = dupify_core::InputLimits::default();
+    limits.url.allow_loopback = true;
+    let extractor = || {
+        Extractor::builder()
+            .model_dir(root().join("weights/test/clip/tiny"))
+            .threads(2)
+            .limits(limits)
+            .build()
+            .expect("extractor")
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A process queued a product and stopped before its worker got to it: the job is a row
+    // of the catalog database.
+    let ns = dupify_core::catalog::Namespace::new("default", Environment::Live).expect("ns");
+    // The image is served from the runtime of a second server (its own directory).
+    let host = Server::start_with(extractor());
+    let addr = serve_file(&host, photo("hat"));
+    let queued = {
+        let cat =
+            Catalog::open(dir.path().join("catalog.db"), CatalogOptions::default()).expect("cat");
+        let mut p = dupify_core::catalog::NewProduct::new("resumed");
+        p.image_url = Some(format!("http://{addr}/p.jpg"));
+        cat.enqueue(&ns, p).expect("enqueue")
+    };
+    let s = Server::start_in(dir, extractor(), ServeConfig::default());
+    let key = s.key_with(Environment::Live, &[]);
+    let ready = s.wait_for_status(&key, &queued.id, "ready");
+    assert!(
+        ready.body["dimensions"].as_u64().is_some_and(|d| d > 0),
+        "{}",
+        ready.body
+    );
+    assert!(s.state.catalog().pending_jobs(10).expect("jobs").is_empty());
 }
 
 #[test]
