@@ -12,6 +12,10 @@
 //! block at a time before calls are admitted (see [`crate::reservation_block`]), so several
 //! processes on one database, or a process killed and restarted, never admit more than the
 //! quota in a month.
+//!
+//! On PostgreSQL (a store opened with a `postgres://` URL) both live in the database instead:
+//! every check locks the lineage's limiter row, so the window and the quota are exact across
+//! all processes, and each admission is committed before it is reported.
 
 use serde::{Deserialize, Serialize};
 
@@ -255,6 +259,22 @@ impl Window {
         self.admitted
             .back()
             .map_or(now, |&t| (t + MINUTE_NS).max(now))
+    }
+
+    /// A window holding these admission times (ns), in any order: a log written by several
+    /// processes whose clocks differ by a little is sorted here, as `expire` needs.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn from_admitted(mut admitted: Vec<i64>) -> Window {
+        admitted.sort_unstable();
+        Window {
+            admitted: admitted.into(),
+        }
+    }
+
+    /// The admission times (ns) still in the window, oldest first.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn admitted(&self) -> Vec<i64> {
+        self.admitted.iter().copied().collect()
     }
 
     /// Requests available right now without taking one (for headers on a denial).

@@ -15,11 +15,12 @@ use crate::scope::{Scope, ScopeSet};
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// How often buffered usage is written to SQLite.
+    /// How often buffered usage is written to the database.
     pub flush_interval: Duration,
     /// Time source (a [`crate::ManualClock`] in tests).
     pub clock: Arc<dyn Clock>,
-    /// SQLite busy timeout.
+    /// SQLite busy timeout; on PostgreSQL the `lock_timeout` of each connection and the
+    /// longest wait for a pooled connection.
     pub busy_timeout: Duration,
 }
 
