@@ -413,3 +413,88 @@ fn url_errors_never_show_the_password() {
         assert!(!shown.contains("s3cretpw"), "{shown}");
     }
 }
+
+/// When the server drops every connection (a restart, a failover), the next requests get
+/// fresh connections and succeed: dead pooled connections are never handed out.
+#[test]
+fn dropped_connections_are_replaced() {
+    let db = TestDb::new("dropped_connections_are_replaced");
+    let (store, _) = open(&db.url);
+    let k = store.create(KeySpec::new("k", Environment::Live)).unwrap();
+    let p = auth(&store, k.key.expose()).unwrap();
+    assert!(store.check_rate(&p).is_allowed());
+    let mut admin = Client::connect(&admin_url(), NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the store had connections open");
+    auth(&store, k.key.expose()).unwrap();
+    assert!(matches!(
+        store.try_check_rate(&p),
+        Ok(RateDecision::Allowed { .. })
+    ));
+    assert_eq!(
+        store.usage(k.record.id).unwrap().daily["2026-11-27"].requests,
+        2
+    );
+}
+
+/// With the database gone, every operation is an `internal_error` (500) naming what it was
+/// doing, and `check_rate` fails closed: a refusal with a one-second `Retry-After`, never an
+/// admission that could not be counted.
+#[test]
+fn database_failures_are_internal_errors_and_check_rate_fails_closed() {
+    let db = TestDb::new("database_failures_are_internal_errors_and_check_rate_fails_closed");
+    let opts = dupify_keys::StoreOptions::default()
+        .with_clock(Arc::new(ManualClock::at(T0)))
+        .with_busy_timeout(Duration::from_secs(1));
+    let store = KeyStore::open_with(&db.url, PEPPER, opts).unwrap();
+    let k = store
+        .create(
+            KeySpec::new("k", Environment::Live).with_limits(Limits::custom(10, Some(50)).unwrap()),
+        )
+        .unwrap();
+    let p = auth(&store, k.key.expose()).unwrap();
+    let mut admin = Client::connect(&admin_url(), NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", db.name))
+        .unwrap();
+    let e = auth(&store, k.key.expose()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Database {
+                context: "looking up a key",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!((e.code(), e.http_status()), ("internal_error", 500));
+    match store.check_rate(&p) {
+        RateDecision::RateLimited {
+            retry_after_secs,
+            headers,
+        } => {
+            assert_eq!(retry_after_secs, 1);
+            assert_eq!((headers.limit, headers.remaining), (10, 0));
+        }
+        other => panic!("a failed check admitted or misreported: {other:?}"),
+    }
+    let e = store.try_check_rate(&p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Database {
+                context: "checking the rate limit",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(store.revoke(k.record.id).is_err());
+}

@@ -109,8 +109,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        // A connection the server dropped is closed after the failed query and is discarded
-        // when it comes back to the pool; the next checkout opens a fresh one.
+        // A connection that failed mid-request is closed: discard it on its return.
         conn.client.is_closed()
     }
 }
@@ -144,9 +143,10 @@ impl PgInner {
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
-            // A checkout costs no round trip; a dead connection fails one query and is
-            // replaced (see `has_broken`).
-            .test_on_check_out(false)
+            // One empty query per checkout: after the server restarts or drops connections,
+            // the dead ones are replaced before a request uses them, rather than failing one
+            // request each.
+            .test_on_check_out(true)
             .connection_timeout(options.busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .db("opening the connection pool")?;
