@@ -14,9 +14,13 @@
 //! - **Time comes from the store's clock**, as on SQLite: app servers sharing a database must
 //!   keep their clocks in sync (NTP). A window written by clocks a little apart is sorted
 //!   before use, so skew shifts when a slot frees, never how many are admitted.
+//! - **A database failure never admits.** `check_rate` answers a failed check with a
+//!   one-second `RateLimited` (a request that could not be counted must not run);
+//!   `try_check_rate` hands the error to hosts that prefer a 500.
 //! - Connections come from an `r2d2` pool; each connection prepares the statements of the hot
-//!   path (key lookup, limiter) once, when it is opened. Connections are plain TCP or unix
-//!   sockets (no TLS in this build): keep the database on a private network.
+//!   path (key lookup, limiter) once, when it is opened, and is checked with an empty query
+//!   when it is lent, so a server restart costs no failed request. Connections are plain TCP
+//!   or unix sockets (no TLS in this build): keep the database on a private network.
 
 mod limiter;
 mod schema;
