@@ -451,7 +451,8 @@ fn database_failures_are_internal_errors_and_check_rate_fails_closed() {
     let db = TestDb::new("database_failures_are_internal_errors_and_check_rate_fails_closed");
     let opts = dupify_keys::StoreOptions::default()
         .with_clock(Arc::new(ManualClock::at(T0)))
-        .with_busy_timeout(Duration::from_secs(1));
+        .with_busy_timeout(Duration::from_secs(1))
+        .with_max_connections(2);
     let store = KeyStore::open_with(&db.url, PEPPER, opts).unwrap();
     let k = store
         .create(
@@ -497,4 +498,50 @@ fn database_failures_are_internal_errors_and_check_rate_fails_closed() {
         "{e:?}"
     );
     assert!(store.revoke(k.record.id).is_err());
+}
+
+/// A store keeps at most `max_connections` connections, however many threads share it (the
+/// others wait for one), and a zero is taken as one.
+#[test]
+fn the_pool_keeps_at_most_max_connections() {
+    let db = TestDb::new("the_pool_keeps_at_most_max_connections");
+    let opts = |n| {
+        dupify_keys::StoreOptions::default()
+            .with_clock(Arc::new(ManualClock::at(T0)))
+            .with_max_connections(n)
+    };
+    let store = KeyStore::open_with(&db.url, PEPPER, opts(2)).unwrap();
+    let k = store
+        .create(
+            KeySpec::new("k", Environment::Live).with_limits(Limits::custom(1000, None).unwrap()),
+        )
+        .unwrap();
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, key) = (store.clone(), k.key.expose().to_string());
+            std::thread::spawn(move || {
+                (0..20)
+                    .filter(|_| {
+                        let p = auth(&store, &key).unwrap();
+                        store.check_rate(&p).is_allowed()
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let admitted: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(admitted, 120);
+    let mut admin = Client::connect(&admin_url(), NoTls).unwrap();
+    let open: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = $1 AND application_name = 'dupify-keys'",
+            &[&db.name],
+        )
+        .unwrap()
+        .get(0);
+    assert!((1..=2).contains(&open), "{open} connections open");
+    drop(store);
+    let one = KeyStore::open_with(&db.url, PEPPER, opts(0)).unwrap();
+    assert!(auth(&one, k.key.expose()).is_ok());
 }

@@ -43,10 +43,6 @@ use crate::scope::ScopeSet;
 use schema::{env_from_db, limits_from_db, record_from_row, to_db_i64, RECORD_COLS};
 use usage::Buffer;
 
-/// Connections one store keeps at most: requests beyond it wait for a free one (up to the
-/// store's `busy_timeout`).
-const POOL_SIZE: u32 = 8;
-
 /// The state shared by every clone of a PostgreSQL-backed [`super::KeyStore`].
 pub(in crate::store) struct PgInner {
     mac: hmac::Key,
@@ -145,7 +141,7 @@ impl PgInner {
             lock_timeout_ms: options.busy_timeout.as_millis().max(1),
         };
         let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
+            .max_size(options.max_connections.max(1))
             .min_idle(Some(1))
             // One empty query per checkout: after the server restarts or drops connections,
             // the dead ones are replaced before a request uses them, rather than failing one
