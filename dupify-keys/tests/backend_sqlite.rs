@@ -21,6 +21,7 @@ macro_rules! on_sqlite {
 }
 
 on_sqlite!(
+    polling_never_sees_more_than_the_limit_in_any_minute,
     create_authenticate_revoke,
     revocation_is_seen_by_another_handle,
     regenerate_with_grace,

@@ -85,6 +85,7 @@ macro_rules! on_postgres {
 }
 
 on_postgres!(
+    polling_never_sees_more_than_the_limit_in_any_minute,
     create_authenticate_revoke,
     revocation_is_seen_by_another_handle,
     regenerate_with_grace,
@@ -350,6 +351,7 @@ fn the_database_holds_no_plaintext_secret() {
         "api_keys",
         "api_key_usage",
         "api_key_limiter",
+        "api_key_admissions",
         "schema_version",
     ] {
         for r in c

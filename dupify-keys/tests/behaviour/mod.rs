@@ -356,6 +356,48 @@ pub fn per_minute_limit_with_headers(loc: &str) {
     ));
 }
 
+/// "10 per minute" means at most 10 in any 60 s: a client polling once a second for 150 s
+/// is admitted 30 times (the window slides past expired admissions again and again), never
+/// more than 10 within any 60 s, and `Retry-After` on a refusal is exactly when the next
+/// request is admitted.
+pub fn polling_never_sees_more_than_the_limit_in_any_minute(loc: &str) {
+    let (store, clock) = open(loc);
+    let k = store
+        .create(KeySpec::new("k", Environment::Live).with_limits(Limits::custom(10, None).unwrap()))
+        .unwrap();
+    let p = auth(&store, k.key.expose()).unwrap();
+    let mut admitted: Vec<u64> = Vec::new();
+    let mut retry_at: Option<u64> = None;
+    for t in 0..150u64 {
+        match store.check_rate(&p) {
+            RateDecision::Allowed { .. } => {
+                if let Some(r) = retry_at.take() {
+                    assert_eq!(t, r, "admitted at {t}, Retry-After said {r}");
+                }
+                admitted.push(t);
+            }
+            RateDecision::RateLimited {
+                retry_after_secs, ..
+            } => {
+                retry_at.get_or_insert(t + retry_after_secs);
+            }
+            other => panic!("{other:?}"),
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(admitted.len(), 30, "{admitted:?}");
+    for &start in &admitted {
+        let in_window = admitted
+            .iter()
+            .filter(|&&t| t >= start && t < start + 60)
+            .count();
+        assert!(
+            in_window <= 10,
+            "{in_window} admitted in [{start}, {start}+60)"
+        );
+    }
+}
+
 pub fn monthly_quota_and_reset(loc: &str) {
     let (store, clock) = open(loc);
     let k = store

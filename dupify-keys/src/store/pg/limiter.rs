@@ -1,37 +1,52 @@
 //! The rate limit and the monthly quota on PostgreSQL, shared by every process: each check
-//! is one transaction on the lineage's `api_key_limiter` row.
+//! is one transaction under the lineage's `api_key_limiter` row lock.
 //!
 //! 1. [`LOCK_SQL`] creates the row if needed and locks it (`INSERT … ON CONFLICT DO UPDATE`
 //!    takes the row lock and returns the latest committed version, whatever the snapshot);
 //!    every other check of the lineage, in any process, now waits.
-//! 2. The decision is taken here, with the same sliding-window log as the SQLite store
-//!    ([`Window`]): admissions older than 60 s are dropped, the rest counted.
-//! 3. On admission [`ADMIT_SQL`] writes the window (with this admission), the month's count
-//!    and the day's `requests` counter in one statement, and the transaction commits: the
-//!    quota is durable per admission. A refusal writes nothing.
-//!
-//! The window row holds at most `per_minute` times (8 bytes each), read and written per
-//! admission: cheap for the hosted tiers (up to 1,000 a minute).
+//! 2. [`WINDOW_SQL`] drops the lineage's admissions older than 60 s from
+//!    `api_key_admissions` and reads the oldest and newest of the rest; with the count kept
+//!    in the limiter row that is all the sliding-window decision needs ([`WindowView`], the
+//!    same decision the SQLite store takes on its in-memory log). Index look-ups only: the
+//!    cost does not grow with the limit.
+//! 3. On admission [`ADMIT_SQL`] inserts the admission and writes the count, the month's
+//!    quota count and the day's `requests` counter in one statement, and the transaction
+//!    commits: the quota is durable per admission. A refusal rolls back and writes nothing.
 
 use super::schema::to_db_i64;
 use super::{PgConn, PgInner};
 use crate::clock::{day_of, month_day_range, month_of_day};
 use crate::error::{DbContext, Result};
-use crate::limits::{ceil_secs, RateDecision, RateHeaders, Step, Window};
+use crate::limits::{ceil_secs, window_start, RateDecision, RateHeaders, Step, WindowView};
 use crate::store::Principal;
 
-/// `$1` lineage, `$2` month: the lineage's row, created empty for this month if missing, and
-/// locked until the transaction ends.
+/// `$1` lineage, `$2` month: the lineage's row (admissions in the window, month, month's
+/// count), created empty for this month if missing, and locked until the transaction ends.
 pub(super) const LOCK_SQL: &str = "\
-    INSERT INTO api_key_limiter (lineage_id, admitted, month, used) \
-    VALUES ($1, '{}', $2, 0) \
+    INSERT INTO api_key_limiter (lineage_id, in_window, month, used) \
+    VALUES ($1, 0, $2, 0) \
     ON CONFLICT (lineage_id) DO UPDATE SET used = api_key_limiter.used \
-    RETURNING admitted, month, used";
+    RETURNING in_window, month, used";
 
-/// `$1` lineage, `$2` window, `$3` month, `$4` month's count, `$5` key, `$6` day.
+/// `$1` lineage, `$2` window start (ns): deletes the admissions at or before it and returns
+/// how many went, and the oldest and newest admission left. (The sub-queries see the rows as
+/// before the delete, hence their own `at_ns > $2`.)
+pub(super) const WINDOW_SQL: &str = "\
+    WITH gone AS ( \
+        DELETE FROM api_key_admissions WHERE lineage_id = $1 AND at_ns <= $2 RETURNING 1 \
+    ) \
+    SELECT (SELECT count(*) FROM gone), \
+        (SELECT min(at_ns) FROM api_key_admissions WHERE lineage_id = $1 AND at_ns > $2), \
+        (SELECT max(at_ns) FROM api_key_admissions WHERE lineage_id = $1 AND at_ns > $2)";
+
+/// `$1` lineage, `$2` admissions in the window (this one included), `$3` month, `$4` month's
+/// count, `$5` key, `$6` day, `$7` this admission (ns).
 pub(super) const ADMIT_SQL: &str = "\
-    WITH w AS ( \
-        UPDATE api_key_limiter SET admitted = $2, month = $3, used = $4 WHERE lineage_id = $1 \
+    WITH l AS ( \
+        UPDATE api_key_limiter SET in_window = $2, month = $3, used = $4 \
+        WHERE lineage_id = $1 \
+    ), a AS ( \
+        INSERT INTO api_key_admissions (lineage_id, at_ns) VALUES ($1, $7) \
     ) \
     INSERT INTO api_key_usage (key_id, day, kind, calls) VALUES ($5, $6, 'requests', 1) \
     ON CONFLICT (key_id, day, kind) DO UPDATE SET calls = api_key_usage.calls + 1";
@@ -80,7 +95,7 @@ impl PgInner {
         let row = tx
             .query_one(&st.lock_limiter, &[&principal.lineage_id, &month])
             .db(CTX)?;
-        let admitted: Vec<i64> = row.try_get(0).db(CTX)?;
+        let in_window: i64 = row.try_get(0).db(CTX)?;
         let row_month: i64 = row.try_get(1).db(CTX)?;
         let row_used: i64 = row.try_get(2).db(CTX)?;
         // A new month starts the count again; the window carries over.
@@ -89,26 +104,35 @@ impl PgInner {
         } else {
             0
         };
-        let mut window = Window::from_admitted(admitted);
-        let decision = decide(principal, &mut window, used, now_ns, now_s, month);
+        let row = tx
+            .query_one(&st.window, &[&principal.lineage_id, &window_start(now_ns)])
+            .db(CTX)?;
+        let gone: i64 = row.try_get(0).db(CTX)?;
+        let view = WindowView {
+            len: u64::try_from(in_window.saturating_sub(gone)).unwrap_or(0),
+            oldest: row.try_get(1).db(CTX)?,
+            newest: row.try_get(2).db(CTX)?,
+        };
+        let decision = decide(principal, view, used, now_ns, now_s, month);
         if decision.is_allowed() {
-            let admitted = window.admitted();
             tx.execute(
                 &st.admit,
                 &[
                     &principal.lineage_id,
-                    &admitted,
+                    &to_db_i64(view.len + 1),
                     &month,
                     &to_db_i64(used + 1),
                     &principal.key_id,
                     &day,
+                    &now_ns,
                 ],
             )
             .db(CTX)?;
             tx.commit().db(CTX)?;
             self.admitted(principal.key_id, day);
         } else {
-            // A refusal wrote nothing: end the transaction, releasing the row lock.
+            // A refusal writes nothing (the expired admissions go with the next admission):
+            // end the transaction, releasing the row lock.
             tx.rollback().db(CTX)?;
         }
         Ok(decision)
@@ -142,11 +166,12 @@ impl PgInner {
     }
 }
 
-/// The quota, then the window, as the SQLite store decides (same headers). When it allows,
-/// the window has taken `now_ns`; the caller writes it and counts the request.
+/// The quota, then the window, as the SQLite store decides (same headers); `view` holds the
+/// admissions of the window ending at `now_ns`. When it allows, the caller records the
+/// admission and counts the request.
 fn decide(
     principal: &Principal,
-    window: &mut Window,
+    view: WindowView,
     used: u64,
     now_ns: i64,
     now_s: i64,
@@ -163,17 +188,20 @@ fn decide(
     };
     if let Some(limit) = limits.monthly {
         if used >= limit {
-            let available = window.available(limits.per_minute, now_ns);
             return RateDecision::QuotaExceeded {
                 used,
                 limit,
                 resets_at,
                 retry_after_secs: u64::try_from(resets_at - now_s).unwrap_or(0),
-                headers: header(available, window.full_at(now_ns), Some(0)),
+                headers: header(
+                    view.available(limits.per_minute),
+                    view.full_at(now_ns),
+                    Some(0),
+                ),
             };
         }
     }
-    match window.peek(limits.per_minute, now_ns) {
+    match view.peek(limits.per_minute, now_ns) {
         Step::Denied {
             retry_after_ns,
             reset_ns,
@@ -184,15 +212,12 @@ fn decide(
         Step::Allowed {
             remaining,
             reset_ns,
-        } => {
-            window.take(now_ns);
-            RateDecision::Allowed {
-                headers: header(
-                    remaining,
-                    reset_ns,
-                    limits.monthly.map(|m| m.saturating_sub(used + 1)),
-                ),
-            }
-        }
+        } => RateDecision::Allowed {
+            headers: header(
+                remaining,
+                reset_ns,
+                limits.monthly.map(|m| m.saturating_sub(used + 1)),
+            ),
+        },
     }
 }

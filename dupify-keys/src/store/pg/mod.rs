@@ -3,10 +3,10 @@
 //!
 //! ## What differs from SQLite, and why
 //! - **Limits are shared by every process.** The per-minute window (the admission times of the
-//!   last 60 s) and the month's admitted count of a lineage live in one row of
-//!   `api_key_limiter`. Each check locks that row, decides, and on admission writes the
-//!   window, the count and the day's request counter back, in one transaction: N processes
-//!   together never admit more than the limit in any 60 s, nor past the monthly quota.
+//!   last 60 s, in `api_key_admissions`) and the month's admitted count of a lineage are
+//!   guarded by one row of `api_key_limiter`. Each check locks that row, drops the expired
+//!   admissions, decides, and on admission records it with the counts, in one transaction:
+//!   N processes together never admit more than the limit in any 60 s, nor past the quota.
 //! - **Admissions are durable.** The quota count and the `requests` usage counter are
 //!   committed with each admission, so a process killed with SIGKILL loses none of them.
 //!   Scope counters and `last_used_at` are still buffered and flushed like SQLite's (they
@@ -66,6 +66,7 @@ struct Statements {
     lookup: Statement,
     record: Statement,
     lock_limiter: Statement,
+    window: Statement,
     admit: Statement,
     release: Statement,
 }
@@ -79,6 +80,7 @@ impl Statements {
             )?,
             record: c.prepare(&format!("SELECT {RECORD_COLS} FROM api_keys WHERE id = $1"))?,
             lock_limiter: c.prepare(limiter::LOCK_SQL)?,
+            window: c.prepare(limiter::WINDOW_SQL)?,
             admit: c.prepare(limiter::ADMIT_SQL)?,
             release: c.prepare(limiter::RELEASE_SQL)?,
         })

@@ -51,14 +51,21 @@ CREATE TABLE api_key_usage (
     calls  BIGINT NOT NULL CHECK (calls >= 0),
     PRIMARY KEY (key_id, day, kind)
 );
--- One row per lineage, locked by every check of the lineage: the admission times (ns since
--- the epoch) of the last 60 s, and the requests admitted in `month` (year * 12 + month - 1).
+-- One row per lineage, locked by every check of the lineage: how many admissions are in
+-- api_key_admissions, and the requests admitted in `month` (year * 12 + month - 1).
 CREATE TABLE api_key_limiter (
-    lineage_id BIGINT   PRIMARY KEY,
-    admitted   BIGINT[] NOT NULL,
-    month      BIGINT   NOT NULL,
-    used       BIGINT   NOT NULL CHECK (used >= 0)
+    lineage_id BIGINT PRIMARY KEY,
+    in_window  BIGINT NOT NULL CHECK (in_window >= 0),
+    month      BIGINT NOT NULL,
+    used       BIGINT NOT NULL CHECK (used >= 0)
 );
+-- The sliding-window log: admission times (ns since the epoch) of the last 60 s per lineage
+-- (older ones are deleted by the next admission).
+CREATE TABLE api_key_admissions (
+    lineage_id BIGINT NOT NULL,
+    at_ns      BIGINT NOT NULL
+);
+CREATE INDEX api_key_admissions_lineage_at ON api_key_admissions (lineage_id, at_ns);
 ",
 ];
 
