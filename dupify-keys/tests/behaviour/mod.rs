@@ -295,6 +295,17 @@ pub fn usage_after_flush(loc: &str) {
     assert_eq!(month.by_scope[&Scope::Embed], 30);
     assert_eq!(u.last_used_at, Some(T0 as i64 + 86_400));
     assert!(other.usage(777_777).is_err());
+
+    // A graceful stop writes the buffered counts too, and leaves the store usable.
+    let p = auth(&other, k.key.expose()).unwrap();
+    other.authorize(&p, &Operation::Attributes).unwrap();
+    other.shutdown().unwrap();
+    let (third, _) = open(loc);
+    assert_eq!(
+        third.usage(id).unwrap().daily["2026-11-27"].by_scope[&Scope::Attributes],
+        1
+    );
+    assert!(other.check_rate(&p).is_allowed());
 }
 
 pub fn per_minute_limit_with_headers(loc: &str) {

@@ -11,9 +11,10 @@
 //!   committed with each admission, so a process killed with SIGKILL loses none of them.
 //!   Scope counters and `last_used_at` are still buffered and flushed like SQLite's (they
 //!   limit nothing).
-//! - **Time comes from the store's clock**, as on SQLite: app servers sharing a database must
-//!   keep their clocks in sync (NTP). A window written by clocks a little apart is sorted
-//!   before use, so skew shifts when a slot frees, never how many are admitted.
+//! - **Time comes from the store's clock**, as on SQLite (so a host's `ManualClock` works): app
+//!   servers sharing a database must keep their clocks in sync (NTP). A process whose clock
+//!   runs δ ahead sees admissions leave the window δ early: the limit then holds for any
+//!   60 s − δ, which with NTP's milliseconds is the limit as documented.
 //! - **A database failure never admits.** `check_rate` answers a failed check with a
 //!   one-second `RateLimited` (a request that could not be counted must not run);
 //!   `try_check_rate` hands the error to hosts that prefer a 500.
