@@ -428,7 +428,10 @@ fn dropped_connections_are_replaced() {
     let mut admin = Client::connect(&admin_url(), NoTls).unwrap();
     let killed: i64 = admin
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            // Waits (up to 10 s) until each backend has exited, so no connection the store
+            // checks afterwards is still alive.
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) \
+             FROM pg_stat_activity WHERE datname = $1",
             &[&db.name],
         )
         .unwrap()
