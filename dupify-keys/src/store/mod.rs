@@ -307,7 +307,11 @@ impl KeyStore {
     }
 
     /// [`check_rate`](Self::check_rate) that reports a database failure as an error (500)
-    /// rather than a refusal. The SQLite store decides in memory and never fails here.
+    /// rather than a refusal. The SQLite store never reports one: when its database cannot
+    /// take a quota reservation it admits on the count this process knows, so that an outage
+    /// of the key file does not stop a key with calls left. The PostgreSQL store keeps no
+    /// count of its own to fall back on, so there the host chooses: a refusal from
+    /// `check_rate` or this error.
     pub fn try_check_rate(&self, principal: &Principal) -> Result<RateDecision> {
         match &self.backend {
             Backend::Sqlite(inner) => Ok(inner.check_rate(principal)),
