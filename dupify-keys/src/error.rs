@@ -131,6 +131,32 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A key store location names a backend this build of `dupify-keys` leaves out (a
+    /// `postgres://` URL without the cargo feature `postgres`). A deployment mistake, told
+    /// apart from a bad path so that the fix (rebuild with the feature) is in the message.
+    #[error(
+        "the key store `{location}` needs dupify-keys built with the cargo feature `{feature}`"
+    )]
+    BackendNotBuilt {
+        /// The location with any password replaced by `***`.
+        location: String,
+        feature: &'static str,
+    },
+
+    /// A database URL could not be understood. `url` is the URL with any password replaced by
+    /// `***`; `reason` is the driver's parse error.
+    #[error("invalid key database URL `{url}`: {reason}")]
+    InvalidDatabaseUrl { url: String, reason: String },
+
+    /// The database's schema was migrated by a newer `dupify-keys` (its `schema_version` is
+    /// above what this build knows): refused rather than writing rows the newer code would
+    /// misread. Upgrade this host.
+    #[error(
+        "the key database's schema is version {found}, newer than version {supported} that this \
+         build knows: upgrade dupify-keys on this host"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+
     /// An unexpected state (RNG failure, corrupt row); the message says which.
     #[error("internal error: {reason}")]
     Internal { reason: String },
@@ -173,6 +199,9 @@ impl Error {
             | Error::InvalidPepper { .. }
             | Error::MissingPepper { .. }
             | Error::Io { .. }
+            | Error::BackendNotBuilt { .. }
+            | Error::InvalidDatabaseUrl { .. }
+            | Error::SchemaTooNew { .. }
             | Error::Internal { .. } => ErrorCode::INTERNAL_ERROR,
         }
     }
@@ -218,6 +247,28 @@ pub(crate) trait DbContext<T> {
 
 impl<T> DbContext<T> for rusqlite::Result<T> {
     fn db(self, context: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Database {
+            context,
+            source: Box::new(e),
+        })
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<T> DbContext<T> for std::result::Result<T, postgres::Error> {
+    fn db(self, context: &'static str) -> Result<T> {
+        // The driver's errors carry the server's message, never the connection URL.
+        self.map_err(|e| Error::Database {
+            context,
+            source: Box::new(e),
+        })
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<T> DbContext<T> for std::result::Result<T, r2d2::Error> {
+    fn db(self, context: &'static str) -> Result<T> {
+        // A pool timeout: the message is the last connection error, which names no password.
         self.map_err(|e| Error::Database {
             context,
             source: Box::new(e),

@@ -59,6 +59,12 @@
 //! name, environment, scopes, limits and expiry, and revokes the old key now or after a grace
 //! period. Expired keys get `expired_api_key`, revoked ones `invalid_api_key`.
 //!
+//! With the cargo feature `postgres`, [`KeyStore::open`] given a `postgres://` (or
+//! `postgresql://`) URL keeps the same keys on PostgreSQL, for several app servers sharing
+//! one store: same API and behaviour, with the per-minute limit and the monthly quota decided
+//! in the database (exact across processes, each admission committed). Without the feature
+//! such a URL is [`Error::BackendNotBuilt`].
+//!
 //! # Pepper
 //! The pepper is the server-side secret the stored hashes are keyed with; it never touches the
 //! database. Every host of the same database must use the same one, so there is one

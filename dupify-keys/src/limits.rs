@@ -12,6 +12,10 @@
 //! block at a time before calls are admitted (see [`crate::reservation_block`]), so several
 //! processes on one database, or a process killed and restarted, never admit more than the
 //! quota in a month.
+//!
+//! On PostgreSQL (a store opened with a `postgres://` URL) both live in the database instead:
+//! every check locks the lineage's limiter row, so the window and the quota are exact across
+//! all processes, and each admission is committed before it is reported.
 
 use serde::{Deserialize, Serialize};
 
@@ -219,8 +223,21 @@ impl Window {
     /// Forgets admissions that left the window ending at `now`: those at or before
     /// `now - 60 s`.
     fn expire(&mut self, now: i64) {
-        while self.admitted.front().is_some_and(|&t| t <= now - MINUTE_NS) {
+        while self
+            .admitted
+            .front()
+            .is_some_and(|&t| t <= window_start(now))
+        {
             self.admitted.pop_front();
+        }
+    }
+
+    /// What the decisions read of the window: count, oldest and newest admission.
+    fn view(&self) -> WindowView {
+        WindowView {
+            len: self.admitted.len() as u64,
+            oldest: self.admitted.front().copied(),
+            newest: self.admitted.back().copied(),
         }
     }
 
@@ -228,21 +245,7 @@ impl Window {
     /// whole allowance is free again, `retry_after_ns` when the next slot frees.
     pub(crate) fn peek(&mut self, per_minute: u32, now: i64) -> Step {
         self.expire(now);
-        let used = self.admitted.len();
-        let cap = per_minute.max(1) as usize;
-        if used < cap {
-            Step::Allowed {
-                remaining: u32::try_from(cap - used - 1).unwrap_or(u32::MAX),
-                reset_ns: now + MINUTE_NS,
-            }
-        } else {
-            let oldest = self.admitted.front().copied().unwrap_or(now);
-            let newest = self.admitted.back().copied().unwrap_or(now);
-            Step::Denied {
-                retry_after_ns: oldest + MINUTE_NS - now,
-                reset_ns: newest + MINUTE_NS,
-            }
-        }
+        self.view().peek(per_minute, now)
     }
 
     /// Takes one request (call after an `Allowed` peek).
@@ -252,16 +255,57 @@ impl Window {
 
     /// When the allowance is full again (ns).
     pub(crate) fn full_at(&self, now: i64) -> i64 {
-        self.admitted
-            .back()
-            .map_or(now, |&t| (t + MINUTE_NS).max(now))
+        self.view().full_at(now)
     }
 
     /// Requests available right now without taking one (for headers on a denial).
     pub(crate) fn available(&mut self, per_minute: u32, now: i64) -> u32 {
         self.expire(now);
-        u32::try_from((per_minute as usize).saturating_sub(self.admitted.len())).unwrap_or(0)
+        self.view().available(per_minute)
     }
+}
+
+/// A window's admissions as the decisions need them: how many are in the window ending now,
+/// and the oldest and newest of them (ns). The in-memory [`Window`] derives it from its log;
+/// the PostgreSQL store reads it from its admissions table, so both decide the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowView {
+    pub(crate) len: u64,
+    pub(crate) oldest: Option<i64>,
+    pub(crate) newest: Option<i64>,
+}
+
+impl WindowView {
+    /// See [`Window::peek`]; the view holds only admissions after `now - 60 s`.
+    pub(crate) fn peek(&self, per_minute: u32, now: i64) -> Step {
+        let cap = u64::from(per_minute.max(1));
+        if self.len < cap {
+            Step::Allowed {
+                remaining: u32::try_from(cap - self.len - 1).unwrap_or(u32::MAX),
+                reset_ns: now + MINUTE_NS,
+            }
+        } else {
+            Step::Denied {
+                retry_after_ns: self.oldest.unwrap_or(now) + MINUTE_NS - now,
+                reset_ns: self.newest.unwrap_or(now) + MINUTE_NS,
+            }
+        }
+    }
+
+    /// See [`Window::full_at`].
+    pub(crate) fn full_at(&self, now: i64) -> i64 {
+        self.newest.map_or(now, |t| (t + MINUTE_NS).max(now))
+    }
+
+    /// See [`Window::available`].
+    pub(crate) fn available(&self, per_minute: u32) -> u32 {
+        u32::try_from(u64::from(per_minute).saturating_sub(self.len)).unwrap_or(0)
+    }
+}
+
+/// The start of the window ending at `now` (ns): admissions at or before it no longer count.
+pub(crate) fn window_start(now: i64) -> i64 {
+    now - MINUTE_NS
 }
 
 /// Nanoseconds → whole seconds, rounded up.

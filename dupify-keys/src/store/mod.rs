@@ -30,8 +30,18 @@
 //! ([`reservation_block`]: one call for quotas under 200), so no crash and no number of
 //! processes sharing the database can admit more than the quota in a month; a SIGKILL costs at
 //! most the unspent part of a block. Keys without a monthly quota never write on a request.
+//!
+//! ## Backends
+//! [`KeyStore::open`] with a `postgres://` or `postgresql://` URL opens the same store on
+//! PostgreSQL (cargo feature `postgres`), for several app servers sharing one key store: the
+//! per-minute window and the monthly quota then live in the database and are updated
+//! atomically per request, so the limits hold across every process (see the `pg` module).
+//! Anything else is a SQLite file path. Every public method dispatches on the backend.
 
 mod conn;
+mod location;
+#[cfg(feature = "postgres")]
+mod pg;
 mod rate;
 mod schema;
 mod types;
@@ -74,7 +84,8 @@ struct Inner {
     _stop: Option<mpsc::Sender<()>>,
 }
 
-/// The API-key store. Cheap to clone (one shared handle), `Send + Sync`.
+/// The API-key store. Cheap to clone (one shared handle), `Send + Sync`. Backed by SQLite, or
+/// by PostgreSQL when opened with a `postgres://` URL (cargo feature `postgres`).
 ///
 /// ```
 /// use dupify_keys::{Environment, KeySpec, KeyStore, Operation, Scope};
@@ -90,7 +101,27 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct KeyStore {
-    inner: Arc<Inner>,
+    backend: Backend,
+}
+
+/// The store behind a [`KeyStore`]; the last handle dropped flushes buffered usage.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Inner>),
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<pg::PgInner>),
+}
+
+/// Runs `$call` on the store's backend, whichever it is (`$inner` names it in `$call`): one
+/// line per public method instead of a `match` with an arm per backend.
+macro_rules! dispatch {
+    ($self:ident, $inner:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($inner) => $call,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres($inner) => $call,
+        }
+    };
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,6 +134,11 @@ impl KeyStore {
     /// hashes: keep it out of the database and stable (changing it invalidates every key).
     /// An empty pepper is refused. Hosts should get it from [`crate::Pepper`]
     /// (`pepper.as_bytes()`) so that every host of a database agrees on it.
+    ///
+    /// A `path` that starts with `postgres://` or `postgresql://` is a PostgreSQL connection
+    /// URL: the schema is created or migrated on open (versions in the table
+    /// `schema_version`). That needs the cargo feature `postgres`; without it such a URL is
+    /// [`Error::BackendNotBuilt`]. Anything else is a SQLite database file.
     pub fn open(path: impl AsRef<Path>, pepper: &[u8]) -> Result<KeyStore> {
         KeyStore::open_with(path, pepper, StoreOptions::default())
     }
@@ -113,8 +149,11 @@ impl KeyStore {
         pepper: &[u8],
         options: StoreOptions,
     ) -> Result<KeyStore> {
-        let path = path.as_ref().to_path_buf();
         check_pepper(pepper)?;
+        if let Some(url) = location::postgres_url(path.as_ref()) {
+            return KeyStore::open_postgres(url, pepper, options);
+        }
+        let path = path.as_ref().to_path_buf();
         let writer = open_file_writer(&path, options.busy_timeout)?;
         init_schema(&writer)?;
         let conns = Conns::file(path, options.busy_timeout);
@@ -132,6 +171,21 @@ impl KeyStore {
         let writer = Connection::open_in_memory().db("opening the in-memory database")?;
         init_schema(&writer)?;
         Ok(KeyStore::build(pepper, writer, Conns::Memory, options))
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_postgres(url: &str, pepper: &[u8], options: StoreOptions) -> Result<KeyStore> {
+        Ok(KeyStore {
+            backend: Backend::Postgres(pg::PgInner::open(url, pepper, options)?),
+        })
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn open_postgres(url: &str, _pepper: &[u8], _options: StoreOptions) -> Result<KeyStore> {
+        Err(Error::BackendNotBuilt {
+            location: location::redact_url(url),
+            feature: "postgres",
+        })
     }
 
     fn build(pepper: &[u8], writer: Connection, conns: Conns, options: StoreOptions) -> KeyStore {
@@ -162,7 +216,9 @@ impl KeyStore {
                     }
                 }
             });
-        KeyStore { inner }
+        KeyStore {
+            backend: Backend::Sqlite(inner),
+        }
     }
 
     /// Creates a key. Returns the plaintext once, with its record.
@@ -173,9 +229,153 @@ impl KeyStore {
         }
         spec.limits.validate()?;
         let key = SecretKey::generate(spec.env)?;
-        let tag = self.inner.sign(key.expose().as_bytes());
+        dispatch!(self, inner => inner.create(name, &spec, key))
+    }
+
+    /// Lists every key (oldest first), revoked ones included.
+    pub fn list(&self) -> Result<Vec<KeyRecord>> {
+        dispatch!(self, inner => inner.list())
+    }
+
+    /// One key's record.
+    pub fn get(&self, id: i64) -> Result<KeyRecord> {
+        dispatch!(self, inner => inner.get(id))
+    }
+
+    /// Revokes a key now. When this returns, every thread and every process using the same
+    /// database refuses the key. Revoking a revoked key is a no-op; an unknown id is
+    /// [`Error::KeyNotFound`]. A key in a regeneration grace period is revoked at once.
+    pub fn revoke(&self, id: i64) -> Result<()> {
+        dispatch!(self, inner => inner.revoke(id))
+    }
+
+    /// Replaces a key's secret: a new key with the same name, environment, scopes, limits
+    /// and expiry (and the same rate/quota counters, through its lineage). The old key is
+    /// revoked at once, or after `grace` (both keys work during the grace period). Only an
+    /// active key can be regenerated ([`Error::KeyNotActive`] otherwise).
+    pub fn regenerate(&self, id: i64, grace: Option<Duration>) -> Result<CreatedKey> {
+        let grace_secs = grace.map_or(0, |g| i64::try_from(g.as_secs()).unwrap_or(i64::MAX));
+        dispatch!(self, inner => inner.regenerate(id, grace_secs))
+    }
+
+    /// Changes a key's limits (takes effect at the key's next verification).
+    pub fn set_limits(&self, id: i64, limits: Limits) -> Result<()> {
+        limits.validate()?;
+        dispatch!(self, inner => inner.set_limits(id, limits))
+    }
+
+    /// Authenticates a request from its headers (`X-API-Key` or `Authorization: Bearer`, see
+    /// [`crate::key_from_headers`]) and verifies the key against the store.
+    pub fn authenticate<'a, I>(&self, headers: I) -> Result<Principal>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let key = key_from_headers(headers)?;
+        self.verify(key)
+    }
+
+    /// Verifies a format-checked key: unknown → `invalid_api_key`, revoked → `invalid_api_key`,
+    /// expired → `expired_api_key`. Reads the key's row on every call (see the module docs).
+    pub fn verify(&self, key: ParsedKey<'_>) -> Result<Principal> {
+        dispatch!(self, inner => inner.verify(key))
+    }
+
+    /// Checks that the principal may run `op` (see the batch rule in [`crate::scope`]) and,
+    /// when it may, counts one call for each scope the operation needs.
+    pub fn authorize(&self, principal: &Principal, op: &Operation) -> Result<()> {
+        principal.scopes.permits(op)?;
+        let scopes = op.required();
+        match &self.backend {
+            Backend::Sqlite(inner) => {
+                let day = day_of(inner.now_secs());
+                inner.count_scopes(principal.key_id, day, scopes.listed());
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(inner) => inner.count_scopes(principal.key_id, scopes.listed()),
+        }
+        Ok(())
+    }
+
+    /// Applies the monthly quota and the per-minute rate limit to one request. When allowed,
+    /// the request is counted (quota and usage). Denied requests are not counted.
+    ///
+    /// On PostgreSQL the decision is taken in the database; when the database fails, the
+    /// request is refused as `RateLimited` with a one-second `Retry-After` (failing closed
+    /// keeps the limits). [`try_check_rate`](Self::try_check_rate) reports that error instead.
+    pub fn check_rate(&self, principal: &Principal) -> RateDecision {
+        dispatch!(self, inner => inner.check_rate(principal))
+    }
+
+    /// [`check_rate`](Self::check_rate) that reports a database failure as an error (500)
+    /// rather than a refusal. The SQLite store never reports one: when its database cannot
+    /// take a quota reservation it admits on the count this process knows, so that an outage
+    /// of the key file does not stop a key with calls left. The PostgreSQL store keeps no
+    /// count of its own to fall back on, so there the host chooses: a refusal from
+    /// `check_rate` or this error.
+    pub fn try_check_rate(&self, principal: &Principal) -> Result<RateDecision> {
+        match &self.backend {
+            Backend::Sqlite(inner) => Ok(inner.check_rate(principal)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(inner) => inner.try_check_rate(principal),
+        }
+    }
+
+    /// Gives back the request the last allowed [`check_rate`](Self::check_rate) counted, for
+    /// a request refused before any work was done (a malformed body, a missing parameter):
+    /// such a request does not count against the monthly quota or the usage. It keeps its
+    /// place in the per-minute window, so a flood of bad requests is still rate limited.
+    /// Best effort by design: on SQLite, once the count was flushed to the database (every
+    /// flush interval) it stays, which errs on the side of the quota, never past it; on
+    /// PostgreSQL a request admitted by this process today is given back in the database
+    /// (a database error leaves it counted).
+    pub fn release(&self, principal: &Principal) {
+        dispatch!(self, inner => inner.release(principal))
+    }
+
+    /// Usage of one key per day and per month (flushed and buffered counts together).
+    pub fn usage(&self, id: i64) -> Result<KeyUsage> {
+        let record = self.get(id)?;
+        dispatch!(self, inner => inner.usage(id, record.last_used_at))
+    }
+
+    /// Writes buffered usage and `last_used_at` to the database now (one transaction).
+    pub fn flush(&self) -> Result<()> {
+        dispatch!(self, inner => inner.flush())
+    }
+
+    /// For a graceful stop: flushes usage and hands back the monthly-quota calls this process
+    /// reserved but did not spend (see [`reservation_block`]), so a restart does not cost the
+    /// keys any quota. The store stays usable; the next request reserves again. Dropping the
+    /// last handle does the same. (The PostgreSQL store reserves nothing: each admission is
+    /// counted in the database as it happens, so there it only flushes.)
+    pub fn shutdown(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(inner) => {
+                inner.flush()?;
+                inner.return_reservations()
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(inner) => inner.flush(),
+        }
+    }
+}
+
+fn check_pepper(pepper: &[u8]) -> Result<()> {
+    if pepper.is_empty() {
+        return Err(Error::invalid(
+            "pepper",
+            "must not be empty (use at least 32 random bytes kept outside the database)",
+        ));
+    }
+    Ok(())
+}
+
+/// The SQLite store's operations behind [`KeyStore`]'s public methods.
+impl Inner {
+    fn create(&self, name: &str, spec: &KeySpec, key: SecretKey) -> Result<CreatedKey> {
+        let tag = self.sign(key.expose().as_bytes());
         let now = self.now_secs();
-        let mut conn = lock(&self.inner.writer);
+        let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db("creating a key")?;
@@ -205,10 +405,9 @@ impl KeyStore {
         Ok(CreatedKey { key, record })
     }
 
-    /// Lists every key (oldest first), revoked ones included.
-    pub fn list(&self) -> Result<Vec<KeyRecord>> {
+    fn list(&self) -> Result<Vec<KeyRecord>> {
         let now = self.now_secs();
-        let mut out = self.inner.with_conn(|c| {
+        let mut out = self.with_conn(|c| {
             let mut st = c
                 .prepare_cached(&format!("SELECT {RECORD_COLS} FROM api_keys ORDER BY id"))
                 .db("listing keys")?;
@@ -224,28 +423,24 @@ impl KeyStore {
         Ok(out)
     }
 
-    /// One key's record.
-    pub fn get(&self, id: i64) -> Result<KeyRecord> {
+    fn get(&self, id: i64) -> Result<KeyRecord> {
         let now = self.now_secs();
-        let mut r = self.inner.with_conn(|c| get_record(c, id, now))?;
+        let mut r = self.with_conn(|c| get_record(c, id, now))?;
         self.merge_last_used(&mut r);
         Ok(r)
     }
 
     fn merge_last_used(&self, r: &mut KeyRecord) {
-        if let Some(mem) = self.inner.last_used_in_memory(r.id) {
+        if let Some(mem) = self.last_used_in_memory(r.id) {
             if r.last_used_at.is_none_or(|d| d < mem) {
                 r.last_used_at = Some(mem);
             }
         }
     }
 
-    /// Revokes a key now. When this returns, every thread and every process using the same
-    /// database file refuses the key. Revoking a revoked key is a no-op; an unknown id is
-    /// [`Error::KeyNotFound`]. A key in a regeneration grace period is revoked at once.
-    pub fn revoke(&self, id: i64) -> Result<()> {
+    fn revoke(&self, id: i64) -> Result<()> {
         let now = self.now_secs();
-        let mut conn = lock(&self.inner.writer);
+        let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db("revoking a key")?;
@@ -267,14 +462,9 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Replaces a key's secret: a new key with the same name, environment, scopes, limits
-    /// and expiry (and the same rate/quota counters, through its lineage). The old key is
-    /// revoked at once, or after `grace` (both keys work during the grace period). Only an
-    /// active key can be regenerated ([`Error::KeyNotActive`] otherwise).
-    pub fn regenerate(&self, id: i64, grace: Option<Duration>) -> Result<CreatedKey> {
+    fn regenerate(&self, id: i64, grace_secs: i64) -> Result<CreatedKey> {
         let now = self.now_secs();
-        let grace_secs = grace.map_or(0, |g| i64::try_from(g.as_secs()).unwrap_or(i64::MAX));
-        let mut conn = lock(&self.inner.writer);
+        let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db("regenerating a key")?;
@@ -286,7 +476,7 @@ impl KeyStore {
             });
         }
         let key = SecretKey::generate(old.env)?;
-        let tag = self.inner.sign(key.expose().as_bytes());
+        let tag = self.sign(key.expose().as_bytes());
         tx.execute(
             "INSERT INTO api_keys (lineage_id, name, env, hash, preview, all_scopes, scopes, \
              rate_per_minute, monthly_quota, created_at, expires_at) \
@@ -306,10 +496,8 @@ impl KeyStore {
         Ok(CreatedKey { key, record })
     }
 
-    /// Changes a key's limits (takes effect at the key's next verification).
-    pub fn set_limits(&self, id: i64, limits: Limits) -> Result<()> {
-        limits.validate()?;
-        let mut conn = lock(&self.inner.writer);
+    fn set_limits(&self, id: i64, limits: Limits) -> Result<()> {
+        let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .db("setting a key's limits")?;
@@ -326,84 +514,6 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Authenticates a request from its headers (`X-API-Key` or `Authorization: Bearer`, see
-    /// [`crate::key_from_headers`]) and verifies the key against the store.
-    pub fn authenticate<'a, I>(&self, headers: I) -> Result<Principal>
-    where
-        I: IntoIterator<Item = (&'a str, &'a str)>,
-    {
-        let key = key_from_headers(headers)?;
-        self.verify(key)
-    }
-
-    /// Verifies a format-checked key: unknown → `invalid_api_key`, revoked → `invalid_api_key`,
-    /// expired → `expired_api_key`. Reads the key's row on every call (see the module docs).
-    pub fn verify(&self, key: ParsedKey<'_>) -> Result<Principal> {
-        self.inner.verify(key)
-    }
-
-    /// Checks that the principal may run `op` (see the batch rule in [`crate::scope`]) and,
-    /// when it may, counts one call for each scope the operation needs.
-    pub fn authorize(&self, principal: &Principal, op: &Operation) -> Result<()> {
-        principal.scopes.permits(op)?;
-        let day = day_of(self.now_secs());
-        self.inner
-            .count_scopes(principal.key_id, day, op.required().listed());
-        Ok(())
-    }
-
-    /// Applies the monthly quota and the per-minute rate limit to one request. When allowed,
-    /// the request is counted (quota and usage). Denied requests are not counted.
-    pub fn check_rate(&self, principal: &Principal) -> RateDecision {
-        self.inner.check_rate(principal)
-    }
-
-    /// Gives back the request the last allowed [`check_rate`](Self::check_rate) counted, for
-    /// a request refused before any work was done (a malformed body, a missing parameter):
-    /// such a request does not count against the monthly quota or the usage. It keeps its
-    /// place in the per-minute window, so a flood of bad requests is still rate limited.
-    /// Best effort by design: once the count was flushed to the database (every flush
-    /// interval) it stays, which errs on the side of the quota, never past it.
-    pub fn release(&self, principal: &Principal) {
-        self.inner.release(principal)
-    }
-
-    /// Usage of one key per day and per month (flushed and buffered counts together).
-    pub fn usage(&self, id: i64) -> Result<KeyUsage> {
-        let record = self.get(id)?;
-        self.inner.usage(id, record.last_used_at)
-    }
-
-    /// Writes buffered usage and `last_used_at` to the database now (one transaction).
-    pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-
-    /// For a graceful stop: flushes usage and hands back the monthly-quota calls this process
-    /// reserved but did not spend (see [`reservation_block`]), so a restart does not cost the
-    /// keys any quota. The store stays usable; the next request reserves again. Dropping the
-    /// last handle does the same.
-    pub fn shutdown(&self) -> Result<()> {
-        self.inner.flush()?;
-        self.inner.return_reservations()
-    }
-
-    fn now_secs(&self) -> i64 {
-        self.inner.now_secs()
-    }
-}
-
-fn check_pepper(pepper: &[u8]) -> Result<()> {
-    if pepper.is_empty() {
-        return Err(Error::invalid(
-            "pepper",
-            "must not be empty (use at least 32 random bytes kept outside the database)",
-        ));
-    }
-    Ok(())
-}
-
-impl Inner {
     fn now_secs(&self) -> i64 {
         i64::try_from(self.clock.now().as_secs()).unwrap_or(i64::MAX)
     }

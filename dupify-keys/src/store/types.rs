@@ -11,16 +11,22 @@ use crate::limits::Limits;
 use crate::scope::{Scope, ScopeSet};
 
 /// Store settings. Defaults: flush usage every 10 s, the system clock, wait up to 5 s for a
-/// database lock held by another connection.
+/// database lock held by another connection, at most 8 PostgreSQL connections.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// How often buffered usage is written to SQLite.
+    /// How often buffered usage is written to the database.
     pub flush_interval: Duration,
     /// Time source (a [`crate::ManualClock`] in tests).
     pub clock: Arc<dyn Clock>,
-    /// SQLite busy timeout.
+    /// SQLite busy timeout; on PostgreSQL the `lock_timeout` of each connection and the
+    /// longest wait for a pooled connection.
     pub busy_timeout: Duration,
+    /// PostgreSQL: connections one store keeps at most (at least 1); a request beyond them
+    /// waits up to `busy_timeout` for one. Size it so that every app server's stores together
+    /// stay under the server's `max_connections`. The SQLite store opens its readers on demand
+    /// and ignores it.
+    pub max_connections: u32,
 }
 
 impl Default for StoreOptions {
@@ -29,6 +35,7 @@ impl Default for StoreOptions {
             flush_interval: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
             busy_timeout: Duration::from_secs(5),
+            max_connections: 8,
         }
     }
 }
@@ -198,6 +205,8 @@ dupify_types::setters! { StoreOptions {
     with_clock(clock: Arc<dyn Clock>),
     /// Sets the busy timeout.
     with_busy_timeout(busy_timeout: Duration),
+    /// Sets the most PostgreSQL connections a store keeps.
+    with_max_connections(max_connections: u32),
 } }
 
 dupify_types::setters! { KeySpec {
