@@ -428,15 +428,28 @@ pub async fn shutdown_signal() {
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, with the connection
 /// limits of the state's [`ServeConfig`]: HTTP/1.1 through hyper with a header-read (and
-/// keep-alive idle) timeout, at most `max_connections` at once (more are closed at accept),
-/// and on shutdown no new connections while those in flight get `shutdown_grace` to finish.
+/// keep-alive idle) timeout, at most `max_connections` at once, and on shutdown no new
+/// connections while those in flight get `shutdown_grace` to finish.
+///
+/// At the cap, a new connection takes the place of the oldest one that has not sent a whole
+/// request yet (a slowloris or idle socket): that one is closed. Only when every connection
+/// has sent a request is the new one closed unanswered. So a flood of half-open connections,
+/// however large, cannot keep clients that send real requests out; it can only make the
+/// attacker's own connections churn.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    use hyper_util::service::TowerToHyperService;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A connection served now: whether it has sent a whole request, and how to close it.
+    struct Held {
+        id: u64,
+        requested: Arc<AtomicBool>,
+        evict: Option<tokio::sync::oneshot::Sender<()>>,
+    }
 
     let config = state.config().clone();
     // The catalog queue's worker lives as long as the server; a job cut short by shutdown
@@ -444,11 +457,15 @@ pub async fn serve(
     let worker = tokio::spawn(worker::run(state.clone()));
     let app = router(state);
     let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let held = Arc::new(std::sync::Mutex::new(
+        std::collections::VecDeque::<Held>::new(),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     tokio::pin!(shutdown);
+    let mut next_id = 0u64;
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -463,16 +480,77 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            drop(stream); // over the cap: closed at once
-            continue;
-        };
-        let svc = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(slot);
+        let id = next_id;
+        next_id += 1;
+        let requested = Arc::new(AtomicBool::new(false));
+        let (evict, evicted) = tokio::sync::oneshot::channel::<()>();
+        let app = app.clone();
+        let flag = Arc::clone(&requested);
+        // Hyper calls the service once a request's head is in: from then on the connection
+        // is a client's, not a half-open socket, and is never evicted.
+        let svc = hyper::service::service_fn(move |req| {
+            flag.store(true, Ordering::Relaxed);
+            tower_service::Service::call(&mut app.clone(), req)
         });
+        let conn = http.serve_connection(TokioIo::new(stream), svc);
+        let watcher = graceful.watcher();
+        let held_by_task = Arc::clone(&held);
+        let run = async move {
+            let conn = watcher.watch(conn);
+            tokio::select! {
+                _ = conn => {}
+                _ = evicted => {} // dropping the connection closes it
+            }
+            held_by_task
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|c: &Held| c.id != id);
+        };
+        let entry = Held {
+            id,
+            requested,
+            evict: Some(evict),
+        };
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                held.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(entry);
+                tokio::spawn(async move {
+                    run.await;
+                    drop(slot);
+                });
+            }
+            Err(_) => {
+                // At the cap: close the oldest connection that has not sent a request, and
+                // serve this one in its place once its slot is free (off the accept loop).
+                let victim = held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter_mut()
+                    .find(|c| !c.requested.load(Ordering::Relaxed))
+                    .and_then(|c| c.evict.take());
+                let Some(victim) = victim else {
+                    continue; // every connection is in use: this one is closed at once
+                };
+                let _ = victim.send(());
+                let (slots, held) = (Arc::clone(&slots), Arc::clone(&held));
+                tokio::spawn(async move {
+                    let freed = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        slots.acquire_owned(),
+                    )
+                    .await;
+                    if let Ok(Ok(slot)) = freed {
+                        held.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push_back(entry);
+                        run.await;
+                        drop(slot);
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     let _ = tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await;

@@ -1341,8 +1341,7 @@ fn slow_idle_and_excess_connections_are_closed() {
     assert!(answer.contains("request_timeout"), "{answer}");
 
     // The cap, on a server whose timeouts are long enough that nothing else closes a
-    // connection meanwhile: four held open, the fifth is closed at once, unanswered; once
-    // the four go away the server answers again.
+    // connection meanwhile.
     let capped = Server::start_configured(
         extractor(),
         ServeConfig::default()
@@ -1351,30 +1350,63 @@ fn slow_idle_and_excess_connections_are_closed() {
     );
     let addr = capped.base.trim_start_matches("http://").to_string();
     let connect = || TcpStream::connect(&addr).expect("connect");
-    let held: Vec<TcpStream> = (0..4)
+    // Four half-open connections fill it; each new client takes the place of the oldest,
+    // which is closed: a flood of half-open sockets never keeps a real request out.
+    let mut half_open: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut c = connect();
             c.write_all(b"GET /healthz HTTP/1.1\r\n").expect("write");
+            std::thread::sleep(Duration::from_millis(50));
             c
         })
         .collect();
-    // Wait until the server holds all four (the cap counts accepted connections).
-    let mut probe = None;
+    std::thread::sleep(Duration::from_millis(200));
+    for round in 0..3 {
+        let mut client = connect();
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let answer = String::from_utf8_lossy(&read_until_closed(&mut client)).to_string();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer:?}"
+        );
+        // The oldest half-open connection went (closed without an answer).
+        let mut oldest = half_open.remove(0);
+        assert!(read_until_closed(&mut oldest).is_empty());
+        // Another half-open one fills the cap again for the next round.
+        let mut c = connect();
+        c.write_all(b"GET /healthz HTTP/1.1\r\n").expect("write");
+        half_open.push(c);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(half_open);
+    // Four connections that each sent a request and are kept alive hold the cap: a fifth
+    // is closed at once, unanswered (nothing may be evicted).
+    let mut kept: Vec<TcpStream> = Vec::new();
     for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(50));
-        let mut fifth = connect();
-        let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-        let answer = read_until_closed(&mut fifth);
-        if answer.is_empty() {
-            probe = Some(());
+        if kept.len() == 4 {
             break;
         }
+        let mut c = connect();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        match std::io::Read::read(&mut c, &mut buf) {
+            Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200") => kept.push(c),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
     }
+    assert_eq!(kept.len(), 4, "four kept-alive connections");
+    let mut fifth = connect();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
-        probe.is_some(),
-        "a fifth connection was served while four were held"
+        read_until_closed(&mut fifth).is_empty(),
+        "a fifth connection was served while four busy ones held the cap"
     );
-    drop(held);
+    drop(kept);
     let mut served = false;
     for _ in 0..100 {
         std::thread::sleep(Duration::from_millis(50));
