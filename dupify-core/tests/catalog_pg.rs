@@ -394,3 +394,77 @@ fn errors_never_show_the_urls_password() {
     assert!(e.to_string().contains("connecting"), "{e}");
     assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
 }
+
+/// Writers on several connections at once (upserting overlapping batches in opposite orders,
+/// queueing, completing, deleting, clearing, and storing a new namespace's first embeddings
+/// while the dimension is being fixed) all succeed: the backend takes its locks in one order,
+/// so PostgreSQL never has to break a deadlock by failing one of them.
+#[test]
+fn concurrent_writers_never_deadlock() {
+    let url = fresh_database();
+    let cats: Vec<Catalog> = (0..4)
+        .map(|_| connect(&url, CatalogOptions::default()))
+        .collect();
+    let shared = Namespace::new("busy", Environment::Test).unwrap();
+    std::thread::scope(|s| {
+        for (t, cat) in cats.iter().enumerate() {
+            let shared = shared.clone();
+            s.spawn(move || {
+                let own = Namespace::new(format!("own-{t}"), Environment::Live).unwrap();
+                for round in 0..12u64 {
+                    // The first round stores every thread's first embedding at once.
+                    let mut first = NewProduct::new(format!("first-{round}"));
+                    first.features.clip = Some(unit_vector(t as u64 * 100 + round, 24));
+                    cat.upsert(&own, first).unwrap();
+
+                    let mut batch: Vec<NewProduct> = (0..6)
+                        .map(|i| {
+                            let mut p = NewProduct::new(format!("p{i}"));
+                            p.features.clip = Some(unit_vector(round * 10 + i, 24));
+                            p.price = Some(i as f64);
+                            p
+                        })
+                        .collect();
+                    if t % 2 == 1 {
+                        batch.reverse();
+                    }
+                    cat.upsert_batch(&shared, batch).unwrap();
+
+                    let mut queued = NewProduct::new(format!("p{}", (round + t as u64) % 6));
+                    queued.image_url = Some("https://shop.example/x.jpg".into());
+                    cat.enqueue(&shared, queued).unwrap();
+                    for job in cat.pending_jobs(5).unwrap() {
+                        let features = ProductFeatures {
+                            clip: Some(unit_vector(round, 24)),
+                            ..ProductFeatures::default()
+                        };
+                        cat.complete_job(&job, features, None).unwrap();
+                    }
+                    if let Ok(p) = cat.get_by_external_id(&shared, &format!("p{}", round % 6)) {
+                        match cat.delete(&shared, &p.id) {
+                            Ok(()) => {}
+                            // Another thread deleted it first.
+                            Err(Error::NotFound { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    if round % 4 == 3 {
+                        cat.clear_embeddings(&shared).unwrap();
+                    }
+                    cat.search(&shared, &SearchQuery::by_embedding(unit_vector(round, 24)))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let cat = &cats[0];
+    for t in 0..4 {
+        let own = Namespace::new(format!("own-{t}"), Environment::Live).unwrap();
+        assert_eq!(cat.count(&own, &ProductFilter::default()).unwrap(), 12);
+    }
+    // Every job left points at a product that still exists.
+    for job in cat.pending_jobs(100).unwrap() {
+        assert!(cat.get(&job.namespace, &job.product_id).is_ok());
+    }
+    assert!(cat.count(&shared, &ProductFilter::default()).unwrap() <= 6);
+}
