@@ -30,6 +30,8 @@ step "dupify-keys and the catalog on PostgreSQL: lint and test the \`postgres\` 
 # target/pg/; the trap stops and deletes it whatever happens.
 cargo clippy -p dupify-keys --all-targets --features postgres -- -D warnings
 cargo clippy -p dupify-core --all-targets --features postgres,train -- -D warnings
+cargo clippy -p dupify-server -p dupify-cli --all-targets \
+    --features dupify-server/postgres,dupify-cli/postgres -- -D warnings
 trap 'bash scripts/pg.sh stop' EXIT
 DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh start)
 export DUPIFY_TEST_PG_URL
@@ -38,6 +40,9 @@ cargo test -p dupify-keys --features postgres
 # checks (the other dupify-core tests ran above without the feature).
 cargo test -p dupify-core --features postgres --lib catalog::
 cargo test -p dupify-core --features postgres --test catalog_pg
+# The CLI and the server with both stores given as postgres:// URLs.
+cargo test -p dupify-cli --features postgres --test cli_pg
+cargo test -p dupify-server --features postgres --test serve_pg
 bash scripts/pg.sh stop
 trap - EXIT
 unset DUPIFY_TEST_PG_URL

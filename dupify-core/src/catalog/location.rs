@@ -7,16 +7,16 @@ use std::path::Path;
 
 /// The URL when `path` is a PostgreSQL connection URL (`postgres://` or `postgresql://`, the
 /// two schemes libpq accepts), `None` for a SQLite path.
-pub(crate) fn postgres_url(path: &Path) -> Option<&str> {
+pub fn postgres_url(path: &Path) -> Option<&str> {
     let s = path.to_str()?;
     (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
 }
 
-/// `url` with every password replaced by `***`: the one in the user-info part
+/// `url` with every password replaced by `***`, for messages and logs: the one in the user-info part
 /// (`user:secret@host`) and a `password=` query parameter. Errs on the side of hiding: the
 /// user-info part ends at the *last* `@`, so a password with an unescaped `@`, `/` or `?` is
 /// hidden whole.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".to_string();
     };

@@ -45,6 +45,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
+pub use location::{postgres_url, redact_url};
 #[cfg(feature = "postgres")]
 pub use pg::PgBackend;
 pub use sqlite::SqliteBackend;
