@@ -468,3 +468,146 @@ fn concurrent_writers_never_deadlock() {
     }
     assert!(cat.count(&shared, &ProductFilter::default()).unwrap() <= 6);
 }
+
+/// A batch large enough to be copied in (`COPY … FORMAT binary`) stores what the row-by-row
+/// path and SQLite store: the last of a repeated external id, updates of existing products
+/// (keeping their ids, dropping their queued jobs), insertion order for paging, and the same
+/// search results; and it is still all or none.
+#[test]
+fn large_batches_are_copied_in_with_the_same_results() {
+    let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
+    let pg = connect(&fresh_database(), CatalogOptions::default());
+    let ns = Namespace::new("bulk", Environment::Live).unwrap();
+    let mut queued = NewProduct::new("b-3");
+    queued.image_url = Some("https://shop.example/b3.jpg".into());
+    let mut before = std::collections::HashMap::new();
+    for cat in [&sqlite, &pg] {
+        let q = cat.enqueue(&ns, queued.clone()).unwrap();
+        before.insert(std::ptr::from_ref(cat) as usize, q.id);
+    }
+    let mut batch: Vec<NewProduct> = (0..300u64)
+        .map(|i| {
+            let mut p = NewProduct::new(format!("b-{i}"));
+            p.title = Some(format!("Bulk {i}"));
+            p.brand = (i % 3 != 0).then(|| format!("brand-{}", i % 5));
+            p.category = Some(["dress", "shoes"][(i % 2) as usize].into());
+            p.price = (i % 7 != 0).then_some(i as f64 / 3.0);
+            p.currency = Some("eur".into());
+            p.metadata = serde_json::json!({"n": i, "tag": format!("t{}", i % 4)});
+            p.features.clip = Some(unit_vector(i + 1, 16));
+            p.features.shape = (i % 2 == 0).then(|| unit_vector(i + 1000, 6));
+            p.features.colors = vec![ColorSwatch {
+                lab: [50.0, i as f32 / 10.0, -3.0],
+                share: 60.0,
+            }];
+            p.features.attributes = Some(serde_json::json!({"category": "dress"}));
+            p.features.model_id = Some("model-bulk".into());
+            p.image_hash = Some(format!("hash-{i}"));
+            p
+        })
+        .collect();
+    // A repeated external id: the last one wins.
+    let mut again = batch[5].clone();
+    again.title = Some("Bulk 5, corrected".into());
+    batch.push(again);
+    for cat in [&sqlite, &pg] {
+        let saved = cat.upsert_batch(&ns, batch.clone()).unwrap();
+        assert_eq!(saved.len(), batch.len());
+        assert_eq!(saved[5].id, saved[300].id);
+        let b3 = cat.get_by_external_id(&ns, "b-3").unwrap();
+        assert_eq!(b3.id, before[&(std::ptr::from_ref(cat) as usize)]);
+        assert_eq!(b3.embedding_status, EmbeddingStatus::Ready);
+        assert!(cat.pending_jobs(10).unwrap().is_empty());
+        assert_eq!(
+            cat.get_by_external_id(&ns, "b-5").unwrap().title.as_deref(),
+            Some("Bulk 5, corrected")
+        );
+        assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 300);
+    }
+    // Every stored field alike (ids and times are each backend's own).
+    let all = |cat: &Catalog| -> Vec<Product> {
+        let mut out = Vec::new();
+        let mut page = Page {
+            limit: 1000,
+            cursor: None,
+        };
+        loop {
+            let got = cat.list(&ns, &page, &ProductFilter::default()).unwrap();
+            out.extend(got.items);
+            match got.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return out,
+            }
+        }
+    };
+    let (a, b) = (all(&sqlite), all(&pg));
+    assert_eq!(a.len(), 300);
+    for (x, y) in a.iter().zip(&b) {
+        let strip = |p: &Product| Product {
+            id: String::new(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            ..p.clone()
+        };
+        let (sx, sy) = (strip(x), strip(y));
+        assert_eq!(sx.external_id, sy.external_id, "insertion order");
+        assert_eq!(sx.metadata, sy.metadata);
+        // SQLite stores shares as fractions (a rounding away from the percent given).
+        assert_eq!(sx.features.colors.len(), sy.features.colors.len());
+        for (cx, cy) in sx.features.colors.iter().zip(&sy.features.colors) {
+            assert_eq!(cx.lab, cy.lab);
+            assert!((cx.share - cy.share).abs() < 1e-3, "{cx:?} {cy:?}");
+        }
+        let close = |u: &Option<Vec<f32>>, v: &Option<Vec<f32>>| match (u, v) {
+            (Some(u), Some(v)) => u.iter().zip(v).all(|(a, b)| (a - b).abs() < 1e-6),
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(
+            close(&sx.features.clip, &sy.features.clip),
+            "{}",
+            sx.external_id
+        );
+        assert!(
+            close(&sx.features.shape, &sy.features.shape),
+            "{}",
+            sx.external_id
+        );
+        let no_vectors = |p: Product| Product {
+            features: ProductFeatures {
+                clip: None,
+                shape: None,
+                colors: Vec::new(),
+                ..p.features
+            },
+            ..p
+        };
+        assert_eq!(no_vectors(sx), no_vectors(sy));
+    }
+    let query = SearchQuery {
+        filter: ProductFilter {
+            category: Some("shoes".into()),
+            metadata_eq: vec![("tag".into(), serde_json::json!("t1"))],
+            ..ProductFilter::default()
+        },
+        limit: 8,
+        ..SearchQuery::by_embedding(unit_vector(42, 16))
+    };
+    assert_eq!(
+        ids(&sqlite.search(&ns, &query).unwrap()),
+        ids(&pg.search(&ns, &query).unwrap())
+    );
+
+    // All or none: a large batch that breaks the model binding stores nothing.
+    let mut bad: Vec<NewProduct> = (0..100u64)
+        .map(|i| {
+            let mut p = NewProduct::new(format!("c-{i}"));
+            p.features.clip = Some(unit_vector(i + 500, 16));
+            p.features.model_id = Some("model-bulk".into());
+            p
+        })
+        .collect();
+    bad[99].features.model_id = Some("model-other".into());
+    assert!(pg.upsert_batch(&ns, bad).is_err());
+    assert_eq!(pg.count(&ns, &ProductFilter::default()).unwrap(), 300);
+}

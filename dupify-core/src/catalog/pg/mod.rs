@@ -12,6 +12,8 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use pgvector::Vector;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Transaction};
 
 use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
@@ -114,8 +116,9 @@ impl r2d2::ManageConnection for Manager {
 /// - Connections come from an r2d2 pool of 8 (`DEFAULT_MAX_CONNECTIONS`), each checked with an
 ///   empty query when lent, so a database restart costs no failed request. Plain TCP or unix
 ///   sockets (no TLS in this build): keep the database on a private network.
-/// - Upserts write row by row inside their transaction (one statement per product, prepared
-///   once per batch); bulk loading with `COPY` is not implemented.
+/// - Upsert batches of 64 products or more are copied in (`COPY … FROM STDIN (FORMAT
+///   binary)`) into a temporary table and upserted from it in one statement; smaller ones
+///   write one prepared statement per product. Either way in one transaction.
 pub struct PgBackend {
     pool: r2d2::Pool<Manager>,
     opts: CatalogOptions,
@@ -153,11 +156,45 @@ const UPSERT: &str = "WITH up AS (
         colors = excluded.colors, attributes = excluded.attributes,
         model_id = excluded.model_id, image_hash = excluded.image_hash,
         updated_at = excluded.updated_at
-    RETURNING p.pk, p.id, p.created_at
+    RETURNING p.pk, p.id, p.created_at, p.external_id
 ), dropped AS (
     DELETE FROM catalog_ingest_jobs j USING up WHERE j.product_pk = up.pk
 )
-SELECT pk, id, created_at FROM up";
+SELECT pk, id, created_at, external_id FROM up";
+
+/// Batches of at least this many products are loaded with `COPY … (FORMAT binary)` into a
+/// temporary table and upserted from it in one statement: one round trip for the rows
+/// instead of one per product.
+const COPY_BATCH_MIN: usize = 64;
+
+/// The staging table of a bulk upsert, dropped when its transaction ends. JSON travels as
+/// text (cast on the way in), the vectors in pgvector's binary form.
+const STAGE: &str = "CREATE TEMP TABLE catalog_stage (ord BIGINT, id TEXT, external_id TEXT,
+    title TEXT, sku TEXT, description TEXT, brand TEXT, category TEXT,
+    price DOUBLE PRECISION, currency TEXT, image_url TEXT, product_url TEXT, metadata TEXT,
+    clip vector, shape REAL[], colors TEXT, attributes TEXT, model_id TEXT, image_hash TEXT)
+    ON COMMIT DROP";
+
+const STAGE_COLS: &str = "ord, id, external_id, title, sku, description, brand, category, \
+     price, currency, image_url, product_url, metadata, clip, shape, colors, attributes, \
+     model_id, image_hash";
+
+/// [`UPSERT`] of every staged row, in batch order (so positions follow it, as on SQLite):
+/// `$1` the namespace's row id, `$2` the time.
+fn upsert_staged() -> String {
+    let head = UPSERT
+        .split("VALUES")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let tail = &UPSERT[UPSERT.find("ON CONFLICT").unwrap_or(0)..];
+    format!(
+        "{head}SELECT id, $1, external_id, title, sku, description, brand, category, price, \
+         currency, image_url, product_url, metadata::jsonb, clip, shape, colors::jsonb, \
+         attributes::jsonb, model_id, image_hash, $2, $2 FROM catalog_stage ORDER BY ord\n    \
+         {tail}"
+    )
+}
 
 /// A namespace's row id by account and environment (`$1`, `$2`), as a subquery: reads of a
 /// namespace never written match nothing.
@@ -302,53 +339,52 @@ impl PgBackend {
             )
             .ctx(CTX)?;
         }
-        let upsert = tx.prepare(UPSERT).ctx(CTX)?;
         let now = now_ms();
+        let stored = if products.len() >= COPY_BATCH_MIN {
+            bulk_upsert(&mut tx, ns_id, products, now)?
+        } else {
+            let upsert = tx.prepare(UPSERT).ctx(CTX)?;
+            let mut stored = HashMap::with_capacity(products.len());
+            for p in products {
+                let row = Staged::of(p)?;
+                let new_id = uuid::Uuid::new_v4().to_string();
+                let r = tx
+                    .query_one(
+                        &upsert,
+                        &[
+                            &new_id,
+                            &ns_id,
+                            &p.external_id,
+                            &p.title,
+                            &p.sku,
+                            &p.description,
+                            &p.brand,
+                            &p.category,
+                            &p.price,
+                            &row.currency,
+                            &p.image_url,
+                            &p.product_url,
+                            &row.metadata,
+                            &row.clip,
+                            &p.features.shape,
+                            &row.colors,
+                            &row.attributes,
+                            &p.features.model_id,
+                            &p.image_hash,
+                            &now,
+                        ],
+                    )
+                    .ctx(CTX)?;
+                stored.insert(p.external_id.clone(), upserted(&r)?);
+            }
+            stored
+        };
         let mut saved = Vec::with_capacity(products.len());
         for p in products {
-            let colors = serde_json::to_string(&p.features.colors)
-                .map_err(|e| Error::Internal(format!("colors: {e}")))?;
-            let attributes = p
-                .features
-                .attributes
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|e| Error::Internal(format!("attributes: {e}")))?;
-            let metadata = p.metadata.to_string();
-            let currency = p.currency.clone().unwrap_or_else(|| "USD".to_string());
-            let clip = p.features.clip.clone().map(Vector::from);
-            let new_id = uuid::Uuid::new_v4().to_string();
-            let row = tx
-                .query_one(
-                    &upsert,
-                    &[
-                        &new_id,
-                        &ns_id,
-                        &p.external_id,
-                        &p.title,
-                        &p.sku,
-                        &p.description,
-                        &p.brand,
-                        &p.category,
-                        &p.price,
-                        &currency,
-                        &p.image_url,
-                        &p.product_url,
-                        &metadata,
-                        &clip,
-                        &p.features.shape,
-                        &colors,
-                        &attributes,
-                        &p.features.model_id,
-                        &p.image_hash,
-                        &now,
-                    ],
-                )
-                .ctx(CTX)?;
-            let pk: i64 = row.try_get(0).ctx(CTX)?;
-            let id: String = row.try_get(1).ctx(CTX)?;
-            let created_at: i64 = row.try_get(2).ctx(CTX)?;
+            let (pk, id, created_at) = stored
+                .get(&p.external_id)
+                .cloned()
+                .ok_or_else(|| Error::Internal("an upserted product has no row".into()))?;
             let mut product = p.to_product(id, ns, created_at, now);
             if let Write::Enqueue(url) = what {
                 tx.execute(
@@ -372,6 +408,140 @@ impl PgBackend {
     fn cached_dim(&self) -> Option<usize> {
         *self.dim.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A product's columns that are not stored as given.
+struct Staged {
+    currency: String,
+    metadata: String,
+    clip: Option<Vector>,
+    colors: String,
+    attributes: Option<String>,
+}
+
+impl Staged {
+    fn of(p: &NewProduct) -> Result<Staged> {
+        Ok(Staged {
+            currency: p.currency.clone().unwrap_or_else(|| "USD".to_string()),
+            metadata: p.metadata.to_string(),
+            clip: p.features.clip.clone().map(Vector::from),
+            colors: serde_json::to_string(&p.features.colors)
+                .map_err(|e| Error::Internal(format!("colors: {e}")))?,
+            attributes: p
+                .features
+                .attributes
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| Error::Internal(format!("attributes: {e}")))?,
+        })
+    }
+}
+
+/// `(pk, id, created_at)` of an [`UPSERT`] answer row.
+fn upserted(r: &Row) -> Result<(i64, String, i64)> {
+    const CTX: &str = "storing products";
+    Ok((
+        r.try_get(0).ctx(CTX)?,
+        r.try_get(1).ctx(CTX)?,
+        r.try_get(2).ctx(CTX)?,
+    ))
+}
+
+/// Upserts a large batch: its rows (the last of each external id, at the first one's place,
+/// as the row-by-row path leaves them) are copied in binary into a temporary table, then upserted from it in one
+/// statement. Returns `(pk, id, created_at)` by external id.
+fn bulk_upsert(
+    tx: &mut Transaction<'_>,
+    ns_id: i64,
+    products: &[NewProduct],
+    now: i64,
+) -> Result<HashMap<String, (i64, String, i64)>> {
+    const CTX: &str = "bulk-loading products";
+    // Each external id's first and last place in the batch: the last one's fields are
+    // stored, at the first one's position (where the row-by-row path inserts it).
+    let mut places: HashMap<&str, (usize, usize)> = HashMap::with_capacity(products.len());
+    for (i, p) in products.iter().enumerate() {
+        places
+            .entry(p.external_id.as_str())
+            .and_modify(|e| e.1 = i)
+            .or_insert((i, i));
+    }
+    tx.batch_execute(STAGE).ctx(CTX)?;
+    // pgvector's type has no fixed OID: ask the server for it.
+    let vector = tx
+        .prepare("SELECT NULL::vector")
+        .ctx(CTX)?
+        .columns()
+        .first()
+        .map(|c| c.type_().clone())
+        .ok_or_else(|| Error::Internal("no type for vector".into()))?;
+    let text = Type::TEXT;
+    let types = [
+        Type::INT8,
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        Type::FLOAT8,
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        vector,
+        Type::FLOAT4_ARRAY,
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text,
+    ];
+    let sink = tx
+        .copy_in(&format!(
+            "COPY catalog_stage ({STAGE_COLS}) FROM STDIN (FORMAT binary)"
+        ))
+        .ctx(CTX)?;
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for (i, p) in products.iter().enumerate() {
+        let Some(&(first, last)) = places.get(p.external_id.as_str()) else {
+            continue;
+        };
+        if last != i {
+            continue;
+        }
+        let row = Staged::of(p)?;
+        let new_id = uuid::Uuid::new_v4().to_string();
+        writer
+            .write(&[
+                &(first as i64),
+                &new_id,
+                &p.external_id,
+                &p.title,
+                &p.sku,
+                &p.description,
+                &p.brand,
+                &p.category,
+                &p.price,
+                &row.currency,
+                &p.image_url,
+                &p.product_url,
+                &row.metadata,
+                &row.clip,
+                &p.features.shape,
+                &row.colors,
+                &row.attributes,
+                &p.features.model_id,
+                &p.image_hash,
+            ])
+            .ctx(CTX)?;
+    }
+    writer.finish().ctx(CTX)?;
+    let rows = tx.query(&upsert_staged(), &[&ns_id, &now]).ctx(CTX)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<_, String>(3).ctx(CTX)?, upserted(r)?)))
+        .collect()
 }
 
 /// The namespace's row id and recorded model, its row created if missing and locked until the
