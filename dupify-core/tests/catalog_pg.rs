@@ -611,3 +611,48 @@ fn large_batches_are_copied_in_with_the_same_results() {
     assert!(pg.upsert_batch(&ns, bad).is_err());
     assert_eq!(pg.count(&ns, &ProductFilter::default()).unwrap(), 300);
 }
+
+/// pgvector indexes `vector` up to 2,000 dimensions: a 2,100-d catalog is indexed through
+/// `halfvec`, a 4,100-d one not at all, and both still find the exact nearest product.
+#[test]
+fn large_dimensions_get_a_halfvec_index_or_exact_search() {
+    for (dim, index) in [(2100usize, Some("halfvec_cosine_ops")), (4100, None)] {
+        let url = fresh_database();
+        let opts =
+            CatalogOptions::default().with_index(IndexParams::default().with_brute_force_below(4));
+        let cat = connect(&url, opts);
+        let ns = Namespace::new("wide", Environment::Test).unwrap();
+        let products: Vec<NewProduct> = (0..20u64)
+            .map(|i| {
+                let mut p = NewProduct::new(format!("w{i}"));
+                p.features.clip = Some(unit_vector(i + 1, dim));
+                p
+            })
+            .collect();
+        cat.upsert_batch(&ns, products).unwrap();
+        for i in [3u64, 17] {
+            let hits = cat
+                .search(&ns, &SearchQuery::by_embedding(unit_vector(i + 1, dim)))
+                .unwrap();
+            assert_eq!(hits[0].product.external_id, format!("w{i}"), "{dim}-d");
+            assert!((hits[0].scores.clip.unwrap() - 1.0).abs() < 1e-4, "{dim}-d");
+        }
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let defs: Vec<String> = c
+            .query(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'catalog_products_clip_hnsw'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        match index {
+            Some(ops) => {
+                assert_eq!(defs.len(), 1, "{dim}-d");
+                assert!(defs[0].contains(ops), "{defs:?}");
+            }
+            None => assert!(defs.is_empty(), "{defs:?}"),
+        }
+    }
+}

@@ -254,7 +254,8 @@ impl PgBackend {
         self.pool.get().ctx(context)
     }
 
-    /// `f` over the rows of `sql` with a namespace's `$1`/`$2` bound first.
+    /// The rows of the statement `build` writes, with the namespace's account and environment
+    /// bound first as `$1` and `$2` (the [`NS`] subquery reads them).
     fn ns_query(
         &self,
         context: &'static str,
@@ -944,8 +945,10 @@ impl CatalogBackend for PgBackend {
                  SET LOCAL enable_sort = off;"
             ))
             .ctx(CTX)?;
+            // The parameter is sent as a `vector`: a cast straight to `halfvec` would make the
+            // server expect a `halfvec` for it.
             let cast = if expr.contains("halfvec") {
-                format!("{q}::halfvec({dim})")
+                format!("{q}::vector::halfvec({dim})")
             } else {
                 format!("{q}::vector({dim})")
             };
