@@ -656,3 +656,48 @@ fn large_dimensions_get_a_halfvec_index_or_exact_search() {
         }
     }
 }
+
+/// Connections the server drops (a restart, an administrator, a failover) are replaced
+/// before a request uses them: the pool checks each connection when it lends it.
+#[test]
+fn dropped_connections_cost_no_failed_request() {
+    let url = fresh_database();
+    let cat = connect(&url, CatalogOptions::default());
+    let ns = Namespace::new("drop", Environment::Live).unwrap();
+    let mut p = NewProduct::new("d1");
+    p.features.clip = Some(unit_vector(1, 8));
+    cat.upsert(&ns, p).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'dupify-catalog' AND datname = current_database()) k",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the catalog's connections were found");
+    // Terminated backends leave pg_stat_activity once they have exited.
+    for _ in 0..100 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'dupify-catalog' AND datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let hits = cat
+        .search(&ns, &SearchQuery::by_embedding(unit_vector(1, 8)))
+        .unwrap();
+    assert_eq!(hits[0].product.external_id, "d1");
+    let mut p = NewProduct::new("d2");
+    p.features.clip = Some(unit_vector(2, 8));
+    cat.upsert(&ns, p).unwrap();
+    assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 2);
+}

@@ -653,7 +653,10 @@ fn candidate_rows(rows: Vec<Row>) -> Result<Vec<CandidateRow>> {
 
 impl CatalogBackend for PgBackend {
     /// The dimension known here, or else the one another server recorded since (one cheap
-    /// lookup, only while the catalog has none).
+    /// lookup, only while the catalog has none). The trait's `dim` cannot fail: a lookup
+    /// that fails answers `None`, as for a catalog with no embedding yet, so until this
+    /// process has seen the dimension once, an embedding search during a database outage
+    /// finds nothing instead of failing (writes and every other read still report it).
     fn dim(&self) -> Option<usize> {
         if let Some(d) = self.cached_dim() {
             return Some(d);
