@@ -701,3 +701,59 @@ fn dropped_connections_cost_no_failed_request() {
     cat.upsert(&ns, p).unwrap();
     assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 2);
 }
+
+/// `CatalogOptions::max_connections` bounds the pool: many threads searching at once all get
+/// their answers, through no more connections than that.
+#[test]
+fn the_pool_never_opens_more_connections_than_allowed() {
+    let url = fresh_database();
+    assert_eq!(
+        Catalog::connect(&url, CatalogOptions::default().with_max_connections(0))
+            .err()
+            .map(|e| e.code()),
+        Some("invalid_parameter")
+    );
+    let cat = connect(&url, CatalogOptions::default().with_max_connections(2));
+    let ns = Namespace::new("pool", Environment::Live).unwrap();
+    let products: Vec<NewProduct> = (0..30u64)
+        .map(|i| {
+            let mut p = NewProduct::new(format!("p{i}"));
+            p.features.clip = Some(unit_vector(i + 1, 8));
+            p
+        })
+        .collect();
+    cat.upsert_batch(&ns, products).unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let most_seen = std::sync::atomic::AtomicI64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..6u64 {
+            let cat = &cat;
+            let ns = &ns;
+            s.spawn(move || {
+                for round in 0..10 {
+                    let hits = cat
+                        .search(
+                            ns,
+                            &SearchQuery::by_embedding(unit_vector(t * 10 + round, 8)),
+                        )
+                        .unwrap();
+                    assert_eq!(hits.len(), 10);
+                }
+            });
+        }
+        for _ in 0..20 {
+            let open: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE application_name = 'dupify-catalog' AND datname = current_database()",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            most_seen.fetch_max(open, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let most = most_seen.into_inner();
+    assert!((1..=2).contains(&most), "{most} connections open at once");
+}

@@ -26,10 +26,6 @@ use super::{
 use crate::error::{Error, Result};
 use sql::Sql;
 
-/// Pool size of a catalog opened from a URL: enough for a server's request threads and its
-/// ingest worker; each connection is a PostgreSQL backend process, so not more.
-const DEFAULT_MAX_CONNECTIONS: u32 = 8;
-
 /// `.ctx("doing what")?` turns a driver error into [`Error::DatabaseOp`] with that context.
 /// A trait rather than `From<postgres::Error>`: a `From` impl would be public and put the
 /// driver's error type into this crate's API.
@@ -113,9 +109,10 @@ impl r2d2::ManageConnection for Manager {
 ///   created (clamped to pgvector's ranges: m ≤ 100, ef_construction ≤ 1000);
 ///   `persist_index` and `synchronous_full` are SQLite's and do nothing here (durability is
 ///   the server's `synchronous_commit`).
-/// - Connections come from an r2d2 pool of 8 (`DEFAULT_MAX_CONNECTIONS`), each checked with an
-///   empty query when lent, so a database restart costs no failed request. Plain TCP or unix
-///   sockets (no TLS in this build): keep the database on a private network.
+/// - Connections come from an r2d2 pool of `CatalogOptions::max_connections` (default 8),
+///   each checked with an empty query when lent, so a database restart costs no failed
+///   request. Plain TCP or unix sockets (no TLS in this build): keep the database on a
+///   private network.
 /// - Upsert batches of 64 products or more are copied in (`COPY … FROM STDIN (FORMAT
 ///   binary)`) into a temporary table and upserted from it in one statement; smaller ones
 ///   write one prepared statement per product. Either way in one transaction.
@@ -233,7 +230,7 @@ impl PgBackend {
             (None, o) => o,
         };
         let pool = r2d2::Pool::builder()
-            .max_size(DEFAULT_MAX_CONNECTIONS)
+            .max_size(opts.max_connections)
             .min_idle(Some(1))
             // One empty query per checkout: after a database restart the dead connections
             // are replaced before a request uses them.
