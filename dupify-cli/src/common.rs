@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Color, RgbColor, Style};
 use anyhow::{bail, Context};
-use dupify_core::catalog::{Catalog, CatalogOptions, Namespace};
+use dupify_core::catalog::{postgres_url, redact_url, Catalog, CatalogOptions, Namespace};
 use dupify_core::Extractor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -67,6 +67,11 @@ pub fn namespace(args: &CatalogArgs) -> anyhow::Result<Namespace> {
 /// Opens the catalog; with `must_exist`, refuses a path with no database instead of creating
 /// an empty one (a search of a mistyped path should say so, not find nothing).
 pub fn open_catalog(args: &CatalogArgs, must_exist: bool) -> anyhow::Result<Catalog> {
+    if postgres_url(&args.catalog).is_some() {
+        // A database server: nothing to check on disk; the URL is shown without its password.
+        return Catalog::open(&args.catalog, CatalogOptions::default())
+            .with_context(|| format!("opening catalog {}", catalog_name(args)));
+    }
     if must_exist && !args.catalog.is_file() {
         bail!(
             "catalog {} does not exist (create it with `dupify index FOLDER --catalog {}`)",
@@ -81,6 +86,14 @@ pub fn open_catalog(args: &CatalogArgs, must_exist: bool) -> anyhow::Result<Cata
     }
     Catalog::open(&args.catalog, CatalogOptions::default())
         .with_context(|| format!("opening catalog {}", args.catalog.display()))
+}
+
+/// The catalog as messages name it: its path, or its URL with the password hidden.
+pub fn catalog_name(args: &CatalogArgs) -> String {
+    match postgres_url(&args.catalog) {
+        Some(url) => redact_url(url),
+        None => args.catalog.display().to_string(),
+    }
 }
 
 /// A progress bar on stderr with rate and ETA; drawn only when stderr is a terminal.

@@ -66,7 +66,7 @@ pub fn run(global: &Global, args: &IndexArgs) -> anyhow::Result<ExitCode> {
             report.indexed,
             report.skipped,
             report.failed.len(),
-            args.catalog.catalog.display(),
+            common::catalog_name(&args.catalog),
             total,
             ns.account,
             ns.environment.as_str()

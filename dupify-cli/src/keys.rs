@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use dupify_core::catalog::{postgres_url, redact_url};
 use dupify_keys::{KeyRecord, KeySpec, KeyStore, Limits, Pepper, PepperSource, UsageCounts};
 use serde::Serialize;
 
@@ -29,7 +30,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<ExitCode> {
     let creating = matches!(args.command, KeysCommand::Create(_));
     let pepper = pepper(args, creating)?;
     let store = KeyStore::open(&args.db, pepper.as_bytes())
-        .with_context(|| format!("opening key database {}", args.db.display()))?;
+        .with_context(|| format!("opening key database {}", db_name(args)))?;
     match &args.command {
         KeysCommand::Create(c) => create(&store, c)?,
         KeysCommand::List { json } => list(&store, *json)?,
@@ -188,7 +189,28 @@ fn limits_text(l: Limits) -> String {
 }
 
 /// The pepper, as described in the module docs.
+/// The key database as messages name it: its path, or its URL with the password hidden.
+fn db_name(args: &KeysArgs) -> String {
+    match postgres_url(&args.db) {
+        Some(url) => redact_url(url),
+        None => args.db.display().to_string(),
+    }
+}
+
 fn pepper(args: &KeysArgs, creating: bool) -> anyhow::Result<Pepper> {
+    // A database server has no folder for a `<db>.pepper` file: the pepper must be given, and
+    // is never generated (the database may already hold keys made under another one).
+    if postgres_url(&args.db).is_some()
+        && args.pepper_file.is_none()
+        && std::env::var_os(dupify_keys::PEPPER_ENV).is_none()
+    {
+        anyhow::bail!(
+            "no key pepper for {}: pass --pepper-file or set {} (every host sharing the key \
+             database must use the same pepper)",
+            db_name(args),
+            dupify_keys::PEPPER_ENV
+        );
+    }
     let (pepper, source) = Pepper::resolve(args.pepper_file.as_deref(), &args.db, creating)?;
     if let PepperSource::Generated(path) = source {
         eprintln!(

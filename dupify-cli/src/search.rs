@@ -81,7 +81,7 @@ pub fn run(global: &Global, args: &SearchArgs) -> anyhow::Result<ExitCode> {
         out,
         "{BOLD}top {} dupes of {what}{BOLD:#}  {DIM}({}, {}/{}){DIM:#}",
         hits.len(),
-        args.catalog.catalog.display(),
+        common::catalog_name(&args.catalog),
         ns.account,
         ns.environment.as_str()
     )?;

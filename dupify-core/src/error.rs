@@ -114,6 +114,39 @@ pub enum Error {
         source: ForeignError,
     },
 
+    /// The catalog's PostgreSQL database failed while doing `context` (connecting, reading a
+    /// product, …); `source` is the driver's error, which carries the server's message and
+    /// never the connection URL.
+    #[error("catalog database error while {context}: {source}")]
+    DatabaseOp {
+        context: &'static str,
+        #[source]
+        source: ForeignError,
+    },
+
+    /// A catalog database URL could not be understood. `url` has any password replaced by
+    /// `***`; `reason` is the driver's parse error.
+    #[error("invalid catalog database URL `{url}`: {reason}")]
+    InvalidDatabaseUrl { url: String, reason: String },
+
+    /// A catalog location names a backend this build of `dupify-core` leaves out (a
+    /// `postgres://` URL without the cargo feature `postgres`): a deployment mistake, told
+    /// apart from a bad path so that the fix (rebuild with the feature) is in the message.
+    #[error("the catalog `{location}` needs dupify-core built with the cargo feature `{feature}`")]
+    BackendNotBuilt {
+        /// The location with any password replaced by `***`.
+        location: String,
+        feature: &'static str,
+    },
+
+    /// The catalog database's schema was migrated by a newer `dupify-core` than this one:
+    /// refused rather than writing rows the newer code would misread. Upgrade this host.
+    #[error(
+        "the catalog database's schema is version {found}, newer than version {supported} \
+         that this build knows: upgrade dupify-core on this host"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+
     /// The operation was cancelled by the caller.
     #[error("operation cancelled")]
     Cancelled,
@@ -168,6 +201,10 @@ impl Error {
             Error::Storage { .. }
             | Error::Torch { .. }
             | Error::Database { .. }
+            | Error::DatabaseOp { .. }
+            | Error::InvalidDatabaseUrl { .. }
+            | Error::BackendNotBuilt { .. }
+            | Error::SchemaTooNew { .. }
             | Error::Internal(_) => ErrorCode::INTERNAL_ERROR,
         }
     }

@@ -11,8 +11,6 @@ use dupify_core::Error;
 
 mod catalog_common;
 
-const DIM: usize = 8;
-
 #[derive(Default)]
 struct State {
     dim: Option<usize>,
@@ -64,7 +62,11 @@ fn matches(p: &Product, f: &ProductFilter) -> bool {
             .is_none_or(|c| c.eq_ignore_ascii_case(&p.currency))
         && f.metadata_eq
             .iter()
-            .all(|(k, v)| p.metadata.get(k) == Some(v))
+            .all(|(k, v)| match (p.metadata.get(k), v) {
+                // JSON numbers compare by value (`1` equals `1.0`), as SQL does.
+                (Some(a), b) if a.is_number() && b.is_number() => a.as_f64() == b.as_f64(),
+                (a, b) => a == Some(b),
+            })
 }
 
 impl CatalogBackend for MapBackend {
@@ -323,131 +325,11 @@ impl CatalogBackend for MapBackend {
     }
 }
 
-fn products() -> Vec<NewProduct> {
-    (0..24)
-        .map(|i| {
-            let mut p = NewProduct::new(format!("p{i}"));
-            p.category = Some(["dress", "shoes", "hat"][i % 3].into());
-            p.brand = Some(["acme", "bolt"][i % 2].into());
-            p.price = Some(10.0 + i as f64);
-            p.features.clip = Some(catalog_common::unit_vector(i as u64 + 1, DIM));
-            p.features.shape = Some(catalog_common::unit_vector(i as u64 + 100, 6));
-            p.features.colors = vec![ColorSwatch {
-                lab: [40.0 + i as f32, 10.0, -5.0],
-                share: 100.0,
-            }];
-            p.features.model_id = Some("model-a".into());
-            p
-        })
-        .collect()
-}
-
-/// `(external id, score)` of each hit.
-fn summary(hits: &[SearchHit]) -> Vec<(String, f32)> {
-    hits.iter()
-        .map(|h| (h.product.external_id.clone(), h.score))
-        .collect()
-}
-
 #[test]
 fn a_second_backend_gets_the_same_validation_scores_filters_and_pages() {
     let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
     let map = Catalog::with_backend(MapBackend::default());
-    let ns = Namespace::new("acme", Environment::Test).unwrap();
-    for cat in [&sqlite, &map] {
-        cat.upsert_batch(&ns, products()).unwrap();
-    }
-
-    let q = catalog_common::unit_vector(7, DIM);
-    let queries = [
-        SearchQuery::by_embedding(q.clone()),
-        SearchQuery {
-            filter: ProductFilter {
-                category: Some("dress".into()),
-                ..ProductFilter::default()
-            },
-            limit: 4,
-            offset: 2,
-            ..SearchQuery::by_embedding(q.clone())
-        },
-        SearchQuery {
-            cheaper_by_percent: Some(30.0),
-            exclude_own_brand: true,
-            ..SearchQuery::dupes_of("PLACEHOLDER")
-        },
-        SearchQuery {
-            shape: Some(catalog_common::unit_vector(105, 6)),
-            min_score: Some(0.2),
-            ..SearchQuery::default()
-        },
-    ];
-    for mut query in queries {
-        // `by_product` names each backend's own id for the same external id.
-        let (mut qa, mut qb) = (query.clone(), query.clone());
-        if query.by_product.is_some() {
-            qa.by_product = Some(sqlite.get_by_external_id(&ns, "p20").unwrap().id);
-            qb.by_product = Some(map.get_by_external_id(&ns, "p20").unwrap().id);
-            query.by_product = None;
-        }
-        let a = summary(&sqlite.search(&ns, &qa).unwrap());
-        let b = summary(&map.search(&ns, &qb).unwrap());
-        assert!(!a.is_empty(), "{query:?}");
-        assert_eq!(a.len(), b.len(), "{query:?}");
-        for ((ea, sa), (eb, sb)) in a.iter().zip(&b) {
-            assert_eq!(ea, eb, "{query:?}");
-            assert!((sa - sb).abs() < 1e-5, "{query:?}: {sa} vs {sb}");
-        }
-    }
-
-    // Pages, counts and refusals come from `Catalog`, whichever backend stores the rows.
-    let filter = ProductFilter {
-        brand: Some("acme".into()),
-        ..ProductFilter::default()
-    };
-    for cat in [&sqlite, &map] {
-        let mut seen = Vec::new();
-        let mut page = Page {
-            limit: 5,
-            cursor: None,
-        };
-        loop {
-            let p = cat.list(&ns, &page, &filter).unwrap();
-            seen.extend(p.items.into_iter().map(|p| p.external_id));
-            match p.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => break,
-            }
-        }
-        let want: Vec<String> = (0..24).step_by(2).map(|i| format!("p{i}")).collect();
-        assert_eq!(seen, want);
-        assert_eq!(cat.count(&ns, &filter).unwrap(), 12);
-
-        let refused = [
-            cat.search(&ns, &SearchQuery::by_embedding(vec![0.0; DIM])),
-            cat.search(&ns, &SearchQuery::by_embedding(vec![1.0; DIM + 1])),
-            cat.search(
-                &ns,
-                &SearchQuery {
-                    limit: 5000,
-                    ..SearchQuery::by_embedding(q.clone())
-                },
-            ),
-        ];
-        for r in refused {
-            assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
-        }
-        // The namespace is bound to the model of its first embeddings.
-        let mut other = NewProduct::new("other-model");
-        other.features.clip = Some(q.clone());
-        other.features.model_id = Some("model-b".into());
-        let e = cat.upsert(&ns, other).unwrap_err();
-        assert_eq!(e.code(), "invalid_parameter");
-        assert!(e.to_string().contains("model-a"), "{e}");
-        assert!(matches!(
-            cat.delete(&ns, "no-such-id"),
-            Err(Error::NotFound { .. })
-        ));
-    }
+    catalog_common::behaves_like(&sqlite, &map);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! $ cargo run -p dupify-server -- --port 0 --data-dir /tmp/serve_demo
 //! dupify-server: model weights/real/efficientnet-lite2
 //! dupify-server: efficientnet-lite2-260px-1280d@099425539bba (efficientnet_lite, 1280-d, image-only: no text search)
-//! dupify-server: data in /tmp/serve_demo (keys.db, catalog.db)
+//! dupify-server: data in /tmp/serve_demo (keys: keys.db, catalog: catalog.db)
 //! listening: http://127.0.0.1:37779
 //! live key: fe_live_w5zD…(32 characters in all)
 //! test key: fe_test_Q06G…
@@ -29,6 +29,11 @@
 //! {"error":{"code":"missing_api_key","details":{},"message":"no API key: send it in …"}}
 //! ```
 //!
+//! With the cargo feature `postgres`, `--catalog-url postgres://…` (or `DUPIFY_CATALOG_URL`)
+//! and `--keys-url postgres://…` (or `DUPIFY_KEYS_URL`, with the pepper in `DUPIFY_PEPPER`)
+//! keep the catalog and the keys in PostgreSQL, so several servers can share them (the
+//! thumbnails of uploads stay in each server's data directory).
+//!
 //! Keys live in `<data-dir>/keys.db`, hashed with a pepper read from `DUPIFY_PEPPER` or, when
 //! unset, from `<data-dir>/keys.db.pepper` (hex of 32 random bytes, created with the database,
 //! mode 0600): the same convention as `dupify keys --db <data-dir>/keys.db`, so keys made with
@@ -43,7 +48,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use dupify_core::catalog::{Catalog, CatalogOptions};
+use dupify_core::catalog::{redact_url, Catalog, CatalogOptions};
 use dupify_core::{Device, Extractor};
 use dupify_keys::{Environment, KeySpec, Limits, Tier};
 use dupify_server::{open_key_store, serve, shutdown_signal, AppState, ServeConfig};
@@ -71,6 +76,41 @@ struct Args {
     /// Create and print a new live and test key even when the key store has keys.
     #[arg(long)]
     new_key: bool,
+    /// Keep the catalog in PostgreSQL instead of `<data-dir>/catalog.db`: a `postgres://` URL
+    /// (needs the cargo feature `postgres`). Several servers may share it.
+    #[arg(
+        long,
+        env = "DUPIFY_CATALOG_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    catalog_url: Option<String>,
+    /// Keep the API keys in PostgreSQL instead of `<data-dir>/keys.db`: a `postgres://` URL
+    /// (needs the cargo feature `postgres`); the pepper must then come from DUPIFY_PEPPER.
+    #[arg(
+        long,
+        env = "DUPIFY_KEYS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    keys_url: Option<String>,
+}
+
+/// The key store at `url` (PostgreSQL), with the pepper from `DUPIFY_PEPPER`: a database
+/// server has no folder for a pepper file, and none is generated, since the database may
+/// already hold keys made under another pepper.
+fn open_key_store_url(url: &str) -> anyhow::Result<dupify_keys::KeyStore> {
+    let shown = redact_url(url);
+    if std::env::var_os(dupify_keys::PEPPER_ENV).is_none() {
+        anyhow::bail!(
+            "--keys-url {shown}: set {} to the key pepper (every server sharing the key \
+             database must use the same one)",
+            dupify_keys::PEPPER_ENV
+        );
+    }
+    let (pepper, _) = dupify_keys::Pepper::resolve(None, std::path::Path::new(url), false)?;
+    dupify_keys::KeyStore::open(url, pepper.as_bytes())
+        .with_context(|| format!("opening the key store {shown}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,7 +131,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
-    let keys = open_key_store(&data_dir)?;
+    let keys = match &args.keys_url {
+        Some(url) => open_key_store_url(url)?,
+        None => open_key_store(&data_dir)?,
+    };
     let device: Device = args.device.parse()?;
     let extractor = Extractor::builder()
         .model_dir(&model.dir)
@@ -112,10 +155,20 @@ fn main() -> anyhow::Result<()> {
     if let Err(e) = extractor.warm_up() {
         eprintln!("dupify-server: attributes unavailable ({e}); the other operations work");
     }
-    let catalog = Catalog::open(data_dir.join("catalog.db"), CatalogOptions::default())?;
+    let catalog = match &args.catalog_url {
+        Some(url) => Catalog::open(url, CatalogOptions::default())
+            .with_context(|| format!("opening the catalog {}", redact_url(url)))?,
+        None => Catalog::open(data_dir.join("catalog.db"), CatalogOptions::default())?,
+    };
     println!(
-        "dupify-server: data in {} (keys.db, catalog.db)",
-        data_dir.display()
+        "dupify-server: data in {} (keys: {}, catalog: {})",
+        data_dir.display(),
+        args.keys_url
+            .as_deref()
+            .map_or_else(|| "keys.db".to_string(), redact_url),
+        args.catalog_url
+            .as_deref()
+            .map_or_else(|| "catalog.db".to_string(), redact_url),
     );
 
     let first = if args.new_key || keys.list()?.is_empty() {

@@ -6,8 +6,10 @@
 //! filters' meaning and paging live here, once; a backend stores rows and answers
 //! nearest-embedding queries. [`SqliteBackend`] (SQLite in WAL mode + hnsw_rs graphs saved
 //! next to the database; its docs give the durability model: a kill at any point loses no
-//! committed product) is the one [`Catalog::open`] uses; [`Catalog::with_backend`] takes
-//! another.
+//! committed product) is the one [`Catalog::open`] uses for a file path. With the cargo
+//! feature `postgres`, `PgBackend` keeps the catalog in PostgreSQL + pgvector, shared by many
+//! app servers: [`Catalog::open`] given a `postgres://` URL, or `Catalog::connect`.
+//! [`Catalog::with_backend`] takes any other.
 //!
 //! Namespaces (account × live/test environment) are fully separate: separate rows, separate
 //! indexes; no call takes more than one namespace.
@@ -28,6 +30,9 @@ mod crud;
 mod filter;
 mod index;
 mod ingest;
+mod location;
+#[cfg(feature = "postgres")]
+mod pg;
 mod queue;
 mod score;
 mod search;
@@ -40,6 +45,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
+pub use location::{postgres_url, redact_url};
+#[cfg(feature = "postgres")]
+pub use pg::PgBackend;
 pub use sqlite::SqliteBackend;
 
 pub use filter::ProductFilter;
@@ -60,11 +68,33 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Opens (or creates) a catalog database at `path` with the SQLite backend; ANN graphs
-    /// live in `<path>.ann/`.
+    /// Opens (or creates) a catalog: a file path opens the SQLite backend (ANN graphs live in
+    /// `<path>.ann/`); a `postgres://` or `postgresql://` URL connects to PostgreSQL (see
+    /// `Catalog::connect`), which needs the cargo feature `postgres`: without it such a URL
+    /// is refused with [`crate::Error::BackendNotBuilt`] rather than taken for a file name.
     pub fn open(path: impl AsRef<Path>, opts: CatalogOptions) -> Result<Self> {
         opts.validate()?;
+        if let Some(url) = location::postgres_url(path.as_ref()) {
+            #[cfg(feature = "postgres")]
+            return Self::connect(url, opts);
+            #[cfg(not(feature = "postgres"))]
+            return Err(crate::Error::BackendNotBuilt {
+                location: location::redact_url(url),
+                feature: "postgres",
+            });
+        }
         Ok(Self::with_backend(SqliteBackend::open(path, opts)?))
+    }
+
+    /// Connects to a catalog in PostgreSQL (`postgres://user@host:5432/db`; libpq's URL
+    /// syntax), creating or migrating its tables. Many app servers may share one database:
+    /// every write is one transaction, and the vector index lives in the database. See
+    /// [`PgBackend`] for what differs from SQLite. Errors name the URL with its password
+    /// hidden.
+    #[cfg(feature = "postgres")]
+    pub fn connect(url: &str, opts: CatalogOptions) -> Result<Self> {
+        opts.validate()?;
+        Ok(Self::with_backend(PgBackend::connect(url, opts)?))
     }
 
     /// An in-memory catalog (tests, ephemeral use); nothing is persisted.
@@ -137,6 +167,18 @@ mod tests {
         assert_eq!("live".parse::<Environment>().unwrap(), Environment::Live);
         assert_eq!("test".parse::<Environment>().unwrap(), Environment::Test);
         assert!("prod".parse::<Environment>().is_err());
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn a_postgres_url_without_the_feature_is_refused_not_taken_for_a_file() {
+        let e = match Catalog::open("postgres://app:s3cret@db/shop", CatalogOptions::default()) {
+            Err(e) => e,
+            Ok(_) => panic!("a URL opened as a file"),
+        };
+        assert!(matches!(e, Error::BackendNotBuilt { .. }), "{e}");
+        assert!(e.to_string().contains("postgres://app:***@db/shop"), "{e}");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -371,6 +371,10 @@ pub struct CatalogOptions {
     /// `synchronous=FULL` (a commit survives power loss) instead of NORMAL (survives a process
     /// crash). Default true.
     pub synchronous_full: bool,
+    /// A PostgreSQL catalog's connection pool size (SQLite ignores it): calls beyond it wait
+    /// for a connection. Each connection is a server process, so it is bounded: 1..=1000.
+    /// Default 8, enough for a server's request threads and its ingest worker.
+    pub max_connections: u32,
 }
 
 impl Default for CatalogOptions {
@@ -380,6 +384,7 @@ impl Default for CatalogOptions {
             index: IndexParams::default(),
             persist_index: true,
             synchronous_full: true,
+            max_connections: 8,
         }
     }
 }
@@ -397,6 +402,9 @@ impl CatalogOptions {
             if !(1..=65_536).contains(&d) {
                 return Err(Error::invalid("dim", "must be in 1..=65536"));
             }
+        }
+        if !(1..=1000).contains(&self.max_connections) {
+            return Err(Error::invalid("max_connections", "must be in 1..=1000"));
         }
         Ok(())
     }
@@ -419,4 +427,6 @@ dupify_types::setters! { CatalogOptions {
     with_persist_index(persist_index: bool),
     /// `synchronous=FULL` (true) or NORMAL (false).
     with_synchronous_full(synchronous_full: bool),
+    /// A PostgreSQL catalog's connection pool size.
+    with_max_connections(max_connections: u32),
 } }

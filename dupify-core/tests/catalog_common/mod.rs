@@ -6,8 +6,13 @@ mod rng_common;
 pub use rng_common::unit_vector;
 
 use dupify_core::catalog::{
-    Catalog, EmbeddingStatus, Environment, Namespace, NewProduct, ProductFeatures, SearchQuery,
+    Catalog, ColorSwatch, EmbeddingStatus, Environment, Namespace, NewProduct, Page,
+    ProductFeatures, ProductFilter, SearchHit, SearchQuery,
 };
+use dupify_core::Error;
+
+/// The embedding dimension of [`products`].
+pub const DIM: usize = 8;
 
 /// The queue's contract, for any backend: a queued product is listed at once as
 /// `processing` and not searchable; completing its job stores the features (`ready`,
@@ -116,4 +121,201 @@ pub fn queue_behaviour(cat: &Catalog) {
         "invalid_parameter"
     );
     assert_eq!(cat.pending_jobs(0).unwrap_err().code(), "invalid_parameter");
+}
+
+/// 24 products of three categories, two brands and two currencies, with metadata, all
+/// embedded by `model-a`.
+#[allow(dead_code)]
+pub fn products() -> Vec<NewProduct> {
+    (0..24)
+        .map(|i| {
+            let mut p = NewProduct::new(format!("p{i}"));
+            p.category = Some(["dress", "shoes", "hat"][i % 3].into());
+            p.brand = Some(["acme", "bolt"][i % 2].into());
+            p.price = Some(10.0 + i as f64);
+            p.features.clip = Some(unit_vector(i as u64 + 1, DIM));
+            p.features.shape = Some(unit_vector(i as u64 + 100, 6));
+            p.features.colors = vec![ColorSwatch {
+                lab: [40.0 + i as f32, 10.0, -5.0],
+                share: 100.0,
+            }];
+            p.features.model_id = Some("model-a".into());
+            p.currency = Some(["usd", "eur", "usd"][i % 3].into());
+            let size = ["S", "M", "L", "M"][i % 4];
+            p.metadata = serde_json::json!({
+                "size": size,
+                "sale": i % 5 == 0,
+                "stock": i % 4,
+            });
+            p
+        })
+        .collect()
+}
+
+/// `(external id, score)` of each hit.
+#[allow(dead_code)]
+fn summary(hits: &[SearchHit]) -> Vec<(String, f32)> {
+    hits.iter()
+        .map(|h| (h.product.external_id.clone(), h.score))
+        .collect()
+}
+
+/// The same products, queries, pages and refusals give the same answers from `reference`
+/// and `other` (both empty to start with): whatever stores the rows, validation, model
+/// binding, scores, filters and pages come out alike.
+#[allow(dead_code)]
+pub fn behaves_like(reference: &Catalog, other: &Catalog) {
+    let ns = Namespace::new("acme", Environment::Test).unwrap();
+    for cat in [reference, other] {
+        cat.upsert_batch(&ns, products()).unwrap();
+    }
+
+    let q = unit_vector(7, DIM);
+    let queries = [
+        SearchQuery::by_embedding(q.clone()),
+        SearchQuery {
+            filter: ProductFilter {
+                category: Some("dress".into()),
+                ..ProductFilter::default()
+            },
+            limit: 4,
+            offset: 2,
+            ..SearchQuery::by_embedding(q.clone())
+        },
+        SearchQuery {
+            cheaper_by_percent: Some(30.0),
+            exclude_own_brand: true,
+            ..SearchQuery::dupes_of("PLACEHOLDER")
+        },
+        SearchQuery {
+            shape: Some(unit_vector(105, 6)),
+            min_score: Some(0.2),
+            ..SearchQuery::default()
+        },
+        SearchQuery {
+            filter: ProductFilter {
+                currency: Some("usd".into()),
+                exclude_brands: vec!["bolt".into()],
+                min_price: Some(12.0),
+                max_price: Some(30.0),
+                metadata_eq: vec![("size".into(), serde_json::json!("L"))],
+                ..ProductFilter::default()
+            },
+            ..SearchQuery::by_embedding(q.clone())
+        },
+        SearchQuery {
+            filter: ProductFilter {
+                metadata_eq: vec![
+                    ("sale".into(), serde_json::json!(true)),
+                    ("stock".into(), serde_json::json!(0.0)),
+                ],
+                ..ProductFilter::default()
+            },
+            ..SearchQuery::by_embedding(q.clone())
+        },
+    ];
+    for mut query in queries {
+        // `by_product` names each backend's own id for the same external id.
+        let (mut qa, mut qb) = (query.clone(), query.clone());
+        if query.by_product.is_some() {
+            qa.by_product = Some(reference.get_by_external_id(&ns, "p20").unwrap().id);
+            qb.by_product = Some(other.get_by_external_id(&ns, "p20").unwrap().id);
+            query.by_product = None;
+        }
+        let a = summary(&reference.search(&ns, &qa).unwrap());
+        let b = summary(&other.search(&ns, &qb).unwrap());
+        assert!(!a.is_empty(), "{query:?}");
+        assert_eq!(a.len(), b.len(), "{query:?}");
+        for ((ea, sa), (eb, sb)) in a.iter().zip(&b) {
+            assert_eq!(ea, eb, "{query:?}");
+            assert!((sa - sb).abs() < 1e-5, "{query:?}: {sa} vs {sb}");
+        }
+    }
+
+    // Pages, counts and refusals come from `Catalog`, whichever backend stores the rows.
+    let filter = ProductFilter {
+        brand: Some("acme".into()),
+        ..ProductFilter::default()
+    };
+    for cat in [reference, other] {
+        let mut seen = Vec::new();
+        let mut page = Page {
+            limit: 5,
+            cursor: None,
+        };
+        loop {
+            let p = cat.list(&ns, &page, &filter).unwrap();
+            seen.extend(p.items.into_iter().map(|p| p.external_id));
+            match p.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = (0..24).step_by(2).map(|i| format!("p{i}")).collect();
+        assert_eq!(seen, want);
+        assert_eq!(cat.count(&ns, &filter).unwrap(), 12);
+
+        let refused = [
+            cat.search(&ns, &SearchQuery::by_embedding(vec![0.0; DIM])),
+            cat.search(&ns, &SearchQuery::by_embedding(vec![1.0; DIM + 1])),
+            cat.search(
+                &ns,
+                &SearchQuery {
+                    limit: 5000,
+                    ..SearchQuery::by_embedding(q.clone())
+                },
+            ),
+        ];
+        for r in refused {
+            assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
+        }
+        // The namespace is bound to the model of its first embeddings.
+        let mut other = NewProduct::new("other-model");
+        other.features.clip = Some(q.clone());
+        other.features.model_id = Some("model-b".into());
+        let e = cat.upsert(&ns, other).unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(e.to_string().contains("model-a"), "{e}");
+        assert!(matches!(
+            cat.delete(&ns, "no-such-id"),
+            Err(Error::NotFound { .. })
+        ));
+        // `true` is not the number 1, and a missing key matches nothing.
+        let sale_as_number = ProductFilter {
+            metadata_eq: vec![("sale".into(), serde_json::json!(1))],
+            ..ProductFilter::default()
+        };
+        assert_eq!(cat.count(&ns, &sale_as_number).unwrap(), 0);
+        let eur = ProductFilter {
+            currency: Some("EUR".into()),
+            ..ProductFilter::default()
+        };
+        assert_eq!(cat.count(&ns, &eur).unwrap(), 8);
+        // Deleted products are gone from gets, lists and searches.
+        let gone = cat.get_by_external_id(&ns, "p7").unwrap();
+        cat.delete(&ns, &gone.id).unwrap();
+        assert!(cat.get(&ns, &gone.id).is_err());
+        assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 23);
+        let near = cat
+            .search(&ns, &SearchQuery::by_embedding(unit_vector(8, DIM)))
+            .unwrap();
+        assert!(near.iter().all(|h| h.product.external_id != "p7"));
+        // Switching models: embeddings and the binding go, the products stay.
+        assert_eq!(cat.clear_embeddings(&ns).unwrap(), 23);
+        assert_eq!(cat.namespace_model(&ns).unwrap(), None);
+        assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 23);
+        let mut switched = NewProduct::new("p1");
+        switched.features.clip = Some(q.clone());
+        switched.features.model_id = Some("model-b".into());
+        cat.upsert(&ns, switched).unwrap();
+        assert_eq!(
+            cat.namespace_model(&ns).unwrap().as_deref(),
+            Some("model-b")
+        );
+        let hits = cat
+            .search(&ns, &SearchQuery::by_embedding(q.clone()))
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].product.external_id, "p1");
+    }
 }
