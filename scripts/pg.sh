@@ -184,7 +184,19 @@ status)
     locate
     running
     ;;
+createdb)
+    # A fresh database of the running cluster (pgvector included, from template1), for a
+    # test suite that needs one of its own; prints its URL.
+    name=${2:-}
+    [[ "$name" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "usage: scripts/pg.sh createdb NAME (lower-case letters, digits, _)"
+    BIN=$(bin_dir)
+    locate
+    running || die "not running: scripts/pg.sh start"
+    PGOPTIONS="-c client_min_messages=warning" psql_cmd -d postgres -c "DROP DATABASE IF EXISTS $name" >/dev/null
+    psql_cmd -d postgres -c "CREATE DATABASE $name" >/dev/null
+    url | sed "s#/postgres\$#/$name#"
+    ;;
 *)
-    die "usage: scripts/pg.sh start|stop|url|status"
+    die "usage: scripts/pg.sh start|stop|url|status|createdb NAME"
     ;;
 esac

@@ -43,16 +43,17 @@ cargo test -p dupify-core --features postgres --test catalog_pg
 # The CLI and the server with both stores given as postgres:// URLs.
 cargo test -p dupify-cli --features postgres --test cli_pg
 cargo test -p dupify-server --features postgres --test serve_pg
-bash scripts/pg.sh stop
-trap - EXIT
+# The bindings' PostgreSQL tests below get databases of their own on the same cluster,
+# which keeps running until this script exits.
 unset DUPIFY_TEST_PG_URL
 
 step "Python binding: maturin develop + pytest"
 maturin develop -q -m dupify-py/Cargo.toml
-python -m pytest -q dupify-py/tests
+DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh createdb dupify_py) python -m pytest -q dupify-py/tests
 
 step "Node binding: napi build + node --test"
-(cd dupify-node && npm run --silent build && node --test __test__/)
+(cd dupify-node && npm run --silent build &&
+    DUPIFY_TEST_PG_URL=$(bash ../scripts/pg.sh createdb dupify_node) node --test __test__/)
 
 step "Web page: dupify-server driven in headless chromium (screenshot in target/web-tests/)"
 (cd dupify-server/web-tests && npm test --silent)
