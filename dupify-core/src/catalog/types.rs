@@ -274,7 +274,7 @@ pub struct Product {
     pub embedding_status: EmbeddingStatus,
 }
 
-/// A page request for [`Catalog::list`]: keyset pagination (stable under inserts).
+/// A page request for [`Catalog::list`](super::Catalog::list): keyset pagination (stable under inserts).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Page {
