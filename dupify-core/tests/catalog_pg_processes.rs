@@ -111,6 +111,15 @@ fn assert_intact(got: &Product, ext: &str, writer: u64, version: u64) {
     assert!(diff <= 1e-5, "{ext}: embedding differs by {diff}");
 }
 
+/// One `ACK` line: a write the database reported committed, and when its call ran.
+struct Ack {
+    ext: String,
+    writer: u64,
+    version: u64,
+    called: u64,
+    returned: u64,
+}
+
 /// Batch sizes cycled by a writer: single upserts, small batches and batches of 64 and more
 /// (copied in with binary `COPY`).
 const BATCHES: [usize; 8] = [1, 7, 64, 3, 100, 20, 1, 80];
@@ -136,8 +145,16 @@ fn marked<'a>(line: &'a str, keyword: &str) -> Option<Vec<&'a str>> {
     Some(line[at..].split(' ').skip(1).collect())
 }
 
-/// Child: upserts batches until the deadline (or forever), printing `ACK ext writer version`
-/// for each product once its batch call returned. It cycles through its own ids
+/// Unix milliseconds (every process on this machine reads the same clock).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Child: upserts batches until the deadline (or forever), printing `ACK ext writer version
+/// called_ms returned_ms` for each product once its batch call returned. It cycles through its own ids
 /// `{DUPIFY_PG_PREFIX}-k` (so it re-upserts them) and, every fourth product, writes one of
 /// `DUPIFY_PG_SHARED` ids shared by every writer.
 fn writer_child() {
@@ -180,11 +197,13 @@ fn writer_child() {
             })
             .collect();
         let products = batch.iter().map(|(e, v)| product(e, w, *v)).collect();
+        let called = now_ms();
         match cat.upsert_batch(&ns(), products) {
             Ok(stored) => {
+                let returned = now_ms();
                 assert_eq!(stored.len(), batch.len());
                 for (ext, v) in &batch {
-                    writeln!(out, "ACK {ext} {w} {v}").unwrap();
+                    writeln!(out, "ACK {ext} {w} {v} {called} {returned}").unwrap();
                     acks += 1;
                 }
                 out.flush().unwrap();
@@ -328,17 +347,20 @@ fn concurrent_writers_and_searchers_on_one_database() {
             let role = *role;
             let stdout = child.stdout.take().unwrap();
             std::thread::spawn(move || {
-                let mut acks: Vec<(String, u64, u64)> = Vec::new();
+                let mut acks: Vec<Ack> = Vec::new();
                 let mut errors = Vec::new();
                 let mut done = None;
                 for line in BufReader::new(stdout).lines() {
                     let line = line.unwrap();
                     if let Some(p) = marked(&line, "ACK ") {
-                        acks.push((
-                            p[0].to_string(),
-                            p[1].parse().unwrap(),
-                            p[2].parse().unwrap(),
-                        ));
+                        let n = |i: usize| p[i].parse::<u64>().unwrap();
+                        acks.push(Ack {
+                            ext: p[0].to_string(),
+                            writer: n(1),
+                            version: n(2),
+                            called: n(3),
+                            returned: n(4),
+                        });
                     } else if line.contains("ERROR ") {
                         errors.push(line);
                     } else if let Some(p) = marked(&line, "DONE ") {
@@ -377,15 +399,22 @@ fn concurrent_writers_and_searchers_on_one_database() {
         started.elapsed().as_secs_f64()
     );
 
-    // Per id: every acknowledged (writer, version), and each writer's last one.
+    // Per id: every acknowledged (writer, version), each writer's last one, and the write
+    // that must have won when one was called after every other write of the id returned.
     let mut acked: HashMap<String, HashSet<(u64, u64)>> = HashMap::new();
     let mut last: HashMap<(String, u64), u64> = HashMap::new();
-    for (ext, w, v) in &acks {
-        acked.entry(ext.clone()).or_default().insert((*w, *v));
-        let l = last.entry((ext.clone(), *w)).or_default();
-        assert!(*v > *l, "a writer's versions grow");
-        *l = *v;
+    let mut by_id: HashMap<&str, Vec<&Ack>> = HashMap::new();
+    for a in &acks {
+        acked
+            .entry(a.ext.clone())
+            .or_default()
+            .insert((a.writer, a.version));
+        let l = last.entry((a.ext.clone(), a.writer)).or_default();
+        assert!(a.version > *l, "a writer's versions grow");
+        *l = a.version;
+        by_id.entry(&a.ext).or_default().push(a);
     }
+    let mut decided = 0;
     let cat = Catalog::connect(&url, CatalogOptions::default()).unwrap();
     let mut shared_writers = HashSet::new();
     for (ext, versions) in &acked {
@@ -403,6 +432,21 @@ fn concurrent_writers_and_searchers_on_one_database() {
             v,
             "{ext}: writer {w}'s later write is lost under its older one"
         );
+        // The last write called strictly after every other write of the id returned (whole
+        // milliseconds apart) overwrote them all: it is what must be stored.
+        let writes = &by_id[ext.as_str()];
+        let latest = writes.iter().max_by_key(|a| a.called).unwrap();
+        if writes
+            .iter()
+            .all(|a| std::ptr::eq(*a, *latest) || a.returned < latest.called)
+        {
+            decided += 1;
+            assert_eq!(
+                (w, v),
+                (latest.writer, latest.version),
+                "{ext}: the last acknowledged write is lost under an earlier one"
+            );
+        }
         if !ext.starts_with("shared-") {
             // Only its owner writes it: its last acknowledged write is there.
             assert!(
@@ -415,6 +459,11 @@ fn concurrent_writers_and_searchers_on_one_database() {
         assert_intact(&got, ext, w, v);
     }
     assert_eq!(shared_writers.len(), 4, "every writer wrote the shared ids");
+    assert!(decided > 0, "no id had a write after all its others");
+    println!(
+        "{decided} of {} ids had a last write called after all others",
+        acked.len()
+    );
     assert_eq!(
         duplicate_ids(&url),
         0,
