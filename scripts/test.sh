@@ -40,9 +40,13 @@ cargo test -p dupify-keys --features postgres
 # checks (the other dupify-core tests ran above without the feature).
 cargo test -p dupify-core --features postgres --lib catalog::
 cargo test -p dupify-core --features postgres --test catalog_pg
+# Real processes on one database (~75 s): 4 writers + 4 searchers for the full 60 s, and a
+# writer SIGKILLed mid-ingest 20 times. CI never shortens the run.
+env -u DUPIFY_TEST_CONC_SECS cargo test -p dupify-core --features postgres --test catalog_pg_processes
 # The CLI and the server with both stores given as postgres:// URLs.
 cargo test -p dupify-cli --features postgres --test cli_pg
-cargo test -p dupify-server --features postgres --test serve_pg
+# serve_pg includes 4 servers sharing one key's per-minute limit for the full 70 s.
+env -u DUPIFY_TEST_RATE_SECS cargo test -p dupify-server --features postgres --test serve_pg
 # The bindings' PostgreSQL tests below get databases of their own on the same cluster,
 # which keeps running until this script exits.
 unset DUPIFY_TEST_PG_URL

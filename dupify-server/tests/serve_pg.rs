@@ -1,7 +1,8 @@
 //! The `dupify-server` binary with its catalog and its keys in PostgreSQL (feature
 //! `postgres`): two servers started on one database (keys and catalog in it side by side,
 //! each component with its own `schema_version` rows) serve one catalog and one key set: a
-//! product uploaded through one is found through the other with a key the first printed.
+//! product uploaded through one is found through the other with a key the first printed;
+//! four servers sharing one key hold its per-minute limit together.
 //!
 //! Needs `DUPIFY_TEST_PG_URL` (`scripts/pg.sh start` prints one; scripts/test.sh exports it)
 //! and the tiny seeded test model; fails, never skips, without either.
@@ -221,4 +222,123 @@ fn two_servers_share_keys_and_catalog_in_postgres() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(components, ["catalog", "keys"]);
+}
+
+/// One key with a per-minute limit of 20, hammered through four servers on one database for
+/// a bit over a minute (70 s; `DUPIFY_TEST_RATE_SECS` shortens it): the limit is decided in
+/// the database, so in every 60-second window the four together admit at most 20 (+1 for a
+/// request whose decision and our clock straddle the window's edge). Counting per server
+/// would let each admit 20. The endpoint is a cheap authenticated list, so the servers' CPU
+/// is not what limits the rate.
+#[test]
+fn four_servers_hold_one_keys_per_minute_limit() {
+    const LIMIT: u32 = 20;
+    let secs: u64 = std::env::var("DUPIFY_TEST_RATE_SECS")
+        .map(|s| s.parse().expect("DUPIFY_TEST_RATE_SECS: seconds"))
+        .unwrap_or(70);
+    let url = fresh_database();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    // The first server creates the schemas; the others start on them.
+    let mut servers = Vec::new();
+    for d in &dirs {
+        let (child, u, _) = start(d.path(), &url, Some(PEPPER));
+        servers.push((child, u));
+    }
+    // The limited key, created in the shared store with the servers' pepper.
+    let pepper = dupify_keys::Pepper::parse(PEPPER.as_bytes()).expect("pepper");
+    let store = dupify_keys::KeyStore::open(&url, pepper.as_bytes()).expect("key store");
+    let mut spec = dupify_keys::KeySpec::new("limited", dupify_keys::Environment::Live);
+    spec.limits = dupify_keys::Limits {
+        per_minute: LIMIT,
+        monthly: None,
+    };
+    let key = store
+        .create(spec)
+        .expect("create key")
+        .key
+        .expose()
+        .to_string();
+
+    let t0 = std::time::Instant::now();
+    let deadline = t0 + std::time::Duration::from_secs(secs);
+    let clients: Vec<_> = servers
+        .iter()
+        .map(|(_, base)| {
+            let (u, key) = (format!("{base}/v1/catalog/products"), key.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::Agent::new_with_defaults();
+                // (seconds since t0 when sent, admitted)
+                let mut seen: Vec<(f64, bool)> = Vec::new();
+                while std::time::Instant::now() < deadline {
+                    let sent = t0.elapsed().as_secs_f64();
+                    let r = agent
+                        .get(&u)
+                        .header("X-API-Key", &key)
+                        .config()
+                        .http_status_as_error(false)
+                        .build()
+                        .call()
+                        .expect("request");
+                    let status = r.status().as_u16();
+                    let body = r.into_body().read_to_string().expect("body");
+                    match status {
+                        200 => seen.push((sent, true)),
+                        429 => {
+                            assert!(body.contains("rate_limit_exceeded"), "{body}");
+                            seen.push((sent, false));
+                        }
+                        _ => panic!("{u}: {status} {body}"),
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                seen
+            })
+        })
+        .collect();
+    let per_server: Vec<Vec<(f64, bool)>> =
+        clients.into_iter().map(|c| c.join().unwrap()).collect();
+    for (child, _) in &mut servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for (i, s) in per_server.iter().enumerate() {
+        assert!(
+            s.iter().any(|(_, ok)| !ok),
+            "server {i} never refused: it was not hammered"
+        );
+    }
+    let mut admitted: Vec<f64> = per_server
+        .iter()
+        .flatten()
+        .filter(|(_, ok)| *ok)
+        .map(|(t, _)| *t)
+        .collect();
+    admitted.sort_by(f64::total_cmp);
+    let requests: usize = per_server.iter().map(Vec::len).sum();
+    // The most admissions in any 60 s window (each window starting at an admission).
+    let worst = (0..admitted.len())
+        .map(|i| {
+            admitted[i..]
+                .iter()
+                .take_while(|t| **t < admitted[i] + 60.0)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{requests} requests through 4 servers in {secs} s: {} admitted, at most {worst} in \
+         any 60 s window (limit {LIMIT}/min)",
+        admitted.len()
+    );
+    assert!(
+        worst <= LIMIT as usize + 1,
+        "{worst} admitted within 60 s for a limit of {LIMIT}/min"
+    );
+    // The limit admits, too: a full minute's worth in the first window.
+    assert!(
+        worst >= LIMIT as usize,
+        "only {worst} admitted in the busiest minute"
+    );
 }
