@@ -40,6 +40,39 @@ impl ProductFilter {
         self.push_sql(&mut String::new(), &mut Vec::new())
     }
 
+    /// Whether `p` passes the filter, decided in memory with the SQL clauses' meaning. A
+    /// search reads its final page's rows after the index lookup; a row rewritten in between
+    /// (another process's upsert) may no longer match, and is left out like a deleted one.
+    pub(crate) fn matches(&self, p: &super::Product) -> bool {
+        let eq = |want: &Option<String>, have: Option<&String>| {
+            want.as_ref().is_none_or(|w| have == Some(w))
+        };
+        eq(&self.category, p.category.as_ref())
+            && eq(&self.brand, p.brand.as_ref())
+            && p.brand
+                .as_ref()
+                .is_none_or(|b| !self.exclude_brands.contains(b))
+            && self
+                .min_price
+                .is_none_or(|lo| p.price.is_some_and(|v| v >= lo))
+            && self
+                .max_price
+                .is_none_or(|hi| p.price.is_some_and(|v| v <= hi))
+            && self
+                .currency
+                .as_ref()
+                .is_none_or(|c| c.eq_ignore_ascii_case(&p.currency))
+            && self.metadata_eq.iter().all(|(key, want)| {
+                p.metadata.get(key).is_some_and(|have| match (have, want) {
+                    // SQL compares JSON numbers by value: 1 equals 1.0.
+                    (serde_json::Value::Number(a), serde_json::Value::Number(b)) => {
+                        a.as_f64() == b.as_f64()
+                    }
+                    _ => have == want,
+                })
+            })
+    }
+
     /// Appends `AND …` clauses for this filter to `sql` and their values to `params`.
     pub(crate) fn push_sql(&self, sql: &mut String, params: &mut Vec<Value>) -> Result<()> {
         if let Some(c) = &self.category {
@@ -115,5 +148,119 @@ impl ProductFilter {
             params.push(bound);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Environment, Namespace, NewProduct};
+    use serde_json::json;
+
+    fn product() -> super::super::Product {
+        let mut p = NewProduct::new("p");
+        p.category = Some("dress".into());
+        p.brand = Some("Zara".into());
+        p.price = Some(40.0);
+        p.currency = Some("EUR".into());
+        p.metadata = json!({"season": "summer", "size": 38, "sale": true});
+        let ns = Namespace::new("a", Environment::Test).unwrap();
+        p.to_product("id".into(), &ns, 0, 0)
+    }
+
+    #[test]
+    fn matches_in_memory_as_the_sql_does() {
+        let p = product();
+        let f = |f: ProductFilter| f.matches(&p);
+        assert!(f(ProductFilter::default()));
+        let yes = [
+            ProductFilter {
+                category: Some("dress".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                brand: Some("Zara".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                exclude_brands: vec!["H&M".into()],
+                ..Default::default()
+            },
+            ProductFilter {
+                min_price: Some(40.0),
+                max_price: Some(40.0),
+                ..Default::default()
+            },
+            ProductFilter {
+                currency: Some("eur".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                metadata_eq: vec![
+                    ("season".into(), json!("summer")),
+                    ("size".into(), json!(38.0)),
+                    ("sale".into(), json!(true)),
+                ],
+                ..Default::default()
+            },
+        ];
+        for filter in yes {
+            assert!(f(filter.clone()), "{filter:?}");
+        }
+        let no = [
+            ProductFilter {
+                category: Some("shoes".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                brand: Some("zara".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                exclude_brands: vec!["Zara".into()],
+                ..Default::default()
+            },
+            ProductFilter {
+                min_price: Some(40.01),
+                ..Default::default()
+            },
+            ProductFilter {
+                max_price: Some(39.99),
+                ..Default::default()
+            },
+            ProductFilter {
+                currency: Some("USD".into()),
+                ..Default::default()
+            },
+            ProductFilter {
+                metadata_eq: vec![("season".into(), json!("winter"))],
+                ..Default::default()
+            },
+            ProductFilter {
+                metadata_eq: vec![("sale".into(), json!(1))],
+                ..Default::default()
+            },
+            ProductFilter {
+                metadata_eq: vec![("missing".into(), json!("x"))],
+                ..Default::default()
+            },
+        ];
+        for filter in no {
+            assert!(!f(filter.clone()), "{filter:?}");
+        }
+        // No price never matches a price bound; no brand is never excluded.
+        let mut bare = product();
+        bare.price = None;
+        bare.brand = None;
+        assert!(!ProductFilter {
+            min_price: Some(0.0),
+            ..Default::default()
+        }
+        .matches(&bare));
+        assert!(ProductFilter {
+            exclude_brands: vec!["Zara".into()],
+            ..Default::default()
+        }
+        .matches(&bare));
     }
 }

@@ -177,8 +177,9 @@ impl Catalog {
             scored.retain(|h| h.score >= m);
         }
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        // Only the final page's rows are read. A row deleted since the index was read is
-        // left out (the page is then one shorter), never returned half-read.
+        // Only the final page's rows are read. A row deleted since the index was read, or
+        // rewritten so that it no longer passes the filter, is left out (the page is then
+        // one shorter), never returned half-read or stale.
         let mut hits = Vec::with_capacity(limit);
         for s in scored.into_iter().skip(q.offset).take(limit) {
             let product = match (s.product, &s.ranked) {
@@ -186,7 +187,8 @@ impl Catalog {
                 (None, Some(r)) => self.backend.resolve(ns, r)?,
                 (None, None) => None,
             };
-            if let Some(product) = product {
+            // A row rewritten since the lookup is judged as it is now.
+            if let Some(product) = product.filter(|p| filter.matches(p)) {
                 hits.push(SearchHit {
                     product,
                     score: s.score,
