@@ -7,9 +7,13 @@
 //!   that exists in one place only fails a test.
 //! - [`Environment`]: live or test, shared by API keys (`fe_live_`/`fe_test_`) and catalog
 //!   namespaces (a test key reads and writes only test products).
+//! - [`location`]: telling a `postgres://` URL from a SQLite path, and the URL with its
+//!   password hidden, for the catalog and the key store alike.
 //!
 //! No dependencies beyond `serde`: the key crate, which must build without LibTorch, uses it
 //! as well as the core crate.
+
+pub mod location;
 
 use std::fmt;
 use std::str::FromStr;

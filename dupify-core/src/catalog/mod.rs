@@ -30,7 +30,6 @@ mod crud;
 mod filter;
 mod index;
 mod ingest;
-mod location;
 #[cfg(feature = "postgres")]
 mod pg;
 mod queue;
@@ -45,7 +44,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
-pub use location::{postgres_url, redact_url};
+pub use dupify_types::location::{postgres_url, redact_url};
 #[cfg(feature = "postgres")]
 pub use pg::PgBackend;
 pub use sqlite::SqliteBackend;
@@ -74,12 +73,12 @@ impl Catalog {
     /// is refused with [`crate::Error::BackendNotBuilt`] rather than taken for a file name.
     pub fn open(path: impl AsRef<Path>, opts: CatalogOptions) -> Result<Self> {
         opts.validate()?;
-        if let Some(url) = location::postgres_url(path.as_ref()) {
+        if let Some(url) = postgres_url(path.as_ref()) {
             #[cfg(feature = "postgres")]
             return Self::connect(url, opts);
             #[cfg(not(feature = "postgres"))]
             return Err(crate::Error::BackendNotBuilt {
-                location: location::redact_url(url),
+                location: redact_url(url),
                 feature: "postgres",
             });
         }

@@ -39,7 +39,6 @@
 //! Anything else is a SQLite file path. Every public method dispatches on the backend.
 
 mod conn;
-mod location;
 #[cfg(feature = "postgres")]
 mod pg;
 mod rate;
@@ -150,7 +149,7 @@ impl KeyStore {
         options: StoreOptions,
     ) -> Result<KeyStore> {
         check_pepper(pepper)?;
-        if let Some(url) = location::postgres_url(path.as_ref()) {
+        if let Some(url) = dupify_types::location::postgres_url(path.as_ref()) {
             return KeyStore::open_postgres(url, pepper, options);
         }
         let path = path.as_ref().to_path_buf();
@@ -183,7 +182,7 @@ impl KeyStore {
     #[cfg(not(feature = "postgres"))]
     fn open_postgres(url: &str, _pepper: &[u8], _options: StoreOptions) -> Result<KeyStore> {
         Err(Error::BackendNotBuilt {
-            location: location::redact_url(url),
+            location: dupify_types::location::redact_url(url),
             feature: "postgres",
         })
     }

@@ -17,13 +17,13 @@ use postgres::types::Type;
 use postgres::{Client, NoTls, Row, Transaction};
 
 use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
-use super::location::redact_url;
 use super::score::dot;
 use super::{
     now_ms, CatalogOptions, ColorSwatch, EmbeddingStatus, Environment, IndexMode, IndexReport,
     IndexSource, IngestJob, Namespace, NewProduct, Product, ProductFeatures, ProductFilter,
 };
 use crate::error::{Error, Result};
+use dupify_types::location::redact_url;
 use sql::Sql;
 
 /// `.ctx("doing what")?` turns a driver error into [`Error::DatabaseOp`] with that context.

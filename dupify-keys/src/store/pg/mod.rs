@@ -33,13 +33,13 @@ use std::time::Duration;
 use postgres::{Client, NoTls, Statement};
 use ring::hmac;
 
-use super::location::redact_url;
 use super::{CreatedKey, KeyRecord, KeySpec, KeyStatus, Principal, StoreOptions};
 use crate::clock::Clock;
 use crate::error::{DbContext, Error, Result};
 use crate::key::{ParsedKey, SecretKey};
 use crate::limits::Limits;
 use crate::scope::ScopeSet;
+use dupify_types::location::redact_url;
 
 use schema::{env_from_db, limits_from_db, record_from_row, to_db_i64, RECORD_COLS};
 use usage::Buffer;

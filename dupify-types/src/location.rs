@@ -1,7 +1,7 @@
-//! Where a catalog lives: a PostgreSQL URL or a SQLite file path, and the URL as it may appear
-//! in an error (its password hidden). Compiled with and without the `postgres` feature, so a
-//! build without it still recognises, and refuses, a URL instead of creating a SQLite file
-//! named after it.
+//! Where a catalog or a key store lives: a PostgreSQL URL or a SQLite file path, and the URL
+//! as it may appear in an error or a log (its password hidden). One definition for both
+//! crates, compiled with and without their `postgres` features, so that a build without them
+//! still recognises, and refuses, a URL instead of creating a SQLite file named after it.
 
 use std::path::Path;
 
@@ -12,10 +12,10 @@ pub fn postgres_url(path: &Path) -> Option<&str> {
     (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
 }
 
-/// `url` with every password replaced by `***`, for messages and logs: the one in the user-info part
+/// `url` with every password replaced by `***`: the one in the user-info part
 /// (`user:secret@host`) and a `password=` query parameter. Errs on the side of hiding: the
 /// user-info part ends at the *last* `@`, so a password with an unescaped `@`, `/` or `?` is
-/// hidden whole.
+/// hidden whole (with whatever follows it up to that `@`).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".to_string();
@@ -57,6 +57,7 @@ mod tests {
             Some("postgres://u@h/db")
         );
         assert!(postgres_url(Path::new("postgresql://h")).is_some());
+        assert_eq!(postgres_url(Path::new("keys.db")), None);
         assert_eq!(postgres_url(Path::new("shop.db")), None);
         assert_eq!(postgres_url(Path::new("./postgres://x")), None);
         assert_eq!(postgres_url(Path::new("mysql://h/db")), None);
@@ -66,14 +67,16 @@ mod tests {
     fn passwords_never_survive_redaction() {
         for (url, want) in [
             (
-                "postgres://app:s3cret@db.internal:5432/shop",
-                "postgres://app:***@db.internal:5432/shop",
+                "postgres://app:s3cret@db.internal:5432/keys",
+                "postgres://app:***@db.internal:5432/keys",
             ),
-            ("postgres://app@h/shop", "postgres://app@h/shop"),
+            ("postgres://app@h/keys", "postgres://app@h/keys"),
+            ("postgresql://h:5432/keys", "postgresql://h:5432/keys"),
             (
-                "postgres://app@h/shop?sslmode=disable&password=s3cret",
-                "postgres://app@h/shop?sslmode=disable&password=***",
+                "postgres://app@h/keys?sslmode=disable&password=s3cret",
+                "postgres://app@h/keys?sslmode=disable&password=***",
             ),
+            // Unescaped `@` and `?` in the password: hidden whole, up to the last `@`.
             ("postgres://app:s3@c?ret@h/k", "postgres://app:***@h/k"),
             ("not a url s3cret", "***"),
         ] {
