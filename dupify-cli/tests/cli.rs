@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+use common::{dupify_with, root, tiny};
+
 const PHOTOS: [&str; 5] = [
     "dress/06a00c0f-5f9a-410d-a7da-3881a9df3a71.jpg",
     "dress/28b09463-6bbb-491d-9ffc-f36df5c6b211.jpg",
@@ -17,40 +20,13 @@ const PHOTOS: [&str; 5] = [
     "shoes/07d88b75-85a4-407b-aa73-12294a2ff9a8.jpg",
 ];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn assets() -> PathBuf {
     root().join("dupify-core/tests/assets/clothing")
-}
-
-fn tiny() -> PathBuf {
-    let d = root().join("weights/test/clip/tiny");
-    assert!(
-        d.join("model.safetensors").is_file(),
-        "{} is missing: run scripts/setup.sh to generate the test models",
-        d.display()
-    );
-    d
 }
 
 /// `dupify ARGS` with the tiny model, no colours, no inherited model or pepper settings.
 fn dupify(args: &[&str]) -> Output {
     dupify_with(args, &[])
-}
-
-fn dupify_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupify"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("DUPIFY_PEPPER")
-        .env("DUPIFY_MODEL", tiny());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running the dupify binary")
 }
 
 fn code(o: &Output) -> i32 {

@@ -5,10 +5,12 @@
 //! Needs `DUPIFY_TEST_PG_URL` (`scripts/pg.sh start` prints one; scripts/test.sh exports it)
 //! and the tiny seeded test model; fails, never skips, without either.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+mod common;
+use common::root;
 
 const PHOTOS: [&str; 4] = [
     "dress/06a00c0f-5f9a-410d-a7da-3881a9df3a71.jpg",
@@ -18,20 +20,6 @@ const PHOTOS: [&str; 4] = [
 ];
 
 const PASSWORD: &str = "s3cret-never-shown";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tiny() -> PathBuf {
-    let d = root().join("weights/test/clip/tiny");
-    assert!(
-        d.join("model.safetensors").is_file(),
-        "{} is missing: run scripts/setup.sh to generate the test models",
-        d.display()
-    );
-    d
-}
 
 /// A fresh database on the test server; its URL with a password added (the test server
 /// trusts local connections, so the password is sent and ignored: it only has to stay out
@@ -66,16 +54,7 @@ fn fresh_database() -> String {
 }
 
 fn dupify(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dupify"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("DUPIFY_PEPPER")
-        .env("DUPIFY_MODEL", tiny());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running the dupify binary")
+    common::dupify_with(args, env)
 }
 
 fn text(o: &Output) -> String {
