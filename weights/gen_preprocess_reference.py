@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference CLIP input tensors for the preprocessing parity test (tests/input_preprocess_parity.rs).
+"""Reference CLIP input tensors for the preprocessing parity test (tests/input/preprocess_parity.rs).
 
 Runs Hugging Face's CLIP image processor on the committed photos and writes, per image, the
 `pixel_values` tensor (3x224x224 float32, little-endian, CHW) to

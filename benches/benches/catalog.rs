@@ -86,7 +86,7 @@ impl Distance<f32> for NormCos {
 
 const DIM: usize = 512;
 
-#[path = "../../dupify-core/tests/rng_common/mod.rs"]
+#[path = "../../dupify-core/tests/common/rng.rs"]
 mod rng_common;
 use rng_common::{normalised as unit, XorShift as Rng};
 

@@ -5,6 +5,7 @@
 //!
 //! The child is this same test binary re-executed with `DUPIFY_KILL_CHILD_DB` set.
 
+#[path = "catalog/common.rs"]
 mod catalog_common;
 
 use std::collections::{HashMap, HashSet};

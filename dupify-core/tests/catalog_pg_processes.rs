@@ -14,6 +14,7 @@
 
 #![cfg(unix)]
 
+#[path = "catalog/common.rs"]
 mod catalog_common;
 
 use std::collections::{HashMap, HashSet};

@@ -4,7 +4,7 @@
 //!
 //! Checked against Hugging Face `transformers` 5.24 `CLIPModel`
 //! (<https://github.com/huggingface/transformers/blob/main/src/transformers/models/clip/modeling_clip.py>)
-//! by `dupify-core/tests/clip_parity.rs` on seeded random checkpoints from `weights/gen_clip.py`.
+//! by `dupify-core/tests/clip/parity.rs` on seeded random checkpoints from `weights/gen_clip.py`.
 //! Parameter names are the checkpoint keys, so loading is a straight mapping; every expected
 //! tensor's presence, shape and dtype is checked before any is used, and errors name the tensor.
 //!

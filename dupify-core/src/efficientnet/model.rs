@@ -5,7 +5,7 @@
 //!
 //! Checked against the PyPI reference `efficientnet-lite-pytorch` 0.1.0 (`EfficientNet`,
 //! `extract_features` + global average pool) on the released ImageNet checkpoints by
-//! `dupify-core/tests/efficientnet_parity.rs`, with reference outputs from
+//! `dupify-core/tests/clip/efficientnet_parity.rs`, with reference outputs from
 //! `weights/gen_efficientnet.py`. Parameter names are the checkpoint keys (`_conv_stem`,
 //! `_blocks.{i}._expand_conv`, `_bn0`, …), so loading is a straight mapping; every tensor's
 //! presence and shape is checked before use and errors name the tensor.

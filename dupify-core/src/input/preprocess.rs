@@ -2,7 +2,7 @@
 //!
 //! [`ResizeMode::CenterCrop`] reproduces Hugging Face `CLIPImageProcessor` (checked against
 //! its PIL backend, `CLIPImageProcessorPil` in transformers 5.24, by
-//! `weights/gen_preprocess_reference.py` and `tests/input_preprocess_parity.rs`):
+//! `weights/gen_preprocess_reference.py` and `tests/input/preprocess_parity.rs`):
 //! 1. resize so the shortest side is `image_size`, the long side `int(size * long / short)`
 //!    (truncated, exactly as `get_resize_output_image_size`), with PIL's BICUBIC filter — a
 //!    Catmull-Rom (a = -0.5) convolution that widens with the downscale factor, which is what

@@ -169,10 +169,11 @@ pub fn background(name: &str, w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-#[path = "../rng_common/mod.rs"]
-mod rng_common;
+#[path = "../common/rng.rs"]
+mod rng;
+
 /// The tests' one deterministic PRNG (xorshift), for textures.
-pub use rng_common::XorShift as Rng;
+pub use rng::XorShift as Rng;
 
 /// Composites a garment of `colour` (with stripes and grain) onto `bg`, casting a soft
 /// shadow down-right as on a floor shot with a phone. Returns the image and the true mask.

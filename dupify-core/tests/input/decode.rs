@@ -264,7 +264,7 @@ fn every_input_kind_gives_the_same_image() {
     assert_eq!(img.alpha().unwrap()[0], 0);
 }
 
-// With the `url-fetch` feature the URL is fetched instead: see tests/input_url.rs.
+// With the `url-fetch` feature the URL is fetched instead: see tests/input/url.rs.
 #[cfg(not(feature = "url-fetch"))]
 #[test]
 fn url_input_is_not_available() {

@@ -1,10 +1,8 @@
 //! Shape-embedding invariances and discrimination on procedurally drawn garment outlines.
 
-mod silhouette_common;
-
+use crate::common::*;
 use dupify_core::raster::Mask;
 use dupify_core::silhouette::{shape_cosine, shape_embedding, SHAPE_EMBEDDING_DIM};
-use silhouette_common::*;
 
 /// The garment drawn with box height `bh` at `(x0, y0)` on a 420×420 canvas.
 fn draw(poly: &[(f32, f32)], ar: f32, bh: f32, x0: f32, y0: f32, mirror: bool) -> Mask {

@@ -4,8 +4,6 @@
 //!
 //! Needs `weights/test/clip/tiny` (made by `scripts/setup.sh`); fails, never skips, without it.
 
-mod catalog_common;
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -320,7 +318,7 @@ fn search_text_ranks_by_text_embedding() {
 const DIM: usize = 8;
 
 fn unit(seed: u64) -> Vec<f32> {
-    catalog_common::unit_vector(seed, DIM)
+    crate::common::unit_vector(seed, DIM)
 }
 
 fn seeded() -> (Catalog, Namespace, Vec<Product>) {

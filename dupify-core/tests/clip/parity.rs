@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use dupify_core::{ClipModel, ClipOptions, Device, Precision};
 
-mod clip_common;
-use clip_common::{cosine, max_abs_diff, reference, Reference};
+use crate::common::{cosine, max_abs_diff, reference, Reference};
 
 fn model_dir(name: &str) -> PathBuf {
-    clip_common::model_dir(name, &["reference.safetensors"])
+    crate::common::model_dir(name, &["reference.safetensors"])
 }
 
 /// Asserts each row's cosine and max |diff| against the reference.

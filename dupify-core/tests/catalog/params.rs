@@ -7,8 +7,7 @@ use dupify_core::catalog::*;
 
 const DIM: usize = 16;
 
-mod rng_common;
-use rng_common::XorShift as Rng;
+use crate::common::rng::XorShift as Rng;
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()

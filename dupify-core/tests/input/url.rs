@@ -1,6 +1,6 @@
 //! `image_url` fetching (feature `url-fetch`) against a real HTTP server on 127.0.0.1.
 //!
-//! Run with `cargo test -p dupify-core --features url-fetch --test input_url`.
+//! Run with `cargo test -p dupify-core --features url-fetch --test input url::`.
 //!
 //! Each test starts its own tiny HTTP/1.1 server (std `TcpListener`, one thread per
 //! connection) that serves a committed CC0 photo, redirects, oversized and slow bodies, and

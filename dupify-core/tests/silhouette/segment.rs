@@ -1,11 +1,9 @@
 //! Segmentation quality on synthetic garments composited onto real floor/wall/fabric patches,
 //! the alpha-hint path, cut-outs, and sanity on the committed real photos.
 
-mod silhouette_common;
-
+use crate::common::*;
 use dupify_core::raster::WorkingImage;
 use dupify_core::silhouette::{cutout_png, BoundingBox, ClassicalSegmenter, Segmenter};
-use silhouette_common::*;
 
 const PALETTE: [[u8; 3]; 6] = [
     [30, 40, 95],   // navy

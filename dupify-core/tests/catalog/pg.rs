@@ -10,9 +10,7 @@
 use dupify_core::catalog::*;
 use dupify_core::Error;
 
-mod catalog_common;
-
-use catalog_common::unit_vector;
+use crate::common::unit_vector;
 
 /// The server's URL from the environment; panics (fails the test) when it is missing.
 fn server_url() -> String {
@@ -63,13 +61,13 @@ fn postgres_gets_the_same_validation_scores_filters_and_pages_as_sqlite() {
     let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
     // Through `Catalog::open`, which dispatches on the URL.
     let pg = Catalog::open(fresh_database(), CatalogOptions::default()).unwrap();
-    catalog_common::behaves_like(&sqlite, &pg);
+    crate::common::behaves_like(&sqlite, &pg);
 }
 
 #[test]
 fn the_queue_contract_holds_on_postgres() {
     let pg = connect(&fresh_database(), CatalogOptions::default());
-    catalog_common::queue_behaviour(&pg);
+    crate::common::queue_behaviour(&pg);
 }
 
 const RECALL_DIM: usize = 32;

@@ -26,11 +26,10 @@ use std::path::{Path, PathBuf};
 
 use dupify_core::{ClipModel, ClipOptions, Device, Precision};
 
-mod clip_common;
-use clip_common::{cosine, json, max_abs_diff, reference, rows, tensors, Reference};
+use crate::common::{cosine, json, max_abs_diff, reference, rows, tensors, Reference};
 
 fn model_dir(name: &str) -> PathBuf {
-    clip_common::model_dir(
+    crate::common::model_dir(
         name,
         &["reference.safetensors", "reference_int8.safetensors"],
     )

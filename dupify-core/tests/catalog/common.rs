@@ -1,9 +1,9 @@
 //! Shared by the catalog integration tests.
 
-#[path = "../rng_common/mod.rs"]
-mod rng_common;
+#[path = "../common/rng.rs"]
+pub mod rng;
 
-pub use rng_common::unit_vector;
+pub use rng::unit_vector;
 
 use dupify_core::catalog::{
     Catalog, ColorSwatch, EmbeddingStatus, Environment, Namespace, NewProduct, Page,

@@ -1,8 +1,6 @@
 //! Catalog behaviour: CRUD and upsert, namespaces, filters, deletion, persistence, and
 //! concurrent readers.
 
-mod catalog_common;
-
 use std::sync::Arc;
 
 use dupify_core::catalog::*;
@@ -13,7 +11,7 @@ const DIM: usize = 16;
 
 /// Deterministic pseudo-random unit vector (xorshift), independent of the code under test.
 fn vec_for(seed: u64) -> Vec<f32> {
-    catalog_common::unit_vector(seed, DIM)
+    crate::common::unit_vector(seed, DIM)
 }
 
 fn product(ext: &str, seed: u64) -> NewProduct {

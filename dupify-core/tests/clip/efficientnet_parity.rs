@@ -17,8 +17,7 @@ use dupify_core::{
     Architecture, Device, EfficientNetModel, Extractor, ImageInput, ModelOptions, Precision,
 };
 
-mod clip_common;
-use clip_common::{cosine, json, max_abs_diff, rows, tensors};
+use crate::common::{cosine, json, max_abs_diff, rows, tensors};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

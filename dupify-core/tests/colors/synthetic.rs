@@ -3,9 +3,7 @@
 //! Expected colours are the sRGB values the scenes are painted with; shares are the painted
 //! pixel counts. Recovered colours must be within ΔE2000 < 2 and shares within ±2 points.
 
-mod colors_common;
-
-use colors_common::{render, Lcg};
+use crate::common::{render, Lcg};
 use dupify_core::colors::{
     delta_e2000, extract_colors, palette_distance, srgb_to_lab, ColorFamily, ColorOptions,
     ColorReport, DominantColor, ForegroundSource,

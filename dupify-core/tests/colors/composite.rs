@@ -2,9 +2,7 @@
 //! clothing photos (`tests/assets/colors/*.png`, made by `make_textures.py` there): the
 //! garment's colour, not the floor's, must come first, within ΔE2000 < 2.
 
-mod colors_common;
-
-use colors_common::{add, assets, Lcg};
+use crate::common::{add, assets, Lcg};
 use dupify_core::colors::{
     delta_e2000, extract_colors, srgb_to_lab, ColorOptions, ForegroundSource,
 };

@@ -9,8 +9,6 @@ use std::sync::Mutex;
 use dupify_core::catalog::*;
 use dupify_core::Error;
 
-mod catalog_common;
-
 #[derive(Default)]
 struct State {
     dim: Option<usize>,
@@ -329,7 +327,7 @@ impl CatalogBackend for MapBackend {
 fn a_second_backend_gets_the_same_validation_scores_filters_and_pages() {
     let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
     let map = Catalog::with_backend(MapBackend::default());
-    catalog_common::behaves_like(&sqlite, &map);
+    crate::common::behaves_like(&sqlite, &map);
 }
 
 #[test]
@@ -337,6 +335,6 @@ fn queued_products_behave_alike_on_both_backends() {
     let sqlite = Catalog::open_in_memory(CatalogOptions::default()).unwrap();
     let map = Catalog::with_backend(MapBackend::default());
     for cat in [&sqlite, &map] {
-        catalog_common::queue_behaviour(cat);
+        crate::common::queue_behaviour(cat);
     }
 }

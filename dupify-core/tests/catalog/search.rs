@@ -8,8 +8,7 @@ use serde_json::json;
 
 const DIM: usize = 12;
 
-mod rng_common;
-use rng_common::XorShift as Rng;
+use crate::common::rng::XorShift as Rng;
 
 const BRANDS: [Option<&str>; 4] = [Some("acme"), Some("bolt"), Some("cargo"), None];
 const CATS: [&str; 3] = ["dress", "shoes", "hat"];

@@ -2,9 +2,7 @@
 //! them, determinism, and the product colour on a few photos whose colour is unambiguous to a
 //! human looking at them (labels written down by eye, not produced by this code).
 
-mod colors_common;
-
-use colors_common::{assets, clothing_photos, working_image};
+use crate::common::{assets, clothing_photos, working_image};
 use dupify_core::colors::{extract_colors, ColorFamily, ColorOptions, ForegroundSource};
 
 #[test]
