@@ -2,7 +2,9 @@
 //! and queued in the catalog database (`Catalog::enqueue`); this task fetches each image,
 //! extracts its features and completes the job, or records why it failed. Because the queue
 //! is a table of the catalog database, a restart resumes whatever was pending: the worker
-//! starts with the server and picks the queue up where the last process left it.
+//! starts with the server and picks the queue up where the last process left it. Jobs are
+//! claimed, not just read, so the workers of several servers sharing one catalog never fetch
+//! the same image; a dead server's claims end with their lease.
 //!
 //! Fetches take a slot of the server's global `max_fetches` (waiting for one rather than
 //! failing: queued work has no caller to answer 429 to) and run, like the extraction, on the
@@ -20,6 +22,12 @@ use crate::AppState;
 /// Jobs fetched and extracted at once.
 pub(crate) const JOBS_AT_ONCE: usize = 4;
 
+/// How long a claimed job stays this worker's (`Catalog::claim_jobs`): far longer than a
+/// fetch (`ServeConfig::fetch_timeout`, 8 s by default) plus an extraction, so a live worker
+/// never loses a job to another server's worker, while a job whose server died is picked up
+/// by another within minutes.
+const JOB_LEASE: Duration = Duration::from_secs(300);
+
 /// How often an idle worker looks at the queue without being woken: another process sharing
 /// the catalog database may have queued work.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -28,9 +36,10 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 pub(crate) async fn run(state: AppState) {
     loop {
         let st = state.clone();
-        let jobs = tokio::task::spawn_blocking(move || st.catalog().pending_jobs(JOBS_AT_ONCE))
-            .await
-            .unwrap_or_else(|e| Err(dupify_core::Error::Internal(e.to_string())));
+        let jobs =
+            tokio::task::spawn_blocking(move || st.catalog().claim_jobs(JOBS_AT_ONCE, JOB_LEASE))
+                .await
+                .unwrap_or_else(|e| Err(dupify_core::Error::Internal(e.to_string())));
         let jobs = match jobs {
             Ok(j) => j,
             Err(e) => {

@@ -82,8 +82,15 @@ pub trait CatalogBackend: Send + Sync {
     /// replaced; every `upsert` of the product (and its deletion) drops its job.
     fn enqueue(&self, ns: &Namespace, product: &NewProduct, image_url: &str) -> Result<Product>;
 
-    /// Up to `limit` jobs still `processing`, oldest first, across namespaces.
+    /// Up to `limit` jobs still `processing`, claimed or not, oldest first, across
+    /// namespaces.
     fn pending_jobs(&self, limit: usize) -> Result<Vec<IngestJob>>;
+
+    /// Claims up to `limit` jobs still `processing` whose last claim has ended, oldest first,
+    /// for `lease_ms` milliseconds: atomically with respect to every other claim on the same
+    /// storage (other processes included), so no two claimers get the same job while its
+    /// lease runs. Completing or failing a job ends its claim for good.
+    fn claim_jobs(&self, limit: usize, lease_ms: i64) -> Result<Vec<IngestJob>>;
 
     /// Stores the product with its features (as `upsert` of one product) if `job` is still
     /// the product's pending job, in one transaction; `None` (nothing written) when it was
@@ -148,6 +155,13 @@ pub trait CatalogBackend: Send + Sync {
 
     /// The row behind a ranked candidate; `None` when it was deleted since.
     fn resolve(&self, ns: &Namespace, ranked: &Ranked) -> Result<Option<Product>>;
+
+    /// The rows behind a page of ranked candidates, in their order (`None` for one deleted
+    /// since). The default reads them one by one with [`CatalogBackend::resolve`]; a backend
+    /// across a network reads them in one round trip instead.
+    fn resolve_many(&self, ns: &Namespace, ranked: &[&Ranked]) -> Result<Vec<Option<Product>>> {
+        ranked.iter().map(|r| self.resolve(ns, r)).collect()
+    }
 
     /// Changes the ANN search breadth for every namespace (see `Catalog::set_ef_search`).
     fn set_ef_search(&self, ef: usize) -> Result<()>;

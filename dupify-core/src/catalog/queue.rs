@@ -3,15 +3,29 @@
 //!
 //! The flow a server runs: [`Catalog::enqueue`] when a product arrives with only an
 //! `image_url` (the product is listed at once, `embedding_status` `processing`, not yet
-//! searchable by image); a worker loops over [`Catalog::pending_jobs`], fetches and extracts
+//! searchable by image); a worker loops over [`Catalog::claim_jobs`], fetches and extracts
 //! each image, and calls [`Catalog::complete_job`] (features stored, `ready`, searchable) or
 //! [`Catalog::fail_job`] (`failed` with the error code). Uploading the product again, with an
 //! image or another URL, supersedes its job: completing the old one writes nothing. Several
-//! workers may share a database: a job finished twice is written once.
+//! workers may share a database: a claim leases its jobs to one worker, a worker that dies
+//! loses its claims when their lease ends, and a job finished twice is written once.
+
+use std::time::Duration;
 
 use super::crud::{prepare_batch, validate_new};
 use super::{Catalog, IngestJob, Namespace, NewProduct, Product, ProductFeatures};
 use crate::error::{Error, Result};
+
+/// The longest lease [`Catalog::claim_jobs`] takes: one day.
+const MAX_LEASE_MS: i64 = 24 * 3600 * 1000;
+
+fn check_limit(limit: usize) -> Result<()> {
+    if (1..=1000).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::invalid("limit", "must be in 1..=1000"))
+    }
+}
 
 impl Catalog {
     /// Stores `product` without features and queues it for extraction from its
@@ -38,12 +52,28 @@ impl Catalog {
         self.backend.enqueue(ns, &product, &url)
     }
 
-    /// Up to `limit` (1..=1000) queued jobs, oldest first, across namespaces.
+    /// Up to `limit` (1..=1000) queued jobs, oldest first, across namespaces, whether a
+    /// worker has claimed them or not: the queue as it stands, for inspection. Workers use
+    /// [`Catalog::claim_jobs`].
     pub fn pending_jobs(&self, limit: usize) -> Result<Vec<IngestJob>> {
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::invalid("limit", "must be in 1..=1000"));
-        }
+        check_limit(limit)?;
         self.backend.pending_jobs(limit)
+    }
+
+    /// Claims up to `limit` (1..=1000) queued jobs, oldest first, for `lease` (1 ms to 1
+    /// day): until the lease ends no other claim returns them — from this process or any
+    /// other sharing the catalog database (PostgreSQL: `FOR UPDATE SKIP LOCKED`, the
+    /// database's clock; SQLite: one write transaction) — so several workers never fetch
+    /// the same image. A job neither completed nor failed when its lease ends (its worker
+    /// died or gave up) is claimed again by the next worker: choose a lease longer than a
+    /// fetch plus an extraction takes.
+    pub fn claim_jobs(&self, limit: usize, lease: Duration) -> Result<Vec<IngestJob>> {
+        check_limit(limit)?;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        if !(1..=MAX_LEASE_MS).contains(&lease_ms) {
+            return Err(Error::invalid("lease", "must be from 1 ms to 1 day"));
+        }
+        self.backend.claim_jobs(limit, lease_ms)
     }
 
     /// Stores the features extracted for `job` (with the image's content hash) on its

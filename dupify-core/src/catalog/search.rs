@@ -180,11 +180,18 @@ impl Catalog {
         // Only the final page's rows are read. A row deleted since the index was read, or
         // rewritten so that it no longer passes the filter, is left out (the page is then
         // one shorter), never returned half-read or stale.
+        let page: Vec<Scored> = scored.into_iter().skip(q.offset).take(limit).collect();
+        let to_read: Vec<&Ranked> = page
+            .iter()
+            .filter(|s| s.product.is_none())
+            .filter_map(|s| s.ranked.as_ref())
+            .collect();
+        let mut read = self.backend.resolve_many(ns, &to_read)?.into_iter();
         let mut hits = Vec::with_capacity(limit);
-        for s in scored.into_iter().skip(q.offset).take(limit) {
+        for s in page {
             let product = match (s.product, &s.ranked) {
                 (Some(p), _) => Some(p),
-                (None, Some(r)) => self.backend.resolve(ns, r)?,
+                (None, Some(_)) => read.next().flatten(),
                 (None, None) => None,
             };
             // A row rewritten since the lookup is judged as it is now.

@@ -99,6 +99,7 @@ impl SqliteBackend {
         )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(store::SCHEMA)?;
+        store::upgrade(&conn)?;
         store::record_legacy_ns_models(&mut conn)?;
         let db_id = match store::meta_get(&conn, "db_id")? {
             Some(id) => id,
@@ -405,6 +406,15 @@ impl CatalogBackend for SqliteBackend {
 
     fn pending_jobs(&self, limit: usize) -> Result<Vec<IngestJob>> {
         self.read(|c| store::pending_jobs(c, limit))
+    }
+
+    fn claim_jobs(&self, limit: usize, lease_ms: i64) -> Result<Vec<IngestJob>> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        let jobs = store::claim_jobs(&tx, limit, now, now.saturating_add(lease_ms))?;
+        tx.commit()?;
+        Ok(jobs)
     }
 
     fn complete_job(

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS ingest_jobs (
     error_code    TEXT,
     error_message TEXT,
     enqueued_at   INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL
+    updated_at    INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX IF NOT EXISTS ingest_jobs_status ON ingest_jobs (status, id);
 CREATE INDEX IF NOT EXISTS products_ns_vec ON products (ns, vec_id);
@@ -688,31 +689,79 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, pk: i64, image_url: &str, now_ms: i6
     Ok(())
 }
 
-/// Jobs still processing, oldest first.
-pub(crate) fn pending_jobs(conn: &Connection, limit: usize) -> Result<Vec<IngestJob>> {
-    let mut st = conn.prepare_cached(
-        "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, j.enqueued_at \
-         FROM ingest_jobs j JOIN products p ON p.pk = j.product_pk \
-         JOIN namespaces n ON n.id = p.ns \
-         WHERE j.status = 'processing' ORDER BY j.id LIMIT ?1",
+/// Adds what [`SCHEMA`]'s `CREATE ... IF NOT EXISTS` cannot to a database written by an
+/// earlier version: `ingest_jobs.claimed_until` (job claims).
+pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
+    let has_claims: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('ingest_jobs') WHERE name = 'claimed_until'",
+        [],
+        |r| r.get(0),
     )?;
+    if !has_claims {
+        conn.execute_batch(
+            "ALTER TABLE ingest_jobs ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
+
+const JOB_COLS: &str = "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
+     j.enqueued_at FROM ingest_jobs j JOIN products p ON p.pk = j.product_pk \
+     JOIN namespaces n ON n.id = p.ns";
+
+fn row_to_job(r: &Row<'_>) -> Result<IngestJob> {
+    let env: String = r.get(2)?;
+    Ok(IngestJob {
+        job_id: r.get(0)?,
+        namespace: Namespace {
+            account: r.get(1)?,
+            environment: env.parse()?,
+        },
+        product_id: r.get(3)?,
+        external_id: r.get(4)?,
+        image_url: r.get(5)?,
+        enqueued_at_ms: r.get(6)?,
+    })
+}
+
+/// Jobs still processing, claimed or not, oldest first.
+pub(crate) fn pending_jobs(conn: &Connection, limit: usize) -> Result<Vec<IngestJob>> {
+    let mut st = conn.prepare_cached(&format!(
+        "{JOB_COLS} WHERE j.status = 'processing' ORDER BY j.id LIMIT ?1"
+    ))?;
     let mut rows = st.query([limit as i64])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        let env: String = r.get(2)?;
-        out.push(IngestJob {
-            job_id: r.get(0)?,
-            namespace: Namespace {
-                account: r.get(1)?,
-                environment: env.parse()?,
-            },
-            product_id: r.get(3)?,
-            external_id: r.get(4)?,
-            image_url: r.get(5)?,
-            enqueued_at_ms: r.get(6)?,
-        });
+        out.push(row_to_job(r)?);
     }
     Ok(out)
+}
+
+/// Claims up to `limit` processing jobs whose claim ended by `now_ms`, oldest first, until
+/// `until_ms`. Runs in the caller's `BEGIN IMMEDIATE` transaction, so two claims never
+/// overlap.
+pub(crate) fn claim_jobs(
+    tx: &Transaction<'_>,
+    limit: usize,
+    now_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<IngestJob>> {
+    let mut jobs = Vec::new();
+    {
+        let mut st = tx.prepare_cached(&format!(
+            "{JOB_COLS} WHERE j.status = 'processing' AND j.claimed_until <= ?2 \
+             ORDER BY j.id LIMIT ?1"
+        ))?;
+        let mut rows = st.query(params![limit as i64, now_ms])?;
+        while let Some(r) = rows.next()? {
+            jobs.push(row_to_job(r)?);
+        }
+    }
+    let mut claim = tx.prepare_cached("UPDATE ingest_jobs SET claimed_until = ?2 WHERE id = ?1")?;
+    for job in &jobs {
+        claim.execute(params![job.job_id, until_ms])?;
+    }
+    Ok(jobs)
 }
 
 /// Whether `job_id` is still pending for product `product_id`.

@@ -18,6 +18,8 @@ struct State {
     models: HashMap<Namespace, String>,
     /// Queued products: the job and whether it is still pending.
     jobs: Vec<(IngestJob, bool)>,
+    /// Job id -> when its claim ends.
+    claims: HashMap<i64, std::time::Instant>,
 }
 
 impl State {
@@ -143,6 +145,23 @@ impl CatalogBackend for MapBackend {
             .map(|(j, _)| j.clone())
             .take(limit)
             .collect())
+    }
+
+    fn claim_jobs(&self, limit: usize, lease_ms: i64) -> dupify_core::Result<Vec<IngestJob>> {
+        let mut st = self.0.lock().unwrap();
+        let now = std::time::Instant::now();
+        let until = now + std::time::Duration::from_millis(lease_ms as u64);
+        let claimable: Vec<IngestJob> = st
+            .jobs
+            .iter()
+            .filter(|(j, pending)| *pending && st.claims.get(&j.job_id).is_none_or(|t| *t <= now))
+            .map(|(j, _)| j.clone())
+            .take(limit)
+            .collect();
+        for j in &claimable {
+            st.claims.insert(j.job_id, until);
+        }
+        Ok(claimable)
     }
 
     fn complete_job(
@@ -337,4 +356,40 @@ fn queued_products_behave_alike_on_both_backends() {
     for cat in [&sqlite, &map] {
         crate::common::queue_behaviour(cat);
     }
+}
+
+/// A catalog file written before job claims existed (no `claimed_until` column) with a job
+/// queued: opening it adds the column and the job is claimable.
+#[test]
+fn an_sqlite_file_without_claims_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let ns = Namespace::new("old", Environment::Live).unwrap();
+    let queued = {
+        let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+        let mut p = NewProduct::new("queued");
+        p.image_url = Some("https://shop.example/q.jpg".into());
+        cat.enqueue(&ns, p).unwrap()
+    };
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE ingest_jobs DROP COLUMN claimed_until")
+        .unwrap();
+    let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
+    let jobs = cat
+        .claim_jobs(10, std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].product_id, queued.id);
+}
+
+#[test]
+fn handles_on_one_sqlite_file_never_claim_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.db");
+    crate::common::concurrent_claims_hand_out_each_job_once(
+        || Catalog::open(&path, CatalogOptions::default()).unwrap(),
+        300,
+        4,
+    );
 }

@@ -121,6 +121,137 @@ pub fn queue_behaviour(cat: &Catalog) {
         "invalid_parameter"
     );
     assert_eq!(cat.pending_jobs(0).unwrap_err().code(), "invalid_parameter");
+    claim_behaviour(cat);
+}
+
+/// Job claims, for any backend: a claim leases the oldest unclaimed jobs; while the lease
+/// runs no other claim returns them (the listing still does); an ended lease makes a job
+/// claimable again; a completed or failed job is never claimed; bad limits and leases are
+/// refused.
+pub fn claim_behaviour(cat: &Catalog) {
+    use std::time::Duration;
+    let ns = Namespace::new("claims", Environment::Test).unwrap();
+    // Whatever the caller left pending is cleared out of the way first.
+    let hour = Duration::from_secs(3600);
+    cat.claim_jobs(1000, hour).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut p = NewProduct::new(format!("c{i}"));
+        p.image_url = Some(format!("https://shop.example/c{i}.jpg"));
+        ids.push(cat.enqueue(&ns, p).unwrap().id);
+    }
+    let first = cat.claim_jobs(2, hour).unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .map(|j| j.product_id.clone())
+            .collect::<Vec<_>>(),
+        ids[..2].to_vec(),
+        "the oldest jobs first"
+    );
+    let second = cat.claim_jobs(10, hour).unwrap();
+    assert_eq!(
+        second
+            .iter()
+            .map(|j| j.product_id.clone())
+            .collect::<Vec<_>>(),
+        ids[2..].to_vec(),
+        "claimed jobs are not handed out again"
+    );
+    assert!(cat.claim_jobs(10, hour).unwrap().is_empty());
+    let listed = cat.pending_jobs(1000).unwrap();
+    assert!(ids
+        .iter()
+        .all(|id| listed.iter().any(|j| &j.product_id == id)));
+
+    // A short lease ends and the job comes back; a finished job never does.
+    let mut p = NewProduct::new("short");
+    p.image_url = Some("https://shop.example/short.jpg".into());
+    let short = cat.enqueue(&ns, p).unwrap();
+    let leased = cat.claim_jobs(10, Duration::from_millis(50)).unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].product_id, short.id);
+    assert!(cat.claim_jobs(10, hour).unwrap().is_empty());
+    std::thread::sleep(Duration::from_millis(120));
+    let again = cat.claim_jobs(10, Duration::from_millis(50)).unwrap();
+    assert_eq!(again.len(), 1, "an ended lease makes the job claimable");
+    assert_eq!(again[0].job_id, leased[0].job_id);
+    let err = dupify_core::Error::ImageFetchFailed {
+        url: "https://shop.example/short.jpg".into(),
+        reason: "HTTP 404".into(),
+    };
+    assert!(cat.fail_job(&again[0], &err).unwrap());
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(cat.claim_jobs(10, hour).unwrap().is_empty());
+
+    assert_eq!(
+        cat.claim_jobs(0, hour).unwrap_err().code(),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        cat.claim_jobs(1, Duration::ZERO).unwrap_err().code(),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        cat.claim_jobs(1, Duration::from_secs(2 * 86_400))
+            .unwrap_err()
+            .code(),
+        "invalid_parameter"
+    );
+}
+
+/// `threads` claimers on their own handles to one catalog (`open` gives each a handle),
+/// claiming `jobs` queued jobs in small batches: every job is claimed exactly once.
+#[allow(dead_code)] // not every test binary that includes this file races claims
+pub fn concurrent_claims_hand_out_each_job_once(
+    open: impl Fn() -> Catalog,
+    jobs: usize,
+    threads: usize,
+) {
+    use std::collections::HashSet;
+    use std::time::Duration;
+    let ns = Namespace::new("claim-race", Environment::Test).unwrap();
+    let setup = open();
+    for i in 0..jobs {
+        let mut p = NewProduct::new(format!("r{i}"));
+        p.image_url = Some(format!("https://shop.example/r{i}.jpg"));
+        setup.enqueue(&ns, p).unwrap();
+    }
+    // Every handle is open before any claims, and all start together.
+    let cats: Vec<Catalog> = (0..threads).map(|_| open()).collect();
+    let start = std::sync::Barrier::new(threads);
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cats
+            .iter()
+            .map(|cat| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = cat.claim_jobs(3, Duration::from_secs(3600)).unwrap();
+                        if got.is_empty() {
+                            break mine;
+                        }
+                        mine.extend(got.iter().map(|j| j.job_id));
+                        // A worker works between claims; without the pause one SQLite
+                        // handle re-takes the write lock before the others' busy handlers
+                        // wake up, and nothing races.
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<i64> = claimed.iter().flatten().copied().collect();
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), unique.len(), "a job was claimed twice");
+    assert_eq!(unique.len(), jobs, "every job is claimed");
+    assert!(
+        claimed.iter().filter(|c| !c.is_empty()).count() > 1,
+        "the claimers raced (one took everything)"
+    );
 }
 
 /// 24 products of three categories, two brands and two currencies, with metadata, all

@@ -70,6 +70,16 @@ fn the_queue_contract_holds_on_postgres() {
     crate::common::queue_behaviour(&pg);
 }
 
+#[test]
+fn workers_on_separate_connections_never_claim_the_same_job() {
+    let url = fresh_database();
+    crate::common::concurrent_claims_hand_out_each_job_once(
+        || connect(&url, CatalogOptions::default()),
+        300,
+        4,
+    );
+}
+
 const RECALL_DIM: usize = 32;
 
 /// `n` products of namespace `account` in three categories, embeddings scattered around a
@@ -333,7 +343,7 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     let cat = connect(&url, CatalogOptions::default());
     assert_eq!(cat.count(&ns, &ProductFilter::default()).unwrap(), 1);
     drop(cat);
@@ -345,11 +355,36 @@ fn the_schema_is_versioned_and_a_newer_one_is_refused() {
     .unwrap();
     match Catalog::connect(&url, CatalogOptions::default()) {
         Err(Error::SchemaTooNew { found, supported }) => {
-            assert_eq!((found, supported), (99, 1));
+            assert_eq!((found, supported), (99, 2));
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a newer schema was opened"),
     }
+}
+
+/// A database at schema version 1 (before job claims) with a job queued: opening it adds the
+/// claim column, and the job is claimable.
+#[test]
+fn a_version_1_database_is_migrated_and_its_queued_jobs_claimable() {
+    let url = fresh_database();
+    let cat = connect(&url, CatalogOptions::default());
+    let ns = Namespace::new("v1", Environment::Live).unwrap();
+    let mut p = NewProduct::new("queued");
+    p.image_url = Some("https://shop.example/q.jpg".into());
+    let queued = cat.enqueue(&ns, p).unwrap();
+    drop(cat);
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "ALTER TABLE catalog_ingest_jobs DROP COLUMN claimed_until; \
+         DELETE FROM schema_version WHERE component = 'catalog' AND version = 2",
+    )
+    .unwrap();
+    let cat = connect(&url, CatalogOptions::default());
+    let jobs = cat
+        .claim_jobs(10, std::time::Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].product_id, queued.id);
 }
 
 #[test]

@@ -565,27 +565,32 @@ fn lock_namespace(tx: &mut Transaction<'_>, ns: &Namespace) -> Result<(i64, Opti
 
 /// Maps one row selected with [`COLS`].
 fn row_to_product(r: &Row) -> Result<Product> {
+    row_to_product_at(r, 0)
+}
+
+/// Maps a row whose [`COLS`] start at column `off`.
+fn row_to_product_at(r: &Row, off: usize) -> Result<Product> {
     const CTX: &str = "reading a product";
-    let text = |i: usize| -> Result<String> { r.try_get(i).ctx(CTX) };
+    let text = |i: usize| -> Result<String> { r.try_get(i + off).ctx(CTX) };
     let json = |what: &str, s: &str| -> Result<serde_json::Value> {
         serde_json::from_str(s).map_err(|e| Error::Internal(format!("stored {what}: {e}")))
     };
-    let clip: Option<Vector> = r.try_get(12).ctx(CTX)?;
+    let clip: Option<Vector> = r.try_get(12 + off).ctx(CTX)?;
     let colors: Vec<ColorSwatch> = serde_json::from_str(&text(14)?)
         .map_err(|e| Error::Internal(format!("stored colors: {e}")))?;
-    let attributes: Option<String> = r.try_get(15).ctx(CTX)?;
+    let attributes: Option<String> = r.try_get(15 + off).ctx(CTX)?;
     let env: String = text(21)?;
-    let job_status: Option<String> = r.try_get(22).ctx(CTX)?;
+    let job_status: Option<String> = r.try_get(22 + off).ctx(CTX)?;
     let embedding_status = match job_status.as_deref() {
         None => EmbeddingStatus::Ready,
         Some("processing") => EmbeddingStatus::Processing,
         Some(_) => EmbeddingStatus::Failed {
             code: r
-                .try_get::<_, Option<String>>(23)
+                .try_get::<_, Option<String>>(23 + off)
                 .ctx(CTX)?
                 .unwrap_or_default(),
             message: r
-                .try_get::<_, Option<String>>(24)
+                .try_get::<_, Option<String>>(24 + off)
                 .ctx(CTX)?
                 .unwrap_or_default(),
         },
@@ -593,26 +598,26 @@ fn row_to_product(r: &Row) -> Result<Product> {
     Ok(Product {
         id: text(0)?,
         external_id: text(1)?,
-        title: r.try_get(2).ctx(CTX)?,
-        sku: r.try_get(3).ctx(CTX)?,
-        description: r.try_get(4).ctx(CTX)?,
-        brand: r.try_get(5).ctx(CTX)?,
-        category: r.try_get(6).ctx(CTX)?,
-        price: r.try_get(7).ctx(CTX)?,
+        title: r.try_get(2 + off).ctx(CTX)?,
+        sku: r.try_get(3 + off).ctx(CTX)?,
+        description: r.try_get(4 + off).ctx(CTX)?,
+        brand: r.try_get(5 + off).ctx(CTX)?,
+        category: r.try_get(6 + off).ctx(CTX)?,
+        price: r.try_get(7 + off).ctx(CTX)?,
         currency: text(8)?,
-        image_url: r.try_get(9).ctx(CTX)?,
-        product_url: r.try_get(10).ctx(CTX)?,
+        image_url: r.try_get(9 + off).ctx(CTX)?,
+        product_url: r.try_get(10 + off).ctx(CTX)?,
         metadata: json("metadata", &text(11)?)?,
         features: ProductFeatures {
             clip: clip.map(|v| v.to_vec()),
-            shape: r.try_get(13).ctx(CTX)?,
+            shape: r.try_get(13 + off).ctx(CTX)?,
             colors,
             attributes: attributes.map(|a| json("attributes", &a)).transpose()?,
-            model_id: r.try_get(16).ctx(CTX)?,
+            model_id: r.try_get(16 + off).ctx(CTX)?,
         },
-        image_hash: r.try_get(17).ctx(CTX)?,
-        created_at_ms: r.try_get(18).ctx(CTX)?,
-        updated_at_ms: r.try_get(19).ctx(CTX)?,
+        image_hash: r.try_get(17 + off).ctx(CTX)?,
+        created_at_ms: r.try_get(18 + off).ctx(CTX)?,
+        updated_at_ms: r.try_get(19 + off).ctx(CTX)?,
         namespace: Namespace {
             account: text(20)?,
             environment: env.parse::<Environment>()?,
@@ -708,22 +713,36 @@ impl CatalogBackend for PgBackend {
                 &[&(limit as i64)],
             )
             .ctx(CTX)?;
-        rows.iter()
-            .map(|r| {
-                let env: String = r.try_get(2).ctx(CTX)?;
-                Ok(IngestJob {
-                    job_id: r.try_get(0).ctx(CTX)?,
-                    namespace: Namespace {
-                        account: r.try_get(1).ctx(CTX)?,
-                        environment: env.parse()?,
-                    },
-                    product_id: r.try_get(3).ctx(CTX)?,
-                    external_id: r.try_get(4).ctx(CTX)?,
-                    image_url: r.try_get(5).ctx(CTX)?,
-                    enqueued_at_ms: r.try_get(6).ctx(CTX)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| row_to_job(r, CTX)).collect()
+    }
+
+    /// One statement: the oldest unclaimed jobs are locked with `SKIP LOCKED` (a concurrent
+    /// claimer passes over the rows this one holds instead of waiting for them, and gets the
+    /// next ones) and leased on the database's clock, the same for every app server.
+    fn claim_jobs(&self, limit: usize, lease_ms: i64) -> Result<Vec<IngestJob>> {
+        const CTX: &str = "claiming ingest jobs";
+        let rows = self
+            .conn(CTX)?
+            .query(
+                "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now), \
+                 c AS (SELECT j.id FROM catalog_ingest_jobs j, t \
+                       WHERE j.status = 'processing' AND j.claimed_until <= t.now \
+                       ORDER BY j.id LIMIT $1 FOR UPDATE OF j SKIP LOCKED) \
+                 UPDATE catalog_ingest_jobs j SET claimed_until = t.now + $2 \
+                 FROM c, t, catalog_products p, catalog_namespaces n \
+                 WHERE j.id = c.id AND p.pk = j.product_pk AND n.id = p.ns \
+                 RETURNING j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
+                 j.enqueued_at",
+                &[&(limit as i64), &lease_ms],
+            )
+            .ctx(CTX)?;
+        let mut jobs = rows
+            .iter()
+            .map(|r| row_to_job(r, CTX))
+            .collect::<Result<Vec<_>>>()?;
+        // RETURNING follows no ORDER BY: oldest first, as promised.
+        jobs.sort_by_key(|j| j.job_id);
+        Ok(jobs)
     }
 
     fn complete_job(
@@ -998,6 +1017,26 @@ impl CatalogBackend for PgBackend {
         rows.first().map(row_to_product).transpose()
     }
 
+    /// One statement for the whole page (`pk = ANY($3)`), not one round trip per hit.
+    fn resolve_many(&self, ns: &Namespace, ranked: &[&Ranked]) -> Result<Vec<Option<Product>>> {
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pks: Vec<i64> = ranked.iter().map(|r| r.handle as i64).collect();
+        let rows = self.ns_query("reading search hits", ns, |s| {
+            let pks = s.bind(pks.clone());
+            s.text = format!("SELECT p.pk, {COLS} {FROM} WHERE p.ns = {NS} AND p.pk = ANY({pks})");
+        })?;
+        let mut by_pk = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let pk: i64 = r.try_get(0).ctx("reading search hits")?;
+            by_pk.insert(pk, r);
+        }
+        pks.iter()
+            .map(|pk| by_pk.get(pk).map(|r| row_to_product_at(r, 1)).transpose())
+            .collect()
+    }
+
     /// `ef` arrives validated by `Catalog::set_ef_search`; each search sets it (at most 1000,
     /// pgvector's limit; iterative scans go past it when more results are asked for).
     fn set_ef_search(&self, ef: usize) -> Result<()> {
@@ -1051,4 +1090,21 @@ impl CatalogBackend for PgBackend {
             })
             .collect()
     }
+}
+
+/// Maps a row of (job id, account, environment, product id, external id, image URL,
+/// enqueued at) to an [`IngestJob`].
+fn row_to_job(r: &postgres::Row, ctx: &'static str) -> Result<IngestJob> {
+    let env: String = r.try_get(2).ctx(ctx)?;
+    Ok(IngestJob {
+        job_id: r.try_get(0).ctx(ctx)?,
+        namespace: Namespace {
+            account: r.try_get(1).ctx(ctx)?,
+            environment: env.parse()?,
+        },
+        product_id: r.try_get(3).ctx(ctx)?,
+        external_id: r.try_get(4).ctx(ctx)?,
+        image_url: r.try_get(5).ctx(ctx)?,
+        enqueued_at_ms: r.try_get(6).ctx(ctx)?,
+    })
 }

@@ -96,6 +96,9 @@ CREATE TABLE catalog_ingest_jobs (
 );
 CREATE INDEX catalog_ingest_jobs_status ON catalog_ingest_jobs (status, id);
 ",
+    // 2: job claims (`Catalog::claim_jobs`): a job is leased to one worker until this time
+    // (Unix ms, the database's clock); 0 = never claimed.
+    "ALTER TABLE catalog_ingest_jobs ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// The newest schema version this build knows.
