@@ -18,6 +18,9 @@
 # so that `stop` removes it too.
 # Idempotent: `start` on a running cluster just prints its URL; `stop` on none does nothing.
 # Logs go to stderr, so `URL=$(scripts/pg.sh start)` captures the URL only.
+# DUPIFY_PG_DIR puts a second cluster elsewhere (default target/pg); DUPIFY_PG_SETTINGS adds
+# server settings at start, later ones winning (the PostgreSQL catalog benchmark runs with
+# DUPIFY_PG_SETTINGS="-c fsync=on -c shared_buffers=4GB", see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -133,7 +136,7 @@ start() {
     free_port >"$PORT_FILE"
     log "starting on 127.0.0.1:$(cat "$PORT_FILE")"
     as_pg "$SBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start \
-        -o "-c listen_addresses=127.0.0.1 -p $(cat "$PORT_FILE") -k $SOCK -c max_connections=200 -c fsync=off" \
+        -o "-c listen_addresses=127.0.0.1 -p $(cat "$PORT_FILE") -k $SOCK -c max_connections=200 -c fsync=off ${DUPIFY_PG_SETTINGS:-}" \
         >/dev/null || die "pg_ctl start failed: see $LOG"
     # pgvector in the default database and in template1, so every database a test creates
     # has it too.

@@ -1,21 +1,14 @@
 //! Catalog search benchmark: ANN (hnsw_rs through `Catalog::search`) against exact brute
 //! force over the same vectors in the same run.
 //!
-//! Data: synthetic L2-normalised 512-d vectors shaped like CLIP image embeddings: a shared
-//! direction (CLIP vectors of photos sit in a narrow cone: unrelated photos have cosine
-//! ≈ 0.4–0.5), one of 1,000 random cluster centres (products of a kind), and isotropic noise
-//! of `DUPIFY_CATALOG_BENCH_NOISE` per dimension (default 0.02: same-cluster cosine ≈ 0.9).
-//! With `DUPIFY_CATALOG_BENCH_CONE=0 DUPIFY_CATALOG_BENCH_NOISE=0.06` it is the earlier,
-//! nearly isotropic generator (noise norm 1.36 > centre norm), on which any graph index has
-//! to visit most points: useful as a worst case, not as a model of CLIP. Queries are fresh draws
-//! from the same distribution. Measures: build time (SQLite ingest + graph), recall@10 vs
-//! exact, queries/s of both, p50/p99 latency, reopen time, and index memory per vector
+//! Data: `dupify_benches::vectors::clip_like` (CLIP-shaped synthetic 512-d vectors; the
+//! PostgreSQL benchmark `catalog_pg.rs` searches the same ones). Measures: build time
+//! (SQLite ingest + graph), recall@10 vs exact, queries/s of both, p50/p99 latency, reopen time, and index memory per vector
 //! beyond the raw vectors: heap bytes the reopened catalog holds (counted by a global
 //! allocator wrapper, exact) minus `n * dim * 4`, divided by `n`; RSS growth is printed too.
 //!
 //! Exact brute force uses the same 8-accumulator (auto-vectorised) dot product as the
-//! catalog, over the same in-memory vectors, one thread, one query at a time — an honest
-//! baseline, not a strawman.
+//! catalog (`vectors::dot`), over the same in-memory vectors, one thread, one query at a time.
 //!
 //! With `DUPIFY_CATALOG_BENCH_RAW=1` it also builds a bare hnsw_rs graph with the catalog's
 //! parameters over the same vectors and times its search alone, so the catalog's own
@@ -40,6 +33,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use dupify_benches::vectors::{self, cpu_seconds, dot, rss_bytes, DIM};
 use dupify_core::catalog::*;
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::Hnsw;
@@ -84,64 +78,6 @@ impl Distance<f32> for NormCos {
     }
 }
 
-const DIM: usize = 512;
-
-#[path = "../../dupify-core/tests/common/rng.rs"]
-mod rng_common;
-use rng_common::{normalised as unit, XorShift as Rng};
-
-struct Shape {
-    cone: Vec<f32>,
-    cone_weight: f32,
-    noise: f32,
-}
-
-fn draw(rng: &mut Rng, centres: &[Vec<f32>], s: &Shape) -> Vec<f32> {
-    let c = &centres[(rng.next_u64() % centres.len() as u64) as usize];
-    unit(
-        c.iter()
-            .zip(&s.cone)
-            .map(|(x, m)| x + s.cone_weight * m + s.noise * rng.gauss())
-            .collect(),
-    )
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat`
-/// (fields 14 and 15, in clock ticks of 1/100 s, the Linux x86-64 value). Next to a wall
-/// time it shows how much of a build on a shared machine was this process's own work.
-fn cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // the command name (field 2) may hold spaces; count fields after its ')'
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
-        .unwrap_or(f64::NAN)
-}
-
-/// 8 independent accumulators so the compiler vectorises it (as the catalog's own `dot`).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
-}
-
 fn main() {
     // criterion-style args (`--bench`) are ignored.
     let n: usize = std::env::var("DUPIFY_CATALOG_BENCH_N")
@@ -149,23 +85,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let nq = 500;
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let centres: Vec<Vec<f32>> = (0..1000)
-        .map(|_| unit((0..DIM).map(|_| rng.gauss()).collect()))
-        .collect();
-    let env_f = |k: &str, d: f32| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse::<f32>().ok())
-            .unwrap_or(d)
-    };
-    let shape = Shape {
-        cone: unit((0..DIM).map(|_| rng.gauss()).collect()),
-        cone_weight: env_f("DUPIFY_CATALOG_BENCH_CONE", 1.0),
-        noise: env_f("DUPIFY_CATALOG_BENCH_NOISE", 0.02),
-    };
-    let data: Vec<Vec<f32>> = (0..n).map(|_| draw(&mut rng, &centres, &shape)).collect();
-    let queries: Vec<Vec<f32>> = (0..nq).map(|_| draw(&mut rng, &centres, &shape)).collect();
+    let (data, queries, shape) = vectors::clip_like(n, nq);
 
     // A kept directory (reused when it already holds a catalog of this N) or a temporary one.
     let kept = std::env::var_os("DUPIFY_CATALOG_BENCH_DIR").map(std::path::PathBuf::from);
@@ -251,17 +171,7 @@ fn main() {
     let truth: Vec<Vec<usize>> = queries
         .iter()
         .take(if sweep_on { nq } else { 0 })
-        .map(|q| {
-            let mut s: Vec<(usize, f32)> = data
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i, dot(q, v)))
-                .collect();
-            s.select_nth_unstable_by(10, |a, b| b.1.total_cmp(&a.1));
-            s.truncate(10);
-            s.sort_by(|a, b| b.1.total_cmp(&a.1));
-            s.into_iter().map(|(i, _)| i).collect()
-        })
+        .map(|q| vectors::exact_top_k(&data, q, 10, |_| true))
         .collect();
     let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
 
@@ -298,7 +208,7 @@ fn main() {
         }
         let qps = nq as f64 / t.elapsed().as_secs_f64();
         lat.sort_by(f64::total_cmp);
-        let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+        let pct = |q: f64| vectors::quantile(&lat, q);
         sweep.push(Sweep {
             ef,
             recall: hit as f64 / (nq * 10) as f64,

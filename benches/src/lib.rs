@@ -6,6 +6,8 @@
 //! the photos into a folder with the same layout on another machine, where the build
 //! machine's checkout does not exist.
 
+pub mod vectors;
+
 use std::path::{Path, PathBuf};
 
 use dupify_core::input::{decode_bytes, InputLimits, DEFAULT_WORKING_SIDE};
