@@ -6,6 +6,7 @@
 # `scripts/bench.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT_DIR=$PWD
 bash scripts/setup.sh
 source scripts/env.sh
 
@@ -17,7 +18,7 @@ export CARGO_INCREMENTAL=0
 
 # Every feature of every crate, so each artefact (dupify-core above all) is compiled once
 # and the PostgreSQL backends are linted and tested in the same build as the rest.
-FEATURES=dupify-core/train,dupify-core/postgres,dupify-keys/postgres,dupify-server/postgres,dupify-cli/postgres
+FEATURES=dupify-core/train,dupify-core/postgres,dupify-keys/postgres,dupify-server/postgres,dupify-cli/postgres,dupify-benches/postgres
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -61,4 +62,6 @@ step "Node binding: napi build + node --test"
     DUPIFY_TEST_PG_URL=$(bash ../scripts/pg.sh createdb dupify_node) node --test __test__/)
 
 step "Web page: dupify-server driven in headless chromium (screenshot in target/web-tests/)"
-(cd dupify-server/web-tests && npm test --silent)
+# The server binary the Rust tests built (all features): nothing is compiled again.
+(cd dupify-server/web-tests &&
+    DUPIFY_SERVER_BIN="$ROOT_DIR/target/$CARGO_BUILD_TARGET/debug/dupify-server" npm test --silent)

@@ -31,14 +31,18 @@ function photo(category) {
   return path.join(dir, file);
 }
 
-/** Starts `cargo run -p dupify-server` and resolves with its URL, live key and process. */
+/**
+ * Starts the server binary named by `DUPIFY_SERVER_BIN` (scripts/test.sh passes the one its
+ * Rust tests built, so nothing is compiled again), else `cargo run -p dupify-server`, and
+ * resolves with its URL, live key and process.
+ */
 function startServer(dataDir) {
-  const child = spawn(
-    "cargo",
-    ["run", "-q", "-p", "dupify-server", "--",
-     "--port", "0", "--data-dir", dataDir, "--device", "cpu"],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-  );
+  const args = ["--port", "0", "--data-dir", dataDir, "--device", "cpu"];
+  const bin = process.env.DUPIFY_SERVER_BIN;
+  const child = bin
+    ? spawn(bin, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] })
+    : spawn("cargo", ["run", "-q", "-p", "dupify-server", "--", ...args],
+            { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 570_000);
