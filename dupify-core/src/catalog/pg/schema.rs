@@ -99,6 +99,13 @@ CREATE INDEX catalog_ingest_jobs_status ON catalog_ingest_jobs (status, id);
     // 2: job claims (`Catalog::claim_jobs`): a job is leased to one worker until this time
     // (Unix ms, the database's clock); 0 = never claimed.
     "ALTER TABLE catalog_ingest_jobs ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;",
+    // 3: embeddings stored in the row (MAIN) instead of out of line in the TOAST table
+    // (EXTENDED, the type's default): a 512-d vector is 2 KB, just over the size at which
+    // PostgreSQL moves values out, so every exact scan and every hit read paid a TOAST
+    // lookup per row. Measured at 100k x 512-d: an exact scan of every row 377 -> 93 ms.
+    // Vectors too big for a page still go out of line. Rows written before keep their
+    // storage until rewritten (`VACUUM FULL catalog_products`).
+    "ALTER TABLE catalog_products ALTER COLUMN clip SET STORAGE MAIN;",
 ];
 
 /// The newest schema version this build knows.
