@@ -705,7 +705,8 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-const JOB_COLS: &str = "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
+const JOB_SELECT: &str =
+    "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
      j.enqueued_at FROM ingest_jobs j JOIN products p ON p.pk = j.product_pk \
      JOIN namespaces n ON n.id = p.ns";
 
@@ -727,7 +728,7 @@ fn row_to_job(r: &Row<'_>) -> Result<IngestJob> {
 /// Jobs still processing, claimed or not, oldest first.
 pub(crate) fn pending_jobs(conn: &Connection, limit: usize) -> Result<Vec<IngestJob>> {
     let mut st = conn.prepare_cached(&format!(
-        "{JOB_COLS} WHERE j.status = 'processing' ORDER BY j.id LIMIT ?1"
+        "{JOB_SELECT} WHERE j.status = 'processing' ORDER BY j.id LIMIT ?1"
     ))?;
     let mut rows = st.query([limit as i64])?;
     let mut out = Vec::new();
@@ -749,7 +750,7 @@ pub(crate) fn claim_jobs(
     let mut jobs = Vec::new();
     {
         let mut st = tx.prepare_cached(&format!(
-            "{JOB_COLS} WHERE j.status = 'processing' AND j.claimed_until <= ?2 \
+            "{JOB_SELECT} WHERE j.status = 'processing' AND j.claimed_until <= ?2 \
              ORDER BY j.id LIMIT ?1"
         ))?;
         let mut rows = st.query(params![limit as i64, now_ms])?;

@@ -705,11 +705,12 @@ impl CatalogBackend for PgBackend {
         let rows = self
             .conn(CTX)?
             .query(
-                "SELECT j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
-                 j.enqueued_at FROM catalog_ingest_jobs j \
-                 JOIN catalog_products p ON p.pk = j.product_pk \
-                 JOIN catalog_namespaces n ON n.id = p.ns \
-                 WHERE j.status = 'processing' ORDER BY j.id LIMIT $1",
+                &format!(
+                    "SELECT {JOB_COLS} FROM catalog_ingest_jobs j \
+                     JOIN catalog_products p ON p.pk = j.product_pk \
+                     JOIN catalog_namespaces n ON n.id = p.ns \
+                     WHERE j.status = 'processing' ORDER BY j.id LIMIT $1"
+                ),
                 &[&(limit as i64)],
             )
             .ctx(CTX)?;
@@ -724,15 +725,17 @@ impl CatalogBackend for PgBackend {
         let rows = self
             .conn(CTX)?
             .query(
-                "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now), \
-                 c AS (SELECT j.id FROM catalog_ingest_jobs j, t \
-                       WHERE j.status = 'processing' AND j.claimed_until <= t.now \
-                       ORDER BY j.id LIMIT $1 FOR UPDATE OF j SKIP LOCKED) \
-                 UPDATE catalog_ingest_jobs j SET claimed_until = t.now + $2 \
-                 FROM c, t, catalog_products p, catalog_namespaces n \
-                 WHERE j.id = c.id AND p.pk = j.product_pk AND n.id = p.ns \
-                 RETURNING j.id, n.account, n.environment, p.id, p.external_id, j.image_url, \
-                 j.enqueued_at",
+                &format!(
+                    "WITH t AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+                     AS now), \
+                     c AS (SELECT j.id FROM catalog_ingest_jobs j, t \
+                           WHERE j.status = 'processing' AND j.claimed_until <= t.now \
+                           ORDER BY j.id LIMIT $1 FOR UPDATE OF j SKIP LOCKED) \
+                     UPDATE catalog_ingest_jobs j SET claimed_until = t.now + $2 \
+                     FROM c, t, catalog_products p, catalog_namespaces n \
+                     WHERE j.id = c.id AND p.pk = j.product_pk AND n.id = p.ns \
+                     RETURNING {JOB_COLS}"
+                ),
                 &[&(limit as i64), &lease_ms],
             )
             .ctx(CTX)?;
@@ -1092,8 +1095,11 @@ impl CatalogBackend for PgBackend {
     }
 }
 
-/// Maps a row of (job id, account, environment, product id, external id, image URL,
-/// enqueued at) to an [`IngestJob`].
+/// The columns [`row_to_job`] reads, in its order (`j` jobs, `p` products, `n` namespaces).
+const JOB_COLS: &str =
+    "j.id, n.account, n.environment, p.id, p.external_id, j.image_url, j.enqueued_at";
+
+/// Maps a row selected with [`JOB_COLS`] to an [`IngestJob`].
 fn row_to_job(r: &postgres::Row, ctx: &'static str) -> Result<IngestJob> {
     let env: String = r.try_get(2).ctx(ctx)?;
     Ok(IngestJob {
