@@ -16,6 +16,9 @@
 
 #[path = "catalog/common.rs"]
 mod catalog_common;
+#[path = "common/pg_server.rs"]
+mod pg_server;
+use pg_server::fresh_database;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
@@ -28,37 +31,6 @@ const ROLE: &str = "DUPIFY_PG_CHILD";
 const URL_ENV: &str = "DUPIFY_PG_CHILD_URL";
 const DIM: usize = 16;
 const CATEGORIES: [&str; 3] = ["dress", "shoes", "hat"];
-
-fn server_url() -> String {
-    std::env::var("DUPIFY_TEST_PG_URL").expect(
-        "DUPIFY_TEST_PG_URL is not set: start a cluster with `scripts/pg.sh start` and export \
-         its URL (scripts/test.sh does both)",
-    )
-}
-
-/// A fresh, empty database on the test server; returns its URL.
-fn fresh_database() -> String {
-    let url = server_url();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!(
-        "dupify_procs_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b.to_string(), format!("?{q}")),
-        None => (url.clone(), String::new()),
-    };
-    let (server, _db) = base.rsplit_once('/').expect("URL with a database");
-    format!("{server}/{name}{query}")
-}
 
 fn ns() -> Namespace {
     Namespace::new("shop", Environment::Live).unwrap()

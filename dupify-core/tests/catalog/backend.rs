@@ -367,9 +367,7 @@ fn an_sqlite_file_without_claims_is_upgraded() {
     let ns = Namespace::new("old", Environment::Live).unwrap();
     let queued = {
         let cat = Catalog::open(&path, CatalogOptions::default()).unwrap();
-        let mut p = NewProduct::new("queued");
-        p.image_url = Some("https://shop.example/q.jpg".into());
-        cat.enqueue(&ns, p).unwrap()
+        crate::common::enqueue_one(&cat, &ns, "queued")
     };
     rusqlite::Connection::open(&path)
         .unwrap()

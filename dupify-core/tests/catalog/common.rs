@@ -124,6 +124,14 @@ pub fn queue_behaviour(cat: &Catalog) {
     claim_behaviour(cat);
 }
 
+/// Queues product `id` of `ns` for extraction from `https://shop.example/<id>.jpg`.
+#[allow(dead_code)]
+pub fn enqueue_one(cat: &Catalog, ns: &Namespace, id: &str) -> dupify_core::catalog::Product {
+    let mut p = NewProduct::new(id);
+    p.image_url = Some(format!("https://shop.example/{id}.jpg"));
+    cat.enqueue(ns, p).unwrap()
+}
+
 /// Job claims, for any backend: a claim leases the oldest unclaimed jobs; while the lease
 /// runs no other claim returns them (the listing still does); an ended lease makes a job
 /// claimable again; a completed or failed job is never claimed; bad limits and leases are
@@ -136,9 +144,7 @@ pub fn claim_behaviour(cat: &Catalog) {
     cat.claim_jobs(1000, hour).unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let mut p = NewProduct::new(format!("c{i}"));
-        p.image_url = Some(format!("https://shop.example/c{i}.jpg"));
-        ids.push(cat.enqueue(&ns, p).unwrap().id);
+        ids.push(enqueue_one(cat, &ns, &format!("c{i}")).id);
     }
     let first = cat.claim_jobs(2, hour).unwrap();
     assert_eq!(
@@ -165,9 +171,7 @@ pub fn claim_behaviour(cat: &Catalog) {
         .all(|id| listed.iter().any(|j| &j.product_id == id)));
 
     // A short lease ends and the job comes back; a finished job never does.
-    let mut p = NewProduct::new("short");
-    p.image_url = Some("https://shop.example/short.jpg".into());
-    let short = cat.enqueue(&ns, p).unwrap();
+    let short = enqueue_one(cat, &ns, "short");
     let leased = cat.claim_jobs(10, Duration::from_millis(50)).unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].product_id, short.id);
@@ -213,9 +217,7 @@ pub fn concurrent_claims_hand_out_each_job_once(
     let ns = Namespace::new("claim-race", Environment::Test).unwrap();
     let setup = open();
     for i in 0..jobs {
-        let mut p = NewProduct::new(format!("r{i}"));
-        p.image_url = Some(format!("https://shop.example/r{i}.jpg"));
-        setup.enqueue(&ns, p).unwrap();
+        enqueue_one(&setup, &ns, &format!("r{i}"));
     }
     // Every handle is open before any claims, and all start together.
     let cats: Vec<Catalog> = (0..threads).map(|_| open()).collect();

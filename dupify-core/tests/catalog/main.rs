@@ -12,4 +12,7 @@ mod ingest;
 mod params;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
+#[path = "../common/pg_server.rs"]
+mod pg_server;
 mod search;
