@@ -390,6 +390,24 @@ export interface PrincipalJson {
   limits: Limits
 }
 
+
+/** Where the LibTorch this process uses was found (`require('dupify').libtorch`). */
+export interface LibTorchInfo {
+  /** The LibTorch directory (an unpacked LibTorch or a Python `torch` package). */
+  dir: string
+  /** Its `lib/` directory, whose libraries were loaded. */
+  lib: string
+  /** The version it declares (`build-version` or `version.py`), when it declares one. */
+  version: string | null
+  /** `DUPIFY_LIBTORCH`, `python (<command>)` or `next to the package`. */
+  source: string
+  /** The libraries loaded, in order. */
+  libraries: string[]
+}
+
+/** Where the LibTorch this process uses was found. */
+export declare const libtorch: LibTorchInfo
+
 /**
  * A cancellation flag for `extractBatch` and `Catalog.ingest`: items not started when
  * `cancel()` is called finish with a `cancelled` error.

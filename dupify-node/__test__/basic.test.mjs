@@ -27,7 +27,7 @@ test('index.d.ts declares every export and the data types it refers to', async (
   const { readFileSync } = await import('node:fs')
   const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
   for (const name of Object.keys(cjs)) {
-    assert.match(dts, new RegExp(`export declare (class|function) ${name}\\b`), name)
+    assert.match(dts, new RegExp(`export declare (class|function|const) ${name}\\b`), name)
   }
   // Every capitalised type named in a generated signature is declared in the header.
   const code = dts.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
