@@ -43,3 +43,30 @@ def test_cuda_visibility_matches_torch():
         "import torch, dupify; print(dupify.device_report()['cuda_available'], torch.cuda.is_available())"
     ).split()
     assert ours == theirs
+
+
+def test_libtorch_of_the_installed_torch_is_loaded_before_the_extension():
+    info = json.loads(_run("import dupify, json; print(json.dumps(dupify._libtorch.info))"))
+    import importlib.util
+
+    torch_dir = os.path.dirname(importlib.util.find_spec("torch").origin)
+    assert info["dir"] == torch_dir
+    assert info["version"].startswith("2.11")
+    assert info["libraries"][:2] == [
+        os.path.join(torch_dir, "lib", "libc10.so"),
+        os.path.join(torch_dir, "lib", "libtorch_cpu.so"),
+    ]
+
+
+def test_a_torch_of_another_version_is_refused_with_what_to_install(tmp_path):
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "version.py").write_text("__version__ = '2.10.0+cpu'\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", "import dupify"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode != 0
+    assert "ImportError: dupify was built against LibTorch 2.11 and cannot use the torch 2.10.0+cpu" in out.stderr
+    assert "pip install torch==2.11.0" in out.stderr

@@ -14,8 +14,13 @@ releases the GIL.
 
 from __future__ import annotations
 
-from . import errors
-from ._dupify import (
+from . import _libtorch
+
+# Before anything imports the extension: it needs the torch package's LibTorch loaded.
+_libtorch.load()
+
+from . import errors  # noqa: E402
+from ._dupify import (  # noqa: E402
     AttributePrediction,
     AttributeReport,
     Base64,
@@ -57,7 +62,7 @@ from ._dupify import (
     parse_key,
     shape_similarity,
 )
-from .errors import (
+from .errors import (  # noqa: E402
     AuthenticationError,
     CancelledError,
     ConflictError,
