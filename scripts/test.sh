@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (idempotent) and runs every check of the project: formatting, clippy, the Rust
 # tests, dupify-keys and the catalog on PostgreSQL, the Python binding's tests and the Node
-# binding's tests.
+# binding's tests, the web page, and the three packages installed outside the checkout.
 # Exits non-zero on any failure. Timing assertions never appear here: benchmarks are
 # `scripts/bench.sh`.
 set -euo pipefail
@@ -53,15 +53,22 @@ bash scripts/schemathesis.sh
 # keeps running until this script exits.
 unset DUPIFY_TEST_PG_URL
 
-step "Python binding: maturin develop + pytest"
-maturin develop -q -m dupify-py/Cargo.toml
+step "Package: the wheel, the npm tarball and the crates into dist/ (scripts/package.sh)"
+# The bindings' tests below run these same builds, and the install checks install them.
+bash scripts/package.sh
+
+step "Python binding: the wheel from dist/ into .venv + pytest"
+pip install -q --force-reinstall --no-deps dist/dupify-*.whl
 DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh createdb dupify_py) python -m pytest -q dupify-py/tests
 
-step "Node binding: napi build + node --test"
-(cd dupify-node && npm run --silent build &&
+step "Node binding: node --test (the addon dist/ packed)"
+(cd dupify-node &&
     DUPIFY_TEST_PG_URL=$(bash ../scripts/pg.sh createdb dupify_node) node --test __test__/)
 
 step "Web page: dupify-server driven in headless chromium (screenshot in target/web-tests/)"
 # The server binary the Rust tests built (all features): nothing is compiled again.
 (cd dupify-server/web-tests &&
     DUPIFY_SERVER_BIN="$ROOT_DIR/target/$CARGO_BUILD_TARGET/debug/dupify-server" npm test --silent)
+
+step "Install checks: the crates, the wheel and the npm tarball used outside the checkout"
+bash scripts/install_checks.sh
