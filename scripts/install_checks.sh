@@ -9,8 +9,9 @@
 #   Node    a new npm project, `npm install` of the tarball, the README programs as CommonJS
 #           and as ESM, LibTorch found through the Python on PATH.
 #
-# The three print the embedding size and dominant colour of the same photo with the same
-# model: they must agree with each other. Each program sees only its scratch directory: the
+# Every program prints the embedding size and dominant colour of the same photo with the same
+# model: they must agree with each other. The CLI and server crates are built from their
+# packages too, and the CLI extracts the same photo. Each program sees only its scratch directory: the
 # model directory and the photo are copied in; no file of the checkout is on any search path.
 #
 # What is shared with the checkout, to stay within CI's time and disk: the Rust build uses
@@ -21,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source scripts/env.sh
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 
 block() { python3 "$ROOT/scripts/readme_block.py" "$1"; }
 step() { printf '\n--- install check: %s\n' "$*" >&2; }
@@ -57,9 +59,32 @@ cp "$ROOT/Cargo.lock" Cargo.lock
 export LIBTORCH=$ROOT/.venv/libtorch LIBTORCH_CXX11_ABI=1 CARGO_TARGET_DIR=$ROOT/target
 bash -euo pipefail -c "$(block rust-run)" >"$SCRATCH/rust.out"
 cat "$SCRATCH/rust.out"
-unset LIBTORCH LIBTORCH_CXX11_ABI CARGO_TARGET_DIR
 grep -Eq '^embedding: 1280 dims, dominant colour #[0-9a-f]{6}$' "$SCRATCH/rust.out"
 grep -Eq '^key [0-9]+ may embed$' "$SCRATCH/rust.out"
+
+step "Rust: the dupify CLI and server built from their packages"
+# As `cargo install` would build them, but in the debug profile with the same dependency
+# builds as above (a workspace over the unpacked packages, the same patches): a release
+# build of everything would take longer than the rest of CI. The CLI then extracts the
+# photo, which must agree with the library programs.
+mkdir -p "$SCRATCH/tools" && cd "$SCRATCH/tools"
+cp -r "$SCRATCH/rust/dist/crates/dupify-cli-$VERSION" "$SCRATCH/rust/dist/crates/dupify-server-$VERSION" .
+{
+    printf '[workspace]\nresolver = "2"\nmembers = ["dupify-cli-%s", "dupify-server-%s"]\n\n' "$VERSION" "$VERSION"
+    block rust-cargo-toml | sed -n '/^\[patch.crates-io\]/,$p' | sed "s|\"dist/|\"$SCRATCH/rust/dist/|"
+} >Cargo.toml
+cp "$ROOT/Cargo.lock" Cargo.lock
+cargo build -q --workspace
+bin=$CARGO_TARGET_DIR/$CARGO_BUILD_TARGET/debug
+"$bin/dupify-server" --help >/dev/null
+LD_LIBRARY_PATH=$LIBTORCH/lib "$bin/dupify" extract "$SCRATCH/rust/dress.jpg" \
+    --model "$SCRATCH/rust/efficientnet-lite2" --ops embed,colors --json |
+    python3 -c 'import json, sys
+f = json.load(sys.stdin)[0]["features"]
+print("embedding: %d dims, dominant colour %s" % (len(f["embedding"]), f["colors"]["colors"][0]["hex"]))' \
+    >"$SCRATCH/cli.out"
+cat "$SCRATCH/cli.out"
+unset LIBTORCH LIBTORCH_CXX11_ABI CARGO_TARGET_DIR
 
 # -------------------------------------------------------------------------------- Python
 step "Python: a new venv, pip install of the wheel"
@@ -105,11 +130,11 @@ grep -Fxq 'top hit: sku-1' "$SCRATCH/node.out"
 grep -Fxq 'libtorch from python (python3)' "$SCRATCH/node.out"
 
 # ------------------------------------------------------------------------- all the same
-step "the three agree"
-lines=$(grep -h '^embedding:' "$SCRATCH"/{rust,python,node}.out | sort -u)
+step "every program printed the same embedding size and colour"
+lines=$(grep -h '^embedding:' "$SCRATCH"/{rust,cli,python,node}.out | sort -u)
 if [ "$(printf '%s\n' "$lines" | wc -l)" -ne 1 ]; then
     echo "the bindings disagree:" >&2
     printf '%s\n' "$lines" >&2
     exit 1
 fi
-echo "install checks passed: $lines (Rust, Python, Node CommonJS and ESM)" >&2
+echo "install checks passed: $lines (Rust library and CLI, Python, Node CommonJS and ESM)" >&2

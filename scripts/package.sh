@@ -3,7 +3,8 @@
 # tests use these same builds, so nothing is compiled twice):
 #   dist/dupify-<version>-cp39-abi3-linux_x86_64.whl  the Python module (maturin)
 #   dist/dupify-<version>.tgz                          the Node package (napi build + npm pack)
-#   dist/crates/<crate>-<version>.crate, and unpacked  dupify-build, -types, -keys, -core
+#   dist/crates/<crate>-<version>.crate, and unpacked  dupify-build, -types, -keys, -core,
+#                                                      -cli, -server
 # PROFILE=release builds release artefacts (default: dev, the profile the tests use).
 # scripts/install_checks.sh installs them outside the checkout as a user would.
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 PROFILE=${PROFILE:-dev}
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
-CRATES=(dupify-build dupify-types dupify-keys dupify-core)
+CRATES=(dupify-build dupify-types dupify-keys dupify-core dupify-cli dupify-server)
 
 rm -rf dist
 mkdir -p dist/crates

@@ -63,7 +63,8 @@ struct Args {
     /// Port; 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Directory for keys.db, catalog.db and the pepper. Default: target/serve.
+    /// Directory for keys.db, catalog.db and the pepper. Default: target/serve of the
+    /// checkout the binary was built from, or ./dupify-data for an installed binary.
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Model directory (CLIP or EfficientNet-Lite). Default: a real CLIP in weights/real/ when
@@ -127,7 +128,15 @@ fn main() -> anyhow::Result<()> {
             model.dir.display()
         );
     }
-    let data_dir = args.data_dir.unwrap_or_else(|| root.join("target/serve"));
+    // A binary built from a checkout keeps the demo's data under its target/; an installed one
+    // (`cargo install`, whose source tree is a registry cache) never writes there.
+    let data_dir = args.data_dir.unwrap_or_else(|| {
+        if root.join("dupify-core").join("Cargo.toml").is_file() {
+            root.join("target/serve")
+        } else {
+            PathBuf::from("dupify-data")
+        }
+    });
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
 
