@@ -232,7 +232,7 @@ impl Pepper {
                 "it has a character outside [0-9a-fA-F] at position {position} (after \
                  leading whitespace)"
             ))
-        } else if text.len() % 2 != 0 {
+        } else if !text.len().is_multiple_of(2) {
             Some(format!(
                 "it has {} hex digits, an odd number (two digits per byte)",
                 text.len()

@@ -69,7 +69,7 @@ impl LinearHead {
                 format!("{} values for {} labels", bias.len(), labels.len()),
             ));
         }
-        if weight.is_empty() || weight.len() % labels.len() != 0 {
+        if weight.is_empty() || !weight.len().is_multiple_of(labels.len()) {
             return Err(Error::invalid(
                 "weight",
                 format!(

@@ -83,7 +83,7 @@ pub(crate) fn f32s_to_blob(v: &[f32]) -> Vec<u8> {
 }
 
 pub(crate) fn blob_to_f32s(b: &[u8]) -> Result<Vec<f32>> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(Error::Internal(format!(
             "stored vector has {} bytes, not a multiple of 4",
             b.len()

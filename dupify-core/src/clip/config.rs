@@ -172,17 +172,17 @@ impl ClipConfig {
                 return Err(bad(format!("config.json {name} = {value} is out of range")));
             }
         }
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(bad(
                 "text_config.hidden_size is not a multiple of num_attention_heads",
             ));
         }
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(bad(
                 "vision_config.hidden_size is not a multiple of num_attention_heads",
             ));
         }
-        if v.image_size % v.patch_size != 0 {
+        if !v.image_size.is_multiple_of(v.patch_size) {
             return Err(bad(
                 "vision_config.image_size is not a multiple of patch_size",
             ));

@@ -147,7 +147,7 @@ impl BlockArgs {
             input: need(i, "i")?,
             output: need(o, "o")?,
         };
-        if b.kernel % 2 == 0 || b.kernel > 15 || b.stride > 2 || b.repeats > 64 {
+        if b.kernel.is_multiple_of(2) || b.kernel > 15 || b.stride > 2 || b.repeats > 64 {
             return Err(bad(format!(
                 "block `{s}`: kernel, stride or repeats out of range"
             )));

@@ -333,7 +333,9 @@ fn random_images_never_fail() {
         let w = 1 + rng.next() % 40;
         let h = 1 + rng.next() % 40;
         let rgb: Vec<u8> = (0..w * h * 3).map(|_| rng.next() as u8).collect();
-        let alpha = (rng.next() % 2 == 0)
+        let alpha = rng
+            .next()
+            .is_multiple_of(2)
             .then(|| (0..w * h).map(|_| rng.next() as u8).collect::<Vec<u8>>());
         let img = WorkingImage::new(w, h, rgb, alpha).unwrap();
         let mdata: Vec<u8> = (0..w * h).map(|_| rng.next() as u8).collect();

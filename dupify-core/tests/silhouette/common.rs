@@ -199,7 +199,7 @@ pub fn composite(
     for i in 0..(w * h) as usize {
         let y = i as u32 / w;
         let shade = 1.0 - 0.3 * shadow[i];
-        let stripe = if (y / 6) % 2 == 0 { 1.0 } else { 0.85 };
+        let stripe = if (y / 6).is_multiple_of(2) { 1.0 } else { 0.85 };
         let grain = 0.92 + 0.16 * rng.unif24();
         for c in 0..3 {
             let b = bg[i * 3 + c] as f32 * shade;
