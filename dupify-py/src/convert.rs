@@ -62,6 +62,13 @@ pub fn to_json<T: Serialize>(value: &T) -> Result<String> {
         .map_err(|e| Failure::internal(format!("cannot serialise result: {e}")).into())
 }
 
+/// Parses the core's JSON text into one of its types; a malformed text is an
+/// `invalid_parameter` naming the type and serde's reason.
+pub fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Failure::invalid(what, format!("not its JSON: {e}")).into())
+}
+
 /// `json.loads` of the core's JSON: `to_dict()` equals the Rust API's JSON, number for number.
 pub fn to_dict<T: Serialize>(py: Python<'_>, value: &T) -> Result<Py<PyAny>> {
     let text = to_json(value)?;

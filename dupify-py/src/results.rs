@@ -162,6 +162,15 @@ result_class! {
         /// Wall time of this item in milliseconds.
         processing_time_ms(f, py) -> f64 { f.processing_time_ms }
     }
+    methods {
+        /// Features from the core's JSON text (what `to_json()` writes), such as the rows
+        /// `dupify.ray` stores in Parquet, handed back to `Catalog.upsert` without extracting
+        /// again.
+        #[staticmethod]
+        fn from_json(text: &str) -> PyResult<Self> {
+            Ok(Self(crate::convert::from_json(text, "Features")?))
+        }
+    }
 }
 
 result_class! {

@@ -366,3 +366,13 @@ def test_garbage_never_escapes_as_anything_but_dupify_errors(extractor):
     out = extractor.extract_batch(inputs, "embed,colors")
     assert len(out) == len(inputs)
     assert all(isinstance(r, (dupify.Features, dupify.DupifyError)) for r in out)
+
+
+def test_features_round_trip_through_the_core_json(extractor):
+    f = extractor.extract(PHOTOS[0], "all")
+    back = dupify.Features.from_json(f.to_json())
+    assert back == f
+    assert back.to_dict() == f.to_dict()
+    with pytest.raises(dupify.InvalidRequestError) as e:
+        dupify.Features.from_json('{"content_hash": 3}')
+    assert "Features" in str(e.value)

@@ -206,6 +206,8 @@ class Features:
         """Exactly the core's JSON, as Python objects."""
     def to_json(self) -> str:
         """The core's JSON text."""
+    @staticmethod
+    def from_json(text: str) -> "Features": ...
 
 class Extractor:
     """The extraction pipeline; thread-safe, releases the GIL while it works."""
