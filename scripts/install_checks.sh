@@ -107,6 +107,19 @@ cat "$SCRATCH/python.out"
 grep -Eq '^embedding: 1280 dims, dominant colour #[0-9a-f]{6}$' "$SCRATCH/python.out"
 grep -Fxq 'top hit: sku-1' "$SCRATCH/python.out"
 
+step "Python: the [ray] extra and the README's Ray job into a catalog"
+mkdir -p photos && cp dress.jpg photos/
+block python-ray-main >ray_job.py
+(
+    export PATH=$SCRATCH/python/venv/bin:/usr/local/bin:/usr/bin:/bin
+    unset VIRTUAL_ENV PYTHONPATH
+    bash -euo pipefail -c "$(block python-ray-install)" >"$SCRATCH/ray-install.log" 2>&1 ||
+        { cat "$SCRATCH/ray-install.log" >&2; exit 1; }
+    python ray_job.py 2>"$SCRATCH/ray-job.log" || { tail -50 "$SCRATCH/ray-job.log" >&2; exit 1; }
+) >"$SCRATCH/ray.out"
+cat "$SCRATCH/ray.out"
+grep -Fxq 'stored 1, failed 0' "$SCRATCH/ray.out"
+
 # ---------------------------------------------------------------------------------- Node
 step "Node: a new npm project, npm install of the tarball"
 project node
