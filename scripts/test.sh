@@ -59,7 +59,9 @@ bash scripts/package.sh
 
 step "Python binding: the wheel from dist/ into .venv + pytest"
 pip install -q --force-reinstall --no-deps dist/dupify-*.whl
-DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh createdb dupify_py) python -m pytest -q dupify-py/tests
+DUPIFY_TEST_PG_URL=$(bash scripts/pg.sh createdb dupify_py) \
+    DUPIFY_TEST_PG_RAY_URL=$(bash scripts/pg.sh createdb dupify_py_ray) \
+    python -m pytest -q dupify-py/tests
 
 step "Node binding: node --test (the addon dist/ packed)"
 (cd dupify-node &&

@@ -166,8 +166,13 @@ def test_rows_of_another_model_are_refused(cluster, shop, tiny_model, tmp_path):
 
 
 def test_concurrent_writers_into_the_postgresql_catalog(cluster, shop, tiny_model):
-    url = os.environ.get("DUPIFY_TEST_PG_URL")
-    assert url, "DUPIFY_TEST_PG_URL is not set: run `scripts/pg.sh start` (scripts/test.sh does)"
+    # A database of its own: a catalog's embedding dimension is fixed by its first product,
+    # and test_postgres.py stores 4-d ones in DUPIFY_TEST_PG_URL's.
+    url = os.environ.get("DUPIFY_TEST_PG_RAY_URL")
+    assert url, (
+        "DUPIFY_TEST_PG_RAY_URL is not set: `scripts/pg.sh createdb dupify_py_ray` prints one "
+        "(scripts/test.sh sets it)"
+    )
     root, files, _ = shop
     rows = dray.extract_dataset(dray.index_folder_rows(root), model_dir=str(tiny_model), ops=OPS)
     ns = dupify.Namespace(f"ray-{uuid.uuid4().hex[:8]}", "test")
