@@ -25,7 +25,6 @@ has (fractional where needed) and refuses a request that leaves none.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -42,7 +41,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("dupify.ray needs Ray Data: pip install 'dupify[ray]'") from e
 
 import dupify
-from dupify.rows import COLUMNS, extract_columns, to_features
+from dupify.rows import COLUMNS, content_hash, embeds, extract_columns, to_features
 
 #: CPUs left free for the read tasks feeding the actors. Ray Data's read tasks ask for one CPU
 #: each unless told otherwise; a dataset read with ``ray_remote_args={"num_cpus": r}`` (as
@@ -92,8 +91,7 @@ class Extract:
         self.extractor.warm_up()
         self.ops = ops
         self.image_column = image_column
-        embeds = any(op in ("embed", "all") for op in ops.split(","))
-        self.dim = self.extractor.embed_dim if embeds else None
+        self.dim = self.extractor.embed_dim if embeds(ops) else None
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.image_column not in batch.column_names:
@@ -177,7 +175,7 @@ def extract_dataset(
         done = _done_hashes(resume_from)
         if done:
             ds = ds.filter(
-                lambda row: hashlib.sha256(row[image_column]).hexdigest() not in done,
+                lambda row: content_hash(row[image_column]) not in done,
                 num_cpus=LIGHT_TASK_CPUS,
             )
     return ds.map_batches(

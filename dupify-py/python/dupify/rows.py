@@ -26,14 +26,22 @@ import dupify
 COLUMNS = ("content_hash", "embedding", "features", "model", "error", "error_code")
 
 
+def content_hash(image: bytes) -> str:
+    """The core's content hash of encoded bytes (``Features.content_hash``): SHA-256 hex."""
+    return hashlib.sha256(image).hexdigest()
+
+
+def embeds(ops: str) -> bool:
+    """Whether ``ops`` (``embed,colors,…`` or ``all``) asks for the image embedding."""
+    return any(op in ("embed", "all") for op in ops.split(","))
+
+
 def extract_columns(extractor: "dupify.Extractor", images: Sequence[bytes], ops: str) -> Dict[str, List[Any]]:
     """Extracts ``images`` (encoded bytes) as one batch and returns the columns above."""
-    model: Optional[str] = None
-    if any(op in ("embed", "all") for op in ops.split(",")):
-        model = extractor.model_id
+    model: Optional[str] = extractor.model_id if embeds(ops) else None
     cols: Dict[str, List[Any]] = {c: [] for c in COLUMNS}
     for image, r in zip(images, extractor.extract_batch(list(images), ops)):
-        cols["content_hash"].append(hashlib.sha256(image).hexdigest())
+        cols["content_hash"].append(content_hash(image))
         if isinstance(r, dupify.Features):
             d = r.to_dict()
             emb = d.pop("embedding", None)
