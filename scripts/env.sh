@@ -5,3 +5,5 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CARGO_BUILD_TARGET=${CARGO_BUILD_TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 export VIRTUAL_ENV=$ROOT/.venv
 export PATH=$ROOT/.venv/bin:$PATH
+# The workspace version (every crate, the wheel and the npm package share it).
+export DUPIFY_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n1)

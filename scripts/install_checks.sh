@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source scripts/env.sh
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+VERSION=$DUPIFY_VERSION
 
 block() { python3 "$ROOT/scripts/readme_block.py" "$1"; }
 step() { printf '\n--- install check: %s\n' "$*" >&2; }

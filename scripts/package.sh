@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 PROFILE=${PROFILE:-dev}
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+VERSION=$DUPIFY_VERSION
 CRATES=(dupify-build dupify-types dupify-keys dupify-core dupify-cli dupify-server)
 
 rm -rf dist
