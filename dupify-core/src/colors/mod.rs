@@ -28,7 +28,10 @@
 //! 5. **Report.** Colours sorted by share (percent of product pixels), each with hex, sRGB,
 //!    CIELAB, the nearest CSS named colour with its ΔE2000, and a fashion [`ColorFamily`]; the
 //!    background's own colours; the product's share of the frame; the product's overall family
-//!    (`multicolour` when no family covers half of the product).
+//!    (`multicolour` when no family covers half of the product). For the overall family the
+//!    neutral clusters (black, grey, white) count as one group named by its lit part, the
+//!    lightest cluster holding a quarter of the group: shading splits a white shirt into white
+//!    and grey clusters, and a shopper still calls it white.
 //!
 //! Colour maths: [`srgb_to_lab`], [`delta_e2000`] (checked against the 34 pairs of Sharma et
 //! al. 2005); palettes are compared with [`palette_distance`] (earth mover's distance).
@@ -438,12 +441,18 @@ fn product_family(clusters: &[Cluster], total: f64) -> Option<ColorFamily> {
         return None;
     }
     let mut shares: Vec<(ColorFamily, f64)> = Vec::new();
-    for c in clusters {
-        let f = color_family(c.lab);
-        match shares.iter_mut().find(|(g, _)| *g == f) {
-            Some(s) => s.1 += c.weight,
-            None => shares.push((f, c.weight)),
-        }
+    let mut add = |f: ColorFamily, w: f64| match shares.iter_mut().find(|(g, _)| *g == f) {
+        Some(s) => s.1 += w,
+        None => shares.push((f, w)),
+    };
+    // Shading splits one neutral fabric into lighter and darker clusters (a white shirt into
+    // white and greys): the neutral clusters are one group, named by its lit part.
+    let neutral: Vec<&Cluster> = clusters.iter().filter(|c| is_neutral(c.lab)).collect();
+    for c in clusters.iter().filter(|c| !is_neutral(c.lab)) {
+        add(color_family(c.lab), c.weight);
+    }
+    if let Some(family) = neutral_family(&neutral) {
+        add(family, neutral.iter().map(|c| c.weight).sum());
     }
     let (fam, wt) = shares
         .iter()
@@ -454,6 +463,33 @@ fn product_family(clusters: &[Cluster], total: f64) -> Option<ColorFamily> {
     } else {
         ColorFamily::Multicolour
     })
+}
+
+/// Share of a neutral group a cluster needs to count as its lit part: highlights and specks
+/// smaller than this do not lighten the name.
+const LIT_SHARE: f64 = 0.25;
+
+/// Black, grey or white without hue: the achromatic branch of [`color_family`] (navy, whose
+/// faint blue chroma survives in photos, is not neutral).
+fn is_neutral(lab: [f32; 3]) -> bool {
+    matches!(
+        color_family(lab),
+        ColorFamily::Black | ColorFamily::Grey | ColorFamily::White
+    ) && lab_to_lch(lab)[1] < names::NEUTRAL_CHROMA
+}
+
+/// The family of a group of neutral clusters: the lightest cluster holding at least
+/// [`LIT_SHARE`] of the group (or the largest, when none does) decides between black, grey
+/// and white, since shadows only darken a fabric.
+fn neutral_family(group: &[&Cluster]) -> Option<ColorFamily> {
+    let total: f64 = group.iter().map(|c| c.weight).sum();
+    let largest = group.iter().max_by(|a, b| a.weight.total_cmp(&b.weight))?;
+    let lit = group
+        .iter()
+        .filter(|c| c.weight >= LIT_SHARE * total)
+        .max_by(|a, b| a.lab[0].total_cmp(&b.lab[0]))
+        .unwrap_or(largest);
+    Some(color_family([lit.lab[0], 0.0, 0.0]))
 }
 
 fn describe(clusters: &[Cluster], total: f64, max: usize, min_share: f32) -> Vec<DominantColor> {
@@ -483,3 +519,37 @@ dupify_types::setters! { ColorOptions {
     /// Sets [`ColorOptions::suppress_skin`].
     with_suppress_skin(suppress_skin: bool),
 } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grey(l: f32, weight: f64) -> Cluster {
+        Cluster {
+            lab: [l, 0.5, -0.5],
+            weight,
+        }
+    }
+
+    /// A white shirt with folds: its lit part is white, its shadows grey; the shopper's
+    /// name is white, although the grey clusters hold more pixels.
+    #[test]
+    fn shaded_white_fabric_is_white() {
+        let c = [grey(80.0, 30.0), grey(60.0, 40.0), grey(45.0, 30.0)];
+        assert_eq!(color_family(c[1].lab), ColorFamily::Grey);
+        assert_eq!(product_family(&c, 100.0), Some(ColorFamily::White));
+    }
+
+    /// Small highlights do not lighten a black garment, and a navy garment is not neutral.
+    #[test]
+    fn highlights_and_navy_keep_their_family() {
+        let c = [grey(10.0, 80.0), grey(55.0, 15.0), grey(90.0, 5.0)];
+        assert_eq!(product_family(&c, 100.0), Some(ColorFamily::Black));
+        let navy = Cluster {
+            lab: [14.0, 1.0, -6.0],
+            weight: 60.0,
+        };
+        let c = [navy, grey(75.0, 40.0)];
+        assert_eq!(product_family(&c, 100.0), Some(ColorFamily::Navy));
+    }
+}

@@ -14,6 +14,7 @@
 //! | navy | L\* < 25, C\* ≥ 4.5 and 220 ≤ h < 320 (dark navy, which a photo renders at a chroma black rarely reaches, always bluish) |
 //! | black / grey / white | C\* < 8: L\* < 22 black, L\* ≥ 70 white, otherwise grey |
 //! | black | L\* < 16 and C\* < 20 (near-black with a faint tint) |
+//! | green | 80 ≤ h < 110, L\* < 55 and 8 ≤ C\* < 30 (olive, khaki, sage: shoppers file them under green, not brown) |
 //! | gold/metallic | 75 ≤ h < 95, 45 ≤ C\* ≤ 80, 45 ≤ L\* ≤ 80 (gold/brass hues; a flat colour cannot show sheen, so silver reads as grey) |
 //! | beige | 50 ≤ h < 110, L\* ≥ 65, C\* < 35 |
 //! | brown | 45 ≤ h < 110 and (L\* < 55 and C\* < 70, or L\* < 65 and C\* < 35) |
@@ -89,6 +90,9 @@ impl std::fmt::Display for ColorFamily {
     }
 }
 
+/// Below this chroma (and outside the navy rule) a colour is black, grey or white.
+pub(crate) const NEUTRAL_CHROMA: f32 = 8.0;
+
 /// The family of one CIELAB colour (rules in the module docs).
 pub fn color_family(lab: [f32; 3]) -> ColorFamily {
     use ColorFamily::*;
@@ -97,7 +101,7 @@ pub fn color_family(lab: [f32; 3]) -> ColorFamily {
     if l < 25.0 && c >= 4.5 && (220.0..320.0).contains(&h) {
         return Navy;
     }
-    if c < 8.0 {
+    if c < NEUTRAL_CHROMA {
         return if l < 22.0 {
             Black
         } else if l >= 70.0 {
@@ -108,6 +112,11 @@ pub fn color_family(lab: [f32; 3]) -> ColorFamily {
     }
     if l < 16.0 && c < 20.0 {
         return Black;
+    }
+    // Olive and khaki sit between brown and green in hue; the label convention (and the
+    // shop filters) call them green.
+    if (80.0..110.0).contains(&h) && l < 55.0 && (8.0..30.0).contains(&c) {
+        return Green;
     }
     if (75.0..95.0).contains(&h) && (45.0..=80.0).contains(&c) && (45.0..=80.0).contains(&l) {
         return GoldMetallic;
@@ -392,6 +401,20 @@ mod tests {
         assert_eq!(color_family(lab(12.0, 3.0, 290.0)), Black);
         assert_eq!(color_family(lab(12.0, 5.0, 30.0)), Black);
         assert_eq!(color_family(lab(27.0, 5.0, 290.0)), Grey);
+    }
+
+    /// Olive and khaki (yellowish hue, dark, muted) are green; tan at the same lightness is
+    /// brown, and mustard (high chroma) is not olive.
+    #[test]
+    fn olive_is_green_tan_is_brown() {
+        let lab = |l: f32, c: f32, h: f32| {
+            let r = h.to_radians();
+            [l, c * r.cos(), c * r.sin()]
+        };
+        assert_eq!(color_family(lab(44.0, 16.0, 85.0)), Green);
+        assert_eq!(color_family(lab(43.0, 9.0, 95.0)), Green);
+        assert_eq!(color_family(lab(44.0, 16.0, 65.0)), Brown);
+        assert_ne!(color_family(lab(40.0, 36.0, 82.0)), Green);
     }
 
     #[test]
