@@ -19,7 +19,9 @@
 //!    contrast-sensitive Potts pairwise term (4-neighbours, weight `exp(-β‖ΔI‖²)` as in
 //!    GrabCut). Instead of a max-flow cut the CRF is solved approximately with a few
 //!    mean-field updates, which is simple, allocation-light and smooth enough at this size.
-//!    Fitting and inference alternate [`SegmenterOptions::iterations`] times.
+//!    Fitting and inference alternate [`SegmenterOptions::iterations`] times; after the first
+//!    round each mixture is re-fitted from the previous round's components (a few k-means steps
+//!    instead of a cold start), as GrabCut does.
 //! 6. **Morphological clean-up.** Closing then opening with a small disk, keep the largest
 //!    connected component and any component at least [`SegmenterOptions::min_component_ratio`]
 //!    of it (a pair of shoes), fill holes.
@@ -219,11 +221,110 @@ fn dist2(a: &[f32; 3], b: &[f32; 3]) -> f32 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
 }
 
+/// Index of the centre nearest to `s` (ties to the lower index).
+#[inline]
+fn nearest_centre(s: &[f32; 3], centres: &[[f32; 3]]) -> usize {
+    let mut best = 0;
+    let mut best_d = f32::INFINITY;
+    for (i, c) in centres.iter().enumerate() {
+        let d = dist2(s, c);
+        if d < best_d {
+            best_d = d;
+            best = i;
+        }
+    }
+    best
+}
+
 /// Deterministic k-means (farthest-point initialisation from the mean) into a mixture.
 fn fit_mixture(samples: &[[f32; 3]], k: usize) -> Vec<Gaussian> {
+    fit_mixture_from(samples, k, &[], KMEANS_ITERATIONS)
+}
+
+/// k-means rounds of a cold start; a warm start (GrabCut's re-fit, from the previous
+/// round's components) converges in [`WARM_ITERATIONS`].
+const KMEANS_ITERATIONS: usize = 8;
+const WARM_ITERATIONS: usize = 3;
+
+/// [`fit_mixture`] starting from `init` centres when given (the previous round's model),
+/// else from farthest-point seeds; `iterations` Lloyd steps.
+fn fit_mixture_from(
+    samples: &[[f32; 3]],
+    k: usize,
+    init: &[[f32; 3]],
+    iterations: usize,
+) -> Vec<Gaussian> {
     if samples.is_empty() {
         return Vec::new();
     }
+    let n = samples.len() as f32;
+    let mut centres: Vec<[f32; 3]> = if init.is_empty() {
+        farthest_point_seeds(samples, k)
+    } else {
+        init.iter().copied().take(k).collect()
+    };
+    let kk = centres.len();
+    let mut assign = vec![0usize; samples.len()];
+    let mut sum = vec![[0f64; 3]; kk];
+    let mut cnt = vec![0usize; kk];
+    for _ in 0..iterations {
+        for (a, s) in assign.iter_mut().zip(samples) {
+            *a = nearest_centre(s, &centres);
+        }
+        sum.iter_mut().for_each(|v| *v = [0.0; 3]);
+        cnt.iter_mut().for_each(|v| *v = 0);
+        for (a, s) in assign.iter().zip(samples) {
+            cnt[*a] += 1;
+            for c in 0..3 {
+                sum[*a][c] += s[c] as f64;
+            }
+        }
+        for i in 0..kk {
+            if cnt[i] > 0 {
+                for c in 0..3 {
+                    centres[i][c] = (sum[i][c] / cnt[i] as f64) as f32;
+                }
+            }
+        }
+    }
+    if iterations > 0 {
+        // Final assignment to the updated centres, for the variances.
+        for (a, s) in assign.iter_mut().zip(samples) {
+            *a = nearest_centre(s, &centres);
+        }
+    }
+    let mut var = vec![[0f64; 3]; kk];
+    let mut cnt = vec![0usize; kk];
+    for (a, s) in assign.iter().zip(samples) {
+        cnt[*a] += 1;
+        for c in 0..3 {
+            var[*a][c] += ((s[c] - centres[*a][c]) as f64).powi(2);
+        }
+    }
+    (0..kk)
+        .filter(|&i| cnt[i] > 0)
+        .map(|i| {
+            let mut inv_var = [0f32; 3];
+            let mut log_det = 0f32;
+            for c in 0..3 {
+                let v = ((var[i][c] / cnt[i] as f64) as f32).max(MIN_STD * MIN_STD);
+                inv_var[c] = 1.0 / v;
+                log_det += v.ln();
+            }
+            let weight = cnt[i] as f32 / n;
+            Gaussian {
+                mean: centres[i],
+                inv_var,
+                log_norm: weight.ln() - 0.5 * log_det,
+                weight,
+            }
+        })
+        .collect()
+}
+
+/// Up to `k` seeds: the sample nearest the mean, then repeatedly the sample farthest from
+/// every seed so far (stopping when every sample is within 1 unit of a seed).
+fn farthest_point_seeds(samples: &[[f32; 3]], k: usize) -> Vec<[f32; 3]> {
     let n = samples.len() as f32;
     let mut mean = [0f32; 3];
     for s in samples {
@@ -254,57 +355,7 @@ fn fit_mixture(samples: &[[f32; 3]], k: usize) -> Vec<Gaussian> {
             *d = d.min(dist2(s, &c));
         }
     }
-    let kk = centres.len();
-    let mut assign = vec![0usize; samples.len()];
-    for _ in 0..8 {
-        for (a, s) in assign.iter_mut().zip(samples) {
-            *a = (0..kk)
-                .min_by(|&i, &j| dist2(s, &centres[i]).total_cmp(&dist2(s, &centres[j])))
-                .unwrap_or(0);
-        }
-        let mut sum = vec![[0f64; 3]; kk];
-        let mut cnt = vec![0usize; kk];
-        for (a, s) in assign.iter().zip(samples) {
-            cnt[*a] += 1;
-            for c in 0..3 {
-                sum[*a][c] += s[c] as f64;
-            }
-        }
-        for i in 0..kk {
-            if cnt[i] > 0 {
-                for c in 0..3 {
-                    centres[i][c] = (sum[i][c] / cnt[i] as f64) as f32;
-                }
-            }
-        }
-    }
-    let mut var = vec![[0f64; 3]; kk];
-    let mut cnt = vec![0usize; kk];
-    for (a, s) in assign.iter().zip(samples) {
-        cnt[*a] += 1;
-        for c in 0..3 {
-            var[*a][c] += ((s[c] - centres[*a][c]) as f64).powi(2);
-        }
-    }
-    (0..kk)
-        .filter(|&i| cnt[i] > 0)
-        .map(|i| {
-            let mut inv_var = [0f32; 3];
-            let mut log_det = 0f32;
-            for c in 0..3 {
-                let v = ((var[i][c] / cnt[i] as f64) as f32).max(MIN_STD * MIN_STD);
-                inv_var[c] = 1.0 / v;
-                log_det += v.ln();
-            }
-            let weight = cnt[i] as f32 / n;
-            Gaussian {
-                mean: centres[i],
-                inv_var,
-                log_norm: weight.ln() - 0.5 * log_det,
-                weight,
-            }
-        })
-        .collect()
+    centres
 }
 
 fn mahalanobis2(g: &Gaussian, x: &[f32; 3]) -> f32 {
@@ -457,15 +508,39 @@ impl ClassicalSegmenter {
         let mut q: Vec<f32> = fg.iter().map(|&f| if f { 0.9 } else { 0.1 }).collect();
         let mut unary = vec![0f32; n];
         let mut separation = 0f32;
+        let mut next = vec![0f32; n];
+        let (mut fg_means, mut bg_means): (Vec<[f32; 3]>, Vec<[f32; 3]>) = (vec![], vec![]);
         for _ in 0..o.iterations.max(1) {
-            // Subsample for fitting: at most ~6k pixels per model keeps k-means cheap.
-            let fg_samples: Vec<[f32; 3]> = subsample(&feats, |i| fg[i], 6000);
-            let bg_samples: Vec<[f32; 3]> = subsample(&feats, |i| !fg[i], 6000);
+            // Subsample for fitting: a few thousand pixels per model pin down a handful of
+            // colour clusters; k-means over every pixel would cost more than everything else.
+            let fg_samples: Vec<[f32; 3]> = subsample(&feats, |i| fg[i], FIT_SAMPLES);
+            let bg_samples: Vec<[f32; 3]> = subsample(&feats, |i| !fg[i], FIT_SAMPLES);
             if fg_samples.len() < 16 || bg_samples.len() < 16 {
                 break;
             }
-            let fg_model = fit_mixture(&fg_samples, o.foreground_clusters);
-            let bg_model = fit_mixture(&bg_samples, o.background_clusters);
+            // After the first round the labels move little: re-fit from the previous
+            // components, as GrabCut does.
+            let iters = |m: &[[f32; 3]]| {
+                if m.is_empty() {
+                    KMEANS_ITERATIONS
+                } else {
+                    WARM_ITERATIONS
+                }
+            };
+            let fg_model = fit_mixture_from(
+                &fg_samples,
+                o.foreground_clusters,
+                &fg_means,
+                iters(&fg_means),
+            );
+            let bg_model = fit_mixture_from(
+                &bg_samples,
+                o.background_clusters,
+                &bg_means,
+                iters(&bg_means),
+            );
+            fg_means = fg_model.iter().map(|g| g.mean).collect();
+            bg_means = bg_model.iter().map(|g| g.mean).collect();
             let mut sep_sum = 0f32;
             let mut sep_n = 0usize;
             for i in 0..n {
@@ -487,25 +562,33 @@ impl ClassicalSegmenter {
             for i in 0..n {
                 q[i] = sigmoid(unary[i]);
             }
+            let mut spin = vec![0f32; n];
             for _ in 0..o.mean_field_steps {
-                let mut next = vec![0f32; n];
-                for i in 0..n {
-                    let mut m = 0f32;
-                    if right[i] > 0.0 {
-                        m += right[i] * (2.0 * q[i + 1] - 1.0);
-                    }
-                    if i % w > 0 {
-                        m += right[i - 1] * (2.0 * q[i - 1] - 1.0);
-                    }
-                    if down[i] > 0.0 {
-                        m += down[i] * (2.0 * q[i + w] - 1.0);
-                    }
-                    if i >= w {
-                        m += down[i - w] * (2.0 * q[i - w] - 1.0);
-                    }
-                    next[i] = sigmoid(unary[i] + m);
+                // Each neighbour pushes towards its own label: spin 2q - 1 in [-1, 1].
+                for (s, &p) in spin.iter_mut().zip(q.iter()) {
+                    *s = 2.0 * p - 1.0;
                 }
-                q = next;
+                for y in 0..h {
+                    let row = y * w;
+                    for x in 0..w {
+                        let i = row + x;
+                        let mut m = 0f32;
+                        if x + 1 < w {
+                            m += right[i] * spin[i + 1];
+                        }
+                        if x > 0 {
+                            m += right[i - 1] * spin[i - 1];
+                        }
+                        if y + 1 < h {
+                            m += down[i] * spin[i + w];
+                        }
+                        if y > 0 {
+                            m += down[i - w] * spin[i - w];
+                        }
+                        next[i] = sigmoid(unary[i] + m);
+                    }
+                }
+                std::mem::swap(&mut q, &mut next);
             }
             fg = q.iter().map(|&p| p > 0.5).collect();
         }
@@ -564,6 +647,9 @@ impl ClassicalSegmenter {
         finish(cleaned, w, h, confidence)
     }
 }
+
+/// Pixels sampled per colour model in each refinement round.
+const FIT_SAMPLES: usize = 6000;
 
 /// Every `step`-th pixel satisfying `keep`, so that at most about `max` samples are taken.
 fn subsample(feats: &[[f32; 3]], keep: impl Fn(usize) -> bool, max: usize) -> Vec<[f32; 3]> {
