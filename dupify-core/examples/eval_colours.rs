@@ -10,7 +10,8 @@
 //! RGB per file); a peer's colour is named with the same family rules as ours
 //! (`dupify_core::colors::color_family`), so only the choice of dominant colour differs.
 //! Reports accuracy overall and on photos labelled `strong` (coloured or patterned
-//! backgrounds), for ours and every peer; `--confusions` lists our misses; `--dump` writes
+//! backgrounds), for ours and every peer, strictly and counting the labeller's `alt` family
+//! (a second family noted as a real possibility) as a match too; `--confusions` lists our misses; `--dump` writes
 //! every photo's label and full colour report as JSON (for analysing the rules).
 
 use std::collections::BTreeMap;
@@ -25,6 +26,40 @@ struct Label {
     file: String,
     family: String,
     strong: bool,
+    /// Second families the labeller noted as real possibilities (`alt X` in the notes).
+    alts: Vec<String>,
+}
+
+/// The families named after `alt` in a notes cell: `alt grey`, `alt green or multicolour`,
+/// `alt white / multicolour`; a `;` or the end of the cell ends the list.
+fn alt_families(notes: &str) -> Vec<String> {
+    const FAMILIES: [&str; 15] = [
+        "black",
+        "white",
+        "grey",
+        "beige",
+        "brown",
+        "red",
+        "pink",
+        "orange",
+        "yellow",
+        "green",
+        "blue",
+        "navy",
+        "purple",
+        "gold/metallic",
+        "multicolour",
+    ];
+    let mut out = Vec::new();
+    for part in notes.split("alt ").skip(1) {
+        let list = part.split([';', '"']).next().unwrap_or("");
+        for word in list.split([' ', ',']).map(str::trim) {
+            if FAMILIES.contains(&word) && !out.iter().any(|w| w == word) {
+                out.push(word.to_string());
+            }
+        }
+    }
+    out
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
@@ -52,6 +87,7 @@ fn read_labels(path: &Path) -> Result<Vec<Label>> {
             file: cols[0].trim().to_string(),
             family: cols[1].trim().to_string(),
             strong: cols[2].trim() == "strong",
+            alts: cols.get(3).map(|n| alt_families(n)).unwrap_or_default(),
         });
     }
     Ok(out)
@@ -144,6 +180,7 @@ fn run() -> Result<()> {
     };
     let results = x.extract_batch(&inputs, ops, &BatchOptions::default())?;
     let mut ours = Score::new();
+    let mut ours_or_alt = Score::new();
     let mut misses = Vec::new();
     let mut dumped = Vec::new();
     for (l, r) in labels.iter().zip(results) {
@@ -158,6 +195,7 @@ fn run() -> Result<()> {
             .map_or("none".to_string(), |f| f.as_str().to_string());
         let ok = got == l.family;
         ours.add(ok, l.strong);
+        ours_or_alt.add(ok || l.alts.contains(&got), l.strong);
         if !ok {
             misses.push((l.file.clone(), l.family.clone(), got, l.strong));
         }
@@ -174,6 +212,7 @@ fn run() -> Result<()> {
         ours.total, ours.total_strong
     );
     println!("{}", ours.line("dupify colors.family"));
+    println!("{}", ours_or_alt.line("  label or its alt"));
     if let Some(p) = peers {
         let text = std::fs::read_to_string(&p).map_err(|source| Error::Storage {
             path: p.clone(),
@@ -188,6 +227,7 @@ fn run() -> Result<()> {
             serde_json::from_str(last).map_err(|e| invalid("--peers", e.to_string()))?;
         for (peer, colours) in &v {
             let mut s = Score::new();
+            let mut s_alt = Score::new();
             for l in &labels {
                 let Some(rgb) = colours.get(&l.file) else {
                     return Err(invalid(
@@ -195,12 +235,12 @@ fn run() -> Result<()> {
                         format!("{peer} has no colour for {}", l.file),
                     ));
                 };
-                s.add(
-                    color_family(srgb_to_lab(*rgb)).as_str() == l.family,
-                    l.strong,
-                );
+                let got = color_family(srgb_to_lab(*rgb)).as_str();
+                s.add(got == l.family, l.strong);
+                s_alt.add(got == l.family || l.alts.iter().any(|a| a == got), l.strong);
             }
             println!("{}", s.line(&format!("{peer} (dominant colour)")));
+            println!("{}", s_alt.line("  label or its alt"));
         }
     }
     if confusions {

@@ -29,9 +29,10 @@
 //!    CIELAB, the nearest CSS named colour with its ΔE2000, and a fashion [`ColorFamily`]; the
 //!    background's own colours; the product's share of the frame; the product's overall family
 //!    (`multicolour` when no family covers half of the product). For the overall family the
-//!    neutral clusters (black, grey, white) count as one group named by its lit part, the
-//!    lightest cluster holding a quarter of the group: shading splits a white shirt into white
-//!    and grey clusters, and a shopper still calls it white.
+//!    neutral clusters (black, grey, white) whose lightnesses form one run (steps of at most
+//!    25 L\*) count as one group named by its lit part, the lightest cluster holding a quarter
+//!    of the group: shading splits a white shirt into white and grey clusters, and a shopper
+//!    still calls it white; black and white stripes stay two colours.
 //!
 //! Colour maths: [`srgb_to_lab`], [`delta_e2000`] (checked against the 34 pairs of Sharma et
 //! al. 2005); palettes are compared with [`palette_distance`] (earth mover's distance).
@@ -446,13 +447,17 @@ fn product_family(clusters: &[Cluster], total: f64) -> Option<ColorFamily> {
         None => shares.push((f, w)),
     };
     // Shading splits one neutral fabric into lighter and darker clusters (a white shirt into
-    // white and greys): the neutral clusters are one group, named by its lit part.
-    let neutral: Vec<&Cluster> = clusters.iter().filter(|c| is_neutral(c.lab)).collect();
+    // white and greys): neutral clusters in one run of lightness are one group, named by its
+    // lit part. A jump in lightness is another fabric (black and white stripes).
+    let mut neutral: Vec<&Cluster> = clusters.iter().filter(|c| is_neutral(c.lab)).collect();
     for c in clusters.iter().filter(|c| !is_neutral(c.lab)) {
         add(color_family(c.lab), c.weight);
     }
-    if let Some(family) = neutral_family(&neutral) {
-        add(family, neutral.iter().map(|c| c.weight).sum());
+    neutral.sort_by(|a, b| a.lab[0].total_cmp(&b.lab[0]));
+    for run in neutral.chunk_by(|a, b| b.lab[0] - a.lab[0] <= SHADE_GAP) {
+        if let Some(family) = neutral_family(run) {
+            add(family, run.iter().map(|c| c.weight).sum());
+        }
     }
     let (fam, wt) = shares
         .iter()
@@ -464,6 +469,9 @@ fn product_family(clusters: &[Cluster], total: f64) -> Option<ColorFamily> {
         ColorFamily::Multicolour
     })
 }
+
+/// Largest L* step between neutral clusters that are still shades of one fabric.
+const SHADE_GAP: f32 = 25.0;
 
 /// Share of a neutral group a cluster needs to count as its lit part: highlights and specks
 /// smaller than this do not lighten the name.
@@ -551,5 +559,16 @@ mod tests {
         };
         let c = [navy, grey(75.0, 40.0)];
         assert_eq!(product_family(&c, 100.0), Some(ColorFamily::Navy));
+    }
+
+    /// Black and white blocks are two fabrics, not one shaded one.
+    #[test]
+    fn black_and_white_blocks_are_not_pooled() {
+        let green = Cluster {
+            lab: [46.0, -50.0, 45.0],
+            weight: 33.0,
+        };
+        let c = [grey(8.0, 34.0), grey(97.0, 33.0), green];
+        assert_eq!(product_family(&c, 100.0), Some(ColorFamily::Multicolour));
     }
 }
