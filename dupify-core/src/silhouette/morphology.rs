@@ -104,14 +104,12 @@ pub(crate) fn components(mask: &[bool], w: usize, h: usize) -> (Vec<u32>, Vec<us
         stack.push(start);
         while let Some(i) = stack.pop() {
             size += 1;
-            let (x, y) = ((i % w) as isize, (i / w) as isize);
-            for dy in -1..=1isize {
-                for dx in -1..=1isize {
-                    let (nx, ny) = (x + dx, y + dy);
-                    if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
-                        continue;
-                    }
-                    let j = ny as usize * w + nx as usize;
+            let (x, y) = (i % w, i / w);
+            // The 3x3 neighbourhood clipped to the image, visited row by row.
+            let (x0, x1) = (x.saturating_sub(1), (x + 1).min(w - 1));
+            for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                let row = ny * w;
+                for j in row + x0..=row + x1 {
                     if mask[j] && labels[j] == 0 {
                         labels[j] = label;
                         stack.push(j);

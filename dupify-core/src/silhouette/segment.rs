@@ -221,19 +221,43 @@ fn dist2(a: &[f32; 3], b: &[f32; 3]) -> f32 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
 }
 
-/// Index of the centre nearest to `s` (ties to the lower index).
-#[inline]
-fn nearest_centre(s: &[f32; 3], centres: &[[f32; 3]]) -> usize {
-    let mut best = 0;
-    let mut best_d = f32::INFINITY;
-    for (i, c) in centres.iter().enumerate() {
-        let d = dist2(s, c);
-        if d < best_d {
-            best_d = d;
-            best = i;
+/// Nearest-centre assignment of samples held as planes, centre by centre over all samples
+/// (so the distance loop vectorises); ties go to the lower centre index.
+struct Nearest {
+    best_d: Vec<f32>,
+    assign: Vec<usize>,
+}
+
+impl Nearest {
+    fn new(n: usize) -> Self {
+        Nearest {
+            best_d: vec![0.0; n],
+            assign: vec![0; n],
         }
     }
-    best
+
+    fn assign(&mut self, planes: &[Vec<f32>; 3], centres: &[[f32; 3]]) -> &[usize] {
+        self.best_d.fill(f32::INFINITY);
+        self.assign.fill(0);
+        let [l, a, b] = planes;
+        for (ci, c) in centres.iter().enumerate() {
+            for ((((d, k), &x0), &x1), &x2) in self
+                .best_d
+                .iter_mut()
+                .zip(self.assign.iter_mut())
+                .zip(l)
+                .zip(a)
+                .zip(b)
+            {
+                let dd = (x0 - c[0]).powi(2) + (x1 - c[1]).powi(2) + (x2 - c[2]).powi(2);
+                if dd < *d {
+                    *d = dd;
+                    *k = ci;
+                }
+            }
+        }
+        &self.assign
+    }
 }
 
 /// Deterministic k-means (farthest-point initialisation from the mean) into a mixture.
@@ -264,13 +288,12 @@ fn fit_mixture_from(
         init.iter().copied().take(k).collect()
     };
     let kk = centres.len();
-    let mut assign = vec![0usize; samples.len()];
+    let planes = lab_planes(samples);
+    let mut nearest = Nearest::new(samples.len());
     let mut sum = vec![[0f64; 3]; kk];
     let mut cnt = vec![0usize; kk];
     for _ in 0..iterations {
-        for (a, s) in assign.iter_mut().zip(samples) {
-            *a = nearest_centre(s, &centres);
-        }
+        let assign = nearest.assign(&planes, &centres);
         sum.iter_mut().for_each(|v| *v = [0.0; 3]);
         cnt.iter_mut().for_each(|v| *v = 0);
         for (a, s) in assign.iter().zip(samples) {
@@ -287,12 +310,8 @@ fn fit_mixture_from(
             }
         }
     }
-    if iterations > 0 {
-        // Final assignment to the updated centres, for the variances.
-        for (a, s) in assign.iter_mut().zip(samples) {
-            *a = nearest_centre(s, &centres);
-        }
-    }
+    // Final assignment to the updated centres, for the variances.
+    let assign = nearest.assign(&planes, &centres);
     let mut var = vec![[0f64; 3]; kk];
     let mut cnt = vec![0usize; kk];
     for (a, s) in assign.iter().zip(samples) {
@@ -369,6 +388,26 @@ fn log_likelihood(mix: &[Gaussian], x: &[f32; 3]) -> f32 {
     mix.iter()
         .map(|g| g.log_norm - 0.5 * mahalanobis2(g, x))
         .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// The L*, a*, b* planes of per-pixel features, so per-pixel loops over one component at a
+/// time vectorise.
+fn lab_planes(feats: &[[f32; 3]]) -> [Vec<f32>; 3] {
+    std::array::from_fn(|c| feats.iter().map(|x| x[c]).collect())
+}
+
+/// [`log_likelihood`] of every pixel, component by component over whole planes (the same
+/// arithmetic in the same order, so the same values, but in SIMD lanes).
+fn log_likelihood_planes(mix: &[Gaussian], planes: &[Vec<f32>; 3], out: &mut [f32]) {
+    out.fill(f32::NEG_INFINITY);
+    let [l, a, b] = planes;
+    for g in mix {
+        let ([m0, m1, m2], [v0, v1, v2]) = (g.mean, g.inv_var);
+        for (((o, &x0), &x1), &x2) in out.iter_mut().zip(l).zip(a).zip(b) {
+            let d2 = (x0 - m0).powi(2) * v0 + (x1 - m1).powi(2) * v1 + (x2 - m2).powi(2) * v2;
+            *o = o.max(g.log_norm - 0.5 * d2);
+        }
+    }
 }
 
 /// Chi-square 3-dof 99.9% quantile: beyond this a pixel is unlikely under a cluster.
@@ -498,17 +537,12 @@ impl ClassicalSegmenter {
             .collect();
 
         // --- GrabCut-style rounds: refit models, mean-field inference ---
-        let in_band: Vec<bool> = {
-            let mut b = vec![false; n];
-            for &i in &band_idx {
-                b[i] = true;
-            }
-            b
-        };
         let mut q: Vec<f32> = fg.iter().map(|&f| if f { 0.9 } else { 0.1 }).collect();
         let mut unary = vec![0f32; n];
         let mut separation = 0f32;
         let mut next = vec![0f32; n];
+        let planes = lab_planes(&feats);
+        let (mut lf, mut lb) = (vec![0f32; n], vec![0f32; n]);
         let (mut fg_means, mut bg_means): (Vec<[f32; 3]>, Vec<[f32; 3]>) = (vec![], vec![]);
         for _ in 0..o.iterations.max(1) {
             // Subsample for fitting: a few thousand pixels per model pin down a handful of
@@ -543,15 +577,14 @@ impl ClassicalSegmenter {
             bg_means = bg_model.iter().map(|g| g.mean).collect();
             let mut sep_sum = 0f32;
             let mut sep_n = 0usize;
+            log_likelihood_planes(&fg_model, &planes, &mut lf);
+            log_likelihood_planes(&bg_model, &planes, &mut lb);
+            for &i in &band_idx {
+                // The border colours are background by construction.
+                lb[i] = lb[i].max(log_likelihood(&border_model, &feats[i]));
+            }
             for i in 0..n {
-                let x = &feats[i];
-                let lf = log_likelihood(&fg_model, x);
-                let mut lb = log_likelihood(&bg_model, x);
-                if in_band[i] {
-                    // The border colours are background by construction.
-                    lb = lb.max(log_likelihood(&border_model, x));
-                }
-                let u = (lf - lb).clamp(-12.0, 12.0) + prior[i];
+                let u = (lf[i] - lb[i]).clamp(-12.0, 12.0) + prior[i];
                 unary[i] = u;
                 if fg[i] {
                     sep_sum += u.clamp(-6.0, 6.0);
