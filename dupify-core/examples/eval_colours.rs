@@ -11,8 +11,9 @@
 //! (`dupify_core::colors::color_family`), so only the choice of dominant colour differs.
 //! Reports accuracy overall and on photos labelled `strong` (coloured or patterned
 //! backgrounds), for ours and every peer, strictly and counting the labeller's `alt` family
-//! (a second family noted as a real possibility) as a match too; `--confusions` lists our misses; `--dump` writes
-//! every photo's label and full colour report as JSON (for analysing the rules).
+//! (a second family noted as a real possibility) as a match too; `--confusions` lists our
+//! misses; `--dump` writes every photo's label and full colour report as JSON (for analysing
+//! the rules).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,40 +27,35 @@ struct Label {
     file: String,
     family: String,
     strong: bool,
-    /// Second families the labeller noted as real possibilities (`alt X` in the notes).
+    /// Second families the labeller noted as real possibilities (`alt X` in the notes), with
+    /// the words that join them.
     alts: Vec<String>,
 }
 
-/// The families named after `alt` in a notes cell: `alt grey`, `alt green or multicolour`,
-/// `alt white / multicolour`; a `;` or the end of the cell ends the list.
-fn alt_families(notes: &str) -> Vec<String> {
-    const FAMILIES: [&str; 15] = [
-        "black",
-        "white",
-        "grey",
-        "beige",
-        "brown",
-        "red",
-        "pink",
-        "orange",
-        "yellow",
-        "green",
-        "blue",
-        "navy",
-        "purple",
-        "gold/metallic",
-        "multicolour",
-    ];
-    let mut out = Vec::new();
-    for part in notes.split("alt ").skip(1) {
-        let list = part.split([';', '"']).next().unwrap_or("");
-        for word in list.split([' ', ',']).map(str::trim) {
-            if FAMILIES.contains(&word) && !out.iter().any(|w| w == word) {
-                out.push(word.to_string());
-            }
-        }
+/// The words after `alt` in a notes cell (`alt grey`, `alt green or multicolour`,
+/// `alt white / multicolour`), up to a `;` or the end of the cell. Only the family names among
+/// them can ever equal a family, so the connecting words need no filtering.
+fn alt_words(notes: &str) -> Vec<String> {
+    notes
+        .split("alt ")
+        .skip(1)
+        .flat_map(|part| {
+            part.split([';', '"'])
+                .next()
+                .unwrap_or("")
+                .split([' ', ','])
+        })
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Label {
+    /// True when `family` is the label or one of the labeller's alternatives.
+    fn accepts(&self, family: &str) -> bool {
+        family == self.family || self.alts.iter().any(|a| a == family)
     }
-    out
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
@@ -87,7 +83,7 @@ fn read_labels(path: &Path) -> Result<Vec<Label>> {
             file: cols[0].trim().to_string(),
             family: cols[1].trim().to_string(),
             strong: cols[2].trim() == "strong",
-            alts: cols.get(3).map(|n| alt_families(n)).unwrap_or_default(),
+            alts: cols.get(3).map(|n| alt_words(n)).unwrap_or_default(),
         });
     }
     Ok(out)
@@ -195,7 +191,7 @@ fn run() -> Result<()> {
             .map_or("none".to_string(), |f| f.as_str().to_string());
         let ok = got == l.family;
         ours.add(ok, l.strong);
-        ours_or_alt.add(ok || l.alts.contains(&got), l.strong);
+        ours_or_alt.add(l.accepts(&got), l.strong);
         if !ok {
             misses.push((l.file.clone(), l.family.clone(), got, l.strong));
         }
@@ -237,7 +233,7 @@ fn run() -> Result<()> {
                 };
                 let got = color_family(srgb_to_lab(*rgb)).as_str();
                 s.add(got == l.family, l.strong);
-                s_alt.add(got == l.family || l.alts.iter().any(|a| a == got), l.strong);
+                s_alt.add(l.accepts(got), l.strong);
             }
             println!("{}", s.line(&format!("{peer} (dominant colour)")));
             println!("{}", s_alt.line("  label or its alt"));

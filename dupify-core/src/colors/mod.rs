@@ -449,8 +449,9 @@ fn product_family(clusters: &[Cluster], total: f64) -> Option<ColorFamily> {
     // Shading splits one neutral fabric into lighter and darker clusters (a white shirt into
     // white and greys): neutral clusters in one run of lightness are one group, named by its
     // lit part. A jump in lightness is another fabric (black and white stripes).
-    let mut neutral: Vec<&Cluster> = clusters.iter().filter(|c| is_neutral(c.lab)).collect();
-    for c in clusters.iter().filter(|c| !is_neutral(c.lab)) {
+    let (mut neutral, coloured): (Vec<&Cluster>, Vec<&Cluster>) =
+        clusters.iter().partition(|c| is_neutral(c.lab));
+    for c in coloured {
         add(color_family(c.lab), c.weight);
     }
     neutral.sort_by(|a, b| a.lab[0].total_cmp(&b.lab[0]));

@@ -389,13 +389,15 @@ mod tests {
         }
     }
 
+    /// CIELAB from lightness, chroma and hue angle (degrees).
+    fn lab(l: f32, c: f32, h: f32) -> [f32; 3] {
+        let r = h.to_radians();
+        [l, c * r.cos(), c * r.sin()]
+    }
+
     /// Photographed darks: navy keeps a faint blue chroma that black does not.
     #[test]
     fn dark_navy_and_black_in_photos() {
-        let lab = |l: f32, c: f32, h: f32| {
-            let r = h.to_radians();
-            [l, c * r.cos(), c * r.sin()]
-        };
         assert_eq!(color_family(lab(12.0, 5.0, 290.0)), Navy);
         assert_eq!(color_family(lab(20.0, 4.7, 260.0)), Navy);
         assert_eq!(color_family(lab(12.0, 3.0, 290.0)), Black);
@@ -407,10 +409,6 @@ mod tests {
     /// brown, and mustard (high chroma) is not olive.
     #[test]
     fn olive_is_green_tan_is_brown() {
-        let lab = |l: f32, c: f32, h: f32| {
-            let r = h.to_radians();
-            [l, c * r.cos(), c * r.sin()]
-        };
         assert_eq!(color_family(lab(44.0, 16.0, 85.0)), Green);
         assert_eq!(color_family(lab(43.0, 9.0, 95.0)), Green);
         assert_eq!(color_family(lab(44.0, 16.0, 65.0)), Brown);

@@ -262,30 +262,25 @@ impl Nearest {
 
 /// Deterministic k-means (farthest-point initialisation from the mean) into a mixture.
 fn fit_mixture(samples: &[[f32; 3]], k: usize) -> Vec<Gaussian> {
-    fit_mixture_from(samples, k, &[], KMEANS_ITERATIONS)
+    fit_mixture_from(samples, k, &[])
 }
 
-/// k-means rounds of a cold start; a warm start (GrabCut's re-fit, from the previous
-/// round's components) converges in [`WARM_ITERATIONS`].
+/// Lloyd steps of a cold start; a warm start (GrabCut's re-fit, from the previous round's
+/// components) converges in [`WARM_ITERATIONS`].
 const KMEANS_ITERATIONS: usize = 8;
 const WARM_ITERATIONS: usize = 3;
 
-/// [`fit_mixture`] starting from `init` centres when given (the previous round's model),
-/// else from farthest-point seeds; `iterations` Lloyd steps.
-fn fit_mixture_from(
-    samples: &[[f32; 3]],
-    k: usize,
-    init: &[[f32; 3]],
-    iterations: usize,
-) -> Vec<Gaussian> {
+/// [`fit_mixture`] starting from `init` centres when given (the previous round's model,
+/// [`WARM_ITERATIONS`] steps), else from farthest-point seeds ([`KMEANS_ITERATIONS`]).
+fn fit_mixture_from(samples: &[[f32; 3]], k: usize, init: &[[f32; 3]]) -> Vec<Gaussian> {
     if samples.is_empty() {
         return Vec::new();
     }
     let n = samples.len() as f32;
-    let mut centres: Vec<[f32; 3]> = if init.is_empty() {
-        farthest_point_seeds(samples, k)
+    let (mut centres, iterations): (Vec<[f32; 3]>, usize) = if init.is_empty() {
+        (farthest_point_seeds(samples, k), KMEANS_ITERATIONS)
     } else {
-        init.iter().copied().take(k).collect()
+        (init.iter().copied().take(k).collect(), WARM_ITERATIONS)
     };
     let kk = centres.len();
     let planes = lab_planes(samples);
@@ -540,7 +535,7 @@ impl ClassicalSegmenter {
         let mut q: Vec<f32> = fg.iter().map(|&f| if f { 0.9 } else { 0.1 }).collect();
         let mut unary = vec![0f32; n];
         let mut separation = 0f32;
-        let mut next = vec![0f32; n];
+        let (mut next, mut spin) = (vec![0f32; n], vec![0f32; n]);
         let planes = lab_planes(&feats);
         let (mut lf, mut lb) = (vec![0f32; n], vec![0f32; n]);
         let (mut fg_means, mut bg_means): (Vec<[f32; 3]>, Vec<[f32; 3]>) = (vec![], vec![]);
@@ -554,25 +549,8 @@ impl ClassicalSegmenter {
             }
             // After the first round the labels move little: re-fit from the previous
             // components, as GrabCut does.
-            let iters = |m: &[[f32; 3]]| {
-                if m.is_empty() {
-                    KMEANS_ITERATIONS
-                } else {
-                    WARM_ITERATIONS
-                }
-            };
-            let fg_model = fit_mixture_from(
-                &fg_samples,
-                o.foreground_clusters,
-                &fg_means,
-                iters(&fg_means),
-            );
-            let bg_model = fit_mixture_from(
-                &bg_samples,
-                o.background_clusters,
-                &bg_means,
-                iters(&bg_means),
-            );
+            let fg_model = fit_mixture_from(&fg_samples, o.foreground_clusters, &fg_means);
+            let bg_model = fit_mixture_from(&bg_samples, o.background_clusters, &bg_means);
             fg_means = fg_model.iter().map(|g| g.mean).collect();
             bg_means = bg_model.iter().map(|g| g.mean).collect();
             let mut sep_sum = 0f32;
@@ -595,7 +573,6 @@ impl ClassicalSegmenter {
             for i in 0..n {
                 q[i] = sigmoid(unary[i]);
             }
-            let mut spin = vec![0f32; n];
             for _ in 0..o.mean_field_steps {
                 // Each neighbour pushes towards its own label: spin 2q - 1 in [-1, 1].
                 for (s, &p) in spin.iter_mut().zip(q.iter()) {
