@@ -190,6 +190,7 @@ export interface CatalogOptions {
     m?: number
     efConstruction?: number
     efSearch?: number
+    targetRecall?: number
     maxLayers?: number
     bruteForceBelow?: number
     rebuildTombstoneRatio?: number
@@ -296,6 +297,8 @@ export interface IndexReport {
   source: 'memory' | 'loaded' | 'reconciled' | 'rebuilt'
   live: number
   tombstones: number
+  ef_search: number | null
+  recall_at_10: number | null
 }
 
 export interface IngestItem { product: NewProduct; image: ImageInput }

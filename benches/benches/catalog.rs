@@ -14,10 +14,12 @@
 //! parameters over the same vectors and times its search alone, so the catalog's own
 //! overhead (filters, scoring, reading the final page from SQLite) shows next to it.
 //!
-//! Search is measured for a sweep of `ef_search` values on the one reopened index
+//! Search is measured first with the catalog's default, the `ef_search` it calibrated for
+//! `IndexParams::target_recall` (0.95), on the bench's fresh queries (not the catalog's own
+//! sample), then for a sweep of fixed `ef_search` values on the one reopened index
 //! (`Catalog::set_ef_search`; hnsw_rs takes ef per query, the graph does not depend on it), so
 //! one build gives the whole recall/speed curve. Values: `DUPIFY_CATALOG_BENCH_EF=16,32,...`
-//! (default 16,24,32,48,64,96,128; the catalog default is 32).
+//! (default 16,24,32,48,64,96,128).
 //!
 //! Run: `DUPIFY_CATALOG_BENCH_N=100000 cargo bench -p dupify-benches --bench catalog`
 //! (N defaults to 100,000). Prints a table and, as its last line, a JSON object.
@@ -182,10 +184,21 @@ fn main() {
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![16, 24, 32, 48, 64, 96, 128]);
-    let efs = if sweep_on { efs } else { Vec::new() };
+    // First the default: the ef_search the namespace calibrated for itself (the reopened
+    // graph's saved one, or measured on open); then the fixed values of the sweep.
+    let auto_ef = report[0].ef_search;
+    let efs: Vec<Option<usize>> = if sweep_on {
+        std::iter::once(None)
+            .chain(efs.into_iter().map(Some))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut sweep: Vec<Sweep> = Vec::new();
-    for &ef in &efs {
-        cat.set_ef_search(ef).expect("ef_search");
+    for &fixed in &efs {
+        if let Some(ef) = fixed {
+            cat.set_ef_search(ef).expect("ef_search");
+        }
         // one untimed pass over a few queries so every ef starts with warm caches
         for q in queries.iter().take(20) {
             cat.search(&ns, &SearchQuery::by_embedding(q.clone()))
@@ -210,7 +223,8 @@ fn main() {
         lat.sort_by(f64::total_cmp);
         let pct = |q: f64| vectors::quantile(&lat, q);
         sweep.push(Sweep {
-            ef,
+            ef: fixed.or(auto_ef).unwrap_or(0),
+            auto: fixed.is_none(),
             recall: hit as f64 / (nq * 10) as f64,
             qps,
             p50: pct(0.5),
@@ -249,6 +263,13 @@ fn main() {
         shape.cone_weight, shape.noise
     );
     println!("| index | {:?} / {:?} |", report[0].mode, report[0].source);
+    println!(
+        "| calibrated ef_search (sample recall@10) | {} ({}) |",
+        auto_ef.map_or("-".into(), |e| e.to_string()),
+        report[0]
+            .recall_at_10
+            .map_or("-".into(), |r| format!("{r:.3}"))
+    );
     println!("| build (ingest + graph) | {build_s:.1} s wall, {build_cpu_s:.0} CPU s |");
     println!(
         "| reopen (median of {}) | {reopen_s:.2} s |",
@@ -273,8 +294,9 @@ fn main() {
     println!("|---|---|---|---|---|");
     for s in &sweep {
         println!(
-            "| {} | {:.3} | {:.0} | {:.1}× | {:.2} / {:.2} |",
+            "| {}{} | {:.3} | {:.0} | {:.1}× | {:.2} / {:.2} |",
             s.ef,
+            if s.auto { " (default: calibrated)" } else { "" },
             s.recall,
             s.qps,
             s.qps / exact_qps,
@@ -287,8 +309,9 @@ fn main() {
         .iter()
         .map(|s| {
             format!(
-                "{{\"ef_search\":{},\"recall_at_10\":{:.4},\"ann_qps\":{:.1},\"speedup\":{:.2},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
+                "{{\"ef_search\":{},\"auto\":{},\"recall_at_10\":{:.4},\"ann_qps\":{:.1},\"speedup\":{:.2},\"p50_ms\":{:.3},\"p99_ms\":{:.3}}}",
                 s.ef,
+                s.auto,
                 s.recall,
                 s.qps,
                 s.qps / exact_qps,
@@ -298,9 +321,11 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
+        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
         opt(build_s.is_finite().then_some(build_s)),
         opt(build_cpu_s.is_finite().then_some(build_cpu_s)),
+        auto_ef.map_or("null".into(), |e| e.to_string()),
+        opt(report[0].recall_at_10.map(f64::from)),
         all_reopens
             .iter()
             .map(|t| format!("{t:.3}"))
@@ -316,6 +341,8 @@ fn main() {
 /// One `ef_search` setting's measurements.
 struct Sweep {
     ef: usize,
+    /// The catalog's own (calibrated) choice rather than a `set_ef_search` value.
+    auto: bool,
     recall: f64,
     qps: f64,
     p50: f64,

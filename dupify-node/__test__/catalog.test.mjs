@@ -153,6 +153,9 @@ test('a catalog on disk keeps its products and index across open, flush and reop
     assert.deepEqual(report[0].namespace, ns)
     assert.equal(report[0].live, 6)
     assert.equal(report[0].mode, 'ann')
+    // six points: the floor (32) already finds the exact top 10, so calibration keeps it
+    assert.equal(report[0].ef_search, 32)
+    assert.equal(report[0].recall_at_10, 1)
     const reopened = await Catalog.open(path, { index: { bruteForceBelow: 4 } })
     assert.equal((await reopened.list(ns)).items.length, 6)
     const after = await reopened.search(ns, { embedding: vec(2), limit: 3 })

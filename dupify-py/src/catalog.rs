@@ -175,6 +175,11 @@ result_class! {
         live(r, py) -> usize { r.live }
         /// Deleted vectors still in the graph.
         tombstones(r, py) -> usize { r.tombstones }
+        /// The `ef_search` the graph's searches use (`None`: exact search).
+        ef_search(r, py) -> Option<usize> { r.ef_search }
+        /// Recall@10 against exact search that calibration measured at that `ef_search`
+        /// (`None`: not calibrated, or fixed by `set_ef_search`).
+        recall_at_10(r, py) -> Option<f32> { r.recall_at_10 }
     }
 }
 
@@ -360,7 +365,8 @@ impl PyCatalog {
     /// Opens (or creates) the catalog database at `path`, or an in-memory catalog when `path`
     /// is `None`. `dim` fixes the embedding dimension (default: taken from the first embedding
     /// stored); `index` is a dict of the core's index parameters (`m`, `ef_construction`,
-    /// `ef_search`, `max_layers`, `brute_force_below`, `rebuild_tombstone_ratio`).
+    /// `ef_search`, `target_recall`, `max_layers`, `brute_force_below`,
+    /// `rebuild_tombstone_ratio`).
     #[new]
     #[pyo3(signature = (path=None, *, dim=None, index=None, persist_index=true, synchronous_full=true))]
     fn new(

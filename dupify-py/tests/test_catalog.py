@@ -119,6 +119,8 @@ def test_persistence_and_index_report(tmp_path):
     c.flush()
     (rep,) = c.index_report()
     assert rep.mode == "ann" and rep.live == 5 and rep.namespace == NS
+    # five points: every ef from the floor up finds the exact top 10, so calibration keeps it
+    assert rep.ef_search == 16 and rep.recall_at_10 == 1.0
     del c
     c2 = dupify.Catalog(str(path))
     assert c2.path == path

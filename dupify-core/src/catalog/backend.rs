@@ -166,8 +166,9 @@ pub trait CatalogBackend: Send + Sync {
     /// Changes the ANN search breadth for every namespace (see `Catalog::set_ef_search`).
     fn set_ef_search(&self, ef: usize) -> Result<()>;
 
-    /// The ANN search breadth in use.
-    fn ef_search(&self) -> usize;
+    /// The ANN search breadth when one value serves every namespace; `None` where each
+    /// namespace calibrates its own (see `Catalog::ef_search`).
+    fn ef_search(&self) -> Option<usize>;
 
     /// Persists what is only in memory (saved index graphs); a no-op where nothing is.
     fn flush(&self) -> Result<()>;

@@ -25,6 +25,7 @@ use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::prelude::{AnnT, FilterT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
+use super::calibrate::{self, Calibration};
 use super::filter::ProductFilter;
 pub(crate) use super::score::dot;
 use super::ColorSwatch;
@@ -152,13 +153,20 @@ impl HotFilter {
 /// The layer count hnsw_rs's `file_dump` accepts (its crate-private `NB_LAYER_MAX`).
 pub(crate) const HNSW_LAYERS: usize = 16;
 
+/// The largest `ef_search` accepted (and the top of the calibration ladder).
+pub(crate) const MAX_EF_SEARCH: usize = 4096;
+
 /// HNSW and brute-force parameters, with documented defaults.
 ///
 /// Defaults: `m = 16`, `ef_construction = 200` (the usual HNSW build settings for 512-d CLIP
-/// vectors) and `ef_search = 32`, picked from the `catalog` bench's sweep at 100k × 512
-/// CLIP-shaped vectors (2-core VM): recall@10 0.992 at about 25× exact brute force, where
-/// ef 16 gives 0.948, ef 24 0.983, ef 64 0.998 (about 20×) and ef 128 1.000 (about 10×).
-/// Raise it (or call `Catalog::set_ef_search`) where recall matters more than latency.
+/// vectors), and a search breadth each namespace picks itself: `target_recall = 0.95` makes
+/// every graph measure its recall@10 against exact search on a sample of its own vectors
+/// and search with the smallest `ef_search` (from 32 up) that reaches it, measured again as
+/// the graph grows (see `Catalog::index_report` for what each namespace chose). Why: the
+/// breadth a recall needs grows with the catalog; on the `catalog` bench's CLIP-shaped
+/// vectors ef 32 gives recall@10 0.99 at 100k and 0.56 at 1M. `target_recall = 0` turns
+/// this off and searches with `ef_search` as given; `Catalog::set_ef_search` fixes it on an
+/// open catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -167,9 +175,14 @@ pub struct IndexParams {
     pub m: usize,
     /// Candidate list size while building. ≥ `m`, ≤ 4096. Default 200.
     pub ef_construction: usize,
-    /// Candidate list size while searching (raised to the number of results asked for).
-    /// 1..=4096. Default 32 (see the type's docs for the measured trade-off).
+    /// Candidate list size while searching (raised to the number of results asked for):
+    /// the smallest value calibration may choose, or, with `target_recall = 0`, the value
+    /// every search uses. 1..=4096. Default 32.
     pub ef_search: usize,
+    /// The recall@10 against exact search each graph calibrates its `ef_search` for (a 95%
+    /// lower confidence bound on a 200-query sample must reach it). 0 turns calibration
+    /// off. In [0, 1). Default 0.95.
+    pub target_recall: f32,
     /// Maximum number of graph layers. Must be 16 (the default): hnsw_rs can save only
     /// graphs built with its fixed layer count (`NB_LAYER_MAX`), and a catalog that could not
     /// save its graph would rebuild it on every open. Kept as a field so saved options and
@@ -189,6 +202,7 @@ impl Default for IndexParams {
             m: 16,
             ef_construction: 200,
             ef_search: 32,
+            target_recall: 0.95,
             max_layers: HNSW_LAYERS,
             brute_force_below: 4096,
             rebuild_tombstone_ratio: 0.25,
@@ -208,8 +222,14 @@ impl IndexParams {
                 "must be in m..=4096",
             ));
         }
-        if !(1..=4096).contains(&self.ef_search) {
+        if !(1..=MAX_EF_SEARCH).contains(&self.ef_search) {
             return Err(Error::invalid("index.ef_search", "must be in 1..=4096"));
+        }
+        if !(0.0..1.0).contains(&self.target_recall) {
+            return Err(Error::invalid(
+                "index.target_recall",
+                "must be in [0, 1) (0 turns calibration off)",
+            ));
         }
         if self.max_layers != HNSW_LAYERS {
             return Err(Error::invalid(
@@ -308,6 +328,10 @@ pub(crate) struct NsIndex {
     graph: Option<GraphHolder>,
     /// Points inserted into the graph (live + tombstones).
     graph_points: usize,
+    /// The graph's measured search breadth (see [`calibrate`]).
+    calibration: Option<Calibration>,
+    /// `calibration` changed since the graph's metadata was last written.
+    pub(crate) calibration_unsaved: bool,
     /// Highest ANN id in the graph (or in `flat`).
     pub(crate) max_id: usize,
     /// Changed since it was last saved.
@@ -325,6 +349,8 @@ impl NsIndex {
             flat: Vec::new(),
             graph: None,
             graph_points: 0,
+            calibration: None,
+            calibration_unsaved: false,
             max_id: 0,
             dirty: false,
             source: IndexSource::Memory,
@@ -438,6 +464,7 @@ impl NsIndex {
                 }
             });
             self.graph_points += items.len();
+            self.recalibrate_if_due();
             return;
         }
         self.flat.extend(items);
@@ -448,7 +475,77 @@ impl NsIndex {
             g.parallel_insert(&refs);
             self.graph_points = flat.len();
             self.graph = Some(GraphHolder::Built(Box::new(g)));
+            self.recalibrate_if_due();
         }
+    }
+
+    /// The `ef_search` graph searches use: the calibrated one unless calibration is off.
+    pub(crate) fn ef_search(&self) -> usize {
+        match self.calibration {
+            Some(c) if self.params.target_recall > 0.0 => c.ef_search,
+            _ => self.params.ef_search,
+        }
+    }
+
+    /// The graph's calibration, to save with it (kept while `ef_search` is pinned, so a
+    /// reopen need not measure again).
+    pub(crate) fn calibration(&self) -> Option<Calibration> {
+        self.calibration.filter(|_| self.graph.is_some())
+    }
+
+    /// The recall@10 the calibration measured at the `ef_search` searches use, when they
+    /// use the calibrated one.
+    pub(crate) fn calibrated_recall(&self) -> Option<f32> {
+        self.calibration()
+            .filter(|_| self.params.target_recall > 0.0)
+            .map(|c| c.recall)
+    }
+
+    /// Measures the graph's `ef_search` when it has none for the current parameters or has
+    /// doubled since (see [`calibrate`]). Runs with the index write-locked: searches wait,
+    /// about 2 s at 1M vectors on 2 cores, at most `log2(n)` times while a catalog grows.
+    pub(crate) fn recalibrate_if_due(&mut self) {
+        let Some(graph) = &self.graph else { return };
+        if self.params.target_recall <= 0.0
+            || self
+                .calibration
+                .is_some_and(|c| c.current(&self.params, self.graph_points))
+        {
+            return;
+        }
+        let live = &self.live;
+        let tombstones = self.graph_points != live.len();
+        let params = self.params;
+        let points = self.graph_points;
+        let found = graph.with(|g| {
+            let stored: Vec<_> = g.get_point_indexation().into_iter().collect();
+            let vectors: Vec<(usize, &[f32])> = stored
+                .iter()
+                .filter(|p| live.contains_key(&p.get_origin_id()))
+                .map(|p| (p.get_origin_id(), p.get_v()))
+                .collect();
+            // Searches as `search` runs them: tombstones filtered out when there are any.
+            let only_live = |id: &usize| live.contains_key(id);
+            let search = |q: &[f32], k: usize, ef: usize| {
+                let filter: Option<&dyn FilterT> = tombstones.then_some(&only_live);
+                g.search_filter(q, k, ef, filter)
+            };
+            let near = |q: &[f32], own: usize| {
+                search(q, 2, params.ef_search.max(calibrate::K))
+                    .into_iter()
+                    .find(|n| n.d_id != own)
+                    .map(|n| 1.0 - n.distance)
+            };
+            let ann = |q: &[f32], ef: usize| {
+                search(q, calibrate::K, ef)
+                    .into_iter()
+                    .map(|n| n.d_id)
+                    .collect()
+            };
+            calibrate::calibrate(&vectors, &params, points, points as u64, near, ann)
+        });
+        self.calibration = Some(found);
+        self.calibration_unsaved = true;
     }
 
     /// Marks ids deleted. Returns true when the graph now holds too many tombstones and
@@ -495,7 +592,7 @@ impl NsIndex {
                 hits
             }
             Some(graph) => {
-                let ef = self.params.ef_search.max(k);
+                let ef = self.ef_search().max(k);
                 let live = &self.live;
                 let pass = |id: &usize| {
                     allowed.is_none_or(|a| a.binary_search(id).is_ok())
@@ -574,14 +671,16 @@ impl NsIndex {
         Ok(SavedGraph(loaded))
     }
 
-    /// An index over a graph read by [`NsIndex::load_graph`] and the ranking data of the
-    /// products in it.
+    /// An index over a graph read by [`NsIndex::load_graph`], the ranking data of the
+    /// products in it and the calibration saved with it (measured again by
+    /// [`NsIndex::recalibrate_if_due`] when it no longer answers).
     pub(crate) fn load(
         graph: SavedGraph,
         dim: usize,
         params: IndexParams,
         in_graph: LiveRows,
         max_id: usize,
+        calibration: Option<Calibration>,
     ) -> Self {
         let points = graph.0.with_dependent(|_, g| g.get_nb_point());
         NsIndex {
@@ -592,15 +691,19 @@ impl NsIndex {
             flat: Vec::new(),
             graph: Some(GraphHolder::Loaded(graph.0)),
             graph_points: points,
+            calibration,
+            calibration_unsaved: false,
             max_id,
             dirty: false,
             source: IndexSource::Loaded,
         }
     }
 
-    /// Sets the candidate list size later searches use (the graph does not depend on it).
-    pub(crate) fn set_ef_search(&mut self, ef: usize) {
+    /// Fixes the candidate list size later searches use, calibration or not (the graph
+    /// does not depend on it).
+    pub(crate) fn pin_ef_search(&mut self, ef: usize) {
         self.params.ef_search = ef;
+        self.params.target_recall = 0.0;
     }
 
     pub(crate) fn graph_points(&self) -> usize {
@@ -734,6 +837,8 @@ dupify_types::setters! { IndexParams {
     with_ef_construction(ef_construction: usize),
     /// Sets `ef_search`.
     with_ef_search(ef_search: usize),
+    /// Sets `target_recall`.
+    with_target_recall(target_recall: f32),
     /// Sets `brute_force_below`.
     with_brute_force_below(brute_force_below: usize),
     /// Sets `max_layers`.
@@ -906,7 +1011,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let g = NsIndex::load_graph(dir.path(), 24, 400, sums).unwrap();
-        let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400);
+        let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400, ix.calibration());
         // a file that does not hold what the metadata says is refused
         assert!(NsIndex::load_graph(dir.path(), 24, 401, sums).is_err());
         assert!(NsIndex::load_graph(dir.path(), 25, 400, sums).is_err());

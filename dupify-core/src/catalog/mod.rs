@@ -26,6 +26,7 @@
 //! ```
 
 mod backend;
+mod calibrate;
 mod crud;
 mod filter;
 mod index;
@@ -109,11 +110,13 @@ impl Catalog {
         }
     }
 
-    /// Changes `ef_search` (the HNSW candidate list size per query) on the open catalog, for
+    /// Fixes `ef_search` (the HNSW candidate list size per query) on the open catalog, for
     /// every namespace, without reopening or rebuilding: hnsw_rs takes it per query, and the
-    /// graph does not depend on it. Larger values raise recall and latency; use it to tune
-    /// the recall/speed trade-off on a live catalog (the benchmark sweeps it this way). Not
-    /// persisted: the next open starts from `CatalogOptions::index.ef_search`.
+    /// graph does not depend on it. It overrides the breadth each namespace calibrated for
+    /// `IndexParams::target_recall` (and stops further calibration on this handle). Larger
+    /// values raise recall and latency; use it to tune the recall/speed trade-off on a live
+    /// catalog (the benchmark sweeps it this way). Not persisted: the next open calibrates
+    /// again (or uses `CatalogOptions::index.ef_search` when `target_recall` is 0).
     ///
     /// Errors: `invalid_parameter` unless `1 <= ef <= 4096`.
     pub fn set_ef_search(&self, ef: usize) -> Result<()> {
@@ -121,8 +124,10 @@ impl Catalog {
         self.backend.set_ef_search(ef)
     }
 
-    /// The `ef_search` searches use now.
-    pub fn ef_search(&self) -> usize {
+    /// The `ef_search` every search uses, when one is fixed (by `set_ef_search`, by
+    /// `target_recall = 0`, or on PostgreSQL); `None` while each namespace uses the breadth it
+    /// calibrated, which `index_report` lists.
+    pub fn ef_search(&self) -> Option<usize> {
         self.backend.ef_search()
     }
 

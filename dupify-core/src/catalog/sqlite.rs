@@ -26,6 +26,7 @@ use rusqlite::TransactionBehavior;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
+use super::calibrate::Calibration;
 use super::index::{self, GraphChecksums, LiveRows, NsIndex};
 use super::{
     lock, now_ms, store, CatalogOptions, EmbeddingStatus, IndexMode, IndexParams, IndexReport,
@@ -47,6 +48,10 @@ struct IndexMeta {
     dir: String,
     /// Of the files in `dir` as saved; checked before the graph is read.
     checksums: GraphChecksums,
+    /// The graph's measured `ef_search` (absent in files saved before calibration existed:
+    /// measured on the next open).
+    #[serde(default)]
+    calibration: Option<Calibration>,
 }
 
 /// 2: `checksums` added (a format-1 file is rebuilt once).
@@ -63,9 +68,9 @@ pub struct SqliteBackend {
     db_id: String,
     dim: RwLock<Option<usize>>,
     indexes: RwLock<HashMap<i64, NsIndex>>,
-    /// The live `ef_search` (starts as `opts.index.ef_search`). Written only while `indexes`
-    /// is write-locked, so every index agrees with it.
-    ef_search: AtomicUsize,
+    /// The `ef_search` fixed by `set_ef_search` (0: none, each graph calibrates its own).
+    /// Written only while `indexes` is write-locked, so every index agrees with it.
+    pinned_ef: AtomicUsize,
 }
 
 impl SqliteBackend {
@@ -120,9 +125,8 @@ impl SqliteBackend {
             (Some(s), _) => Some(s),
             (None, o) => o,
         };
-        let ef_search = AtomicUsize::new(opts.index.ef_search);
         let cat = SqliteBackend {
-            ef_search,
+            pinned_ef: AtomicUsize::new(0),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path,
@@ -169,11 +173,21 @@ impl SqliteBackend {
         out
     }
 
-    /// The configured index parameters with the live `ef_search`.
+    /// The `ef_search` fixed by `set_ef_search`, if any.
+    fn pinned_ef(&self) -> Option<usize> {
+        Some(self.pinned_ef.load(Ordering::Relaxed)).filter(|&ef| ef > 0)
+    }
+
+    /// The configured index parameters, or a fixed `ef_search` without calibration once
+    /// `set_ef_search` has run.
     fn index_params(&self) -> IndexParams {
-        IndexParams {
-            ef_search: self.ef_search.load(Ordering::Relaxed),
-            ..self.opts.index
+        match self.pinned_ef() {
+            Some(ef_search) => IndexParams {
+                ef_search,
+                target_recall: 0.0,
+                ..self.opts.index
+            },
+            None => self.opts.index,
         }
     }
 
@@ -242,13 +256,14 @@ impl SqliteBackend {
                 .unwrap_or_else(|_| Err(Error::Internal("hnsw load thread panicked".into())));
             (g, rows)
         });
-        let mut ix = NsIndex::load(graph?, dim, p, in_graph?, meta.max_vec_id);
+        let mut ix = NsIndex::load(graph?, dim, p, in_graph?, meta.max_vec_id, meta.calibration);
         let newer = store::entries(conn, ns_id, meta.max_vec_id)?;
         let fresh = newer.is_empty() && store::generation(conn, ns_id)? == meta.generation;
         ix.insert(newer);
         if ix.remove(&[]) {
             return Err(Error::Internal("too many tombstones; rebuild".into()));
         }
+        ix.recalibrate_if_due();
         ix.source = if fresh {
             ix.dirty = false;
             IndexSource::Loaded
@@ -297,7 +312,9 @@ impl SqliteBackend {
                 NsIndex::build(dim, self.index_params(), store::entries(conn, ns_id, 0)?);
             let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
             // A `set_ef_search` may have run while the graph was being built.
-            fresh.set_ef_search(self.ef_search.load(Ordering::Relaxed));
+            if let Some(ef) = self.pinned_ef() {
+                fresh.pin_ef_search(ef);
+            }
             indexes.insert(ns_id, fresh);
         }
         Ok(())
@@ -592,16 +609,17 @@ impl CatalogBackend for SqliteBackend {
     /// `ef` arrives validated by `Catalog::set_ef_search`.
     fn set_ef_search(&self, ef: usize) -> Result<()> {
         let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
-        self.ef_search.store(ef, Ordering::Relaxed);
+        self.pinned_ef.store(ef, Ordering::Relaxed);
         for ix in indexes.values_mut() {
-            ix.set_ef_search(ef);
+            ix.pin_ef_search(ef);
         }
         Ok(())
     }
 
-    /// The `ef_search` searches use now.
-    fn ef_search(&self) -> usize {
-        self.ef_search.load(Ordering::Relaxed)
+    /// Fixed by `set_ef_search`, or by options without calibration; otherwise `None`.
+    fn ef_search(&self) -> Option<usize> {
+        let p = self.index_params();
+        (p.target_recall <= 0.0).then_some(p.ef_search)
     }
 
     fn flush(&self) -> Result<()> {
@@ -611,10 +629,23 @@ impl CatalogBackend for SqliteBackend {
         let conn = lock(&self.writer);
         let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
         for (ns_id, ix) in indexes.iter_mut() {
+            let meta_path = ann.join(format!("ns-{ns_id}.json"));
             if !ix.dirty {
+                // A graph calibrated on open: only its metadata changes.
+                if ix.calibration_unsaved && ix.mode() == IndexMode::Ann {
+                    let old: Option<IndexMeta> = std::fs::read(&meta_path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    if let Some(mut meta) = old {
+                        meta.calibration = ix.calibration();
+                        let bytes = serde_json::to_vec(&meta)
+                            .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
+                        index::write_atomic(&meta_path, &bytes)?;
+                    }
+                }
+                ix.calibration_unsaved = false;
                 continue;
             }
-            let meta_path = ann.join(format!("ns-{ns_id}.json"));
             let old: Option<IndexMeta> = std::fs::read(&meta_path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
@@ -636,6 +667,7 @@ impl CatalogBackend for SqliteBackend {
                     ef_construction: self.opts.index.ef_construction,
                     dir: dir_name,
                     checksums,
+                    calibration: ix.calibration(),
                 };
                 let bytes = serde_json::to_vec(&meta)
                     .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
@@ -649,6 +681,7 @@ impl CatalogBackend for SqliteBackend {
                 }
             }
             ix.dirty = false;
+            ix.calibration_unsaved = false;
         }
         Ok(())
     }
@@ -665,6 +698,8 @@ impl CatalogBackend for SqliteBackend {
                     source: ix.source,
                     live: ix.live_len(),
                     tombstones: ix.tombstones(),
+                    ef_search: (ix.mode() == IndexMode::Ann).then(|| ix.ef_search()),
+                    recall_at_10: ix.calibrated_recall(),
                 })
             })
             .collect();

@@ -418,6 +418,11 @@ pub struct IndexReport {
     pub source: IndexSource,
     pub live: usize,
     pub tombstones: usize,
+    /// The `ef_search` the namespace's graph searches use (`None`: exact search).
+    pub ef_search: Option<usize>,
+    /// Recall@10 against exact search that calibration measured at that `ef_search`
+    /// (`None`: not calibrated, or fixed by `set_ef_search`).
+    pub recall_at_10: Option<f32>,
 }
 
 dupify_types::setters! { CatalogOptions {

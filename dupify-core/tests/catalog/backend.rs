@@ -329,8 +329,8 @@ impl CatalogBackend for MapBackend {
         Ok(())
     }
 
-    fn ef_search(&self) -> usize {
-        0
+    fn ef_search(&self) -> Option<usize> {
+        None
     }
 
     fn flush(&self) -> dupify_core::Result<()> {

@@ -1,7 +1,9 @@
-//! Index parameters on an open catalog: `set_ef_search` changes the HNSW candidate list size
-//! without a rebuild (and with `ef_search` above the graph size the search is exhaustive, so
-//! it must find the exact top 10), bad values get `invalid_parameter`, and `max_layers`
-//! other than 16 is refused at open instead of failing later in `flush`.
+//! Index parameters on an open catalog: `ef_search` is calibrated to `target_recall`
+//! (checked on fresh queries, saved with the graph, measured again as the graph grows);
+//! `set_ef_search` fixes the HNSW candidate list size without a rebuild (and with
+//! `ef_search` above the graph size the search is exhaustive, so it must find the exact top
+//! 10), bad values get `invalid_parameter`, and `max_layers` other than 16 is refused at
+//! open instead of failing later in `flush`.
 
 use dupify_core::catalog::*;
 
@@ -38,18 +40,24 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
         .collect();
     cat.upsert_batch(&ns, batch).unwrap();
     assert_eq!(cat.index_report().unwrap()[0].mode, IndexMode::Ann);
-    assert_eq!(cat.ef_search(), 20);
+    assert_eq!(cat.ef_search(), None, "calibrated per namespace");
+    let calibrated = cat.index_report().unwrap()[0].ef_search.unwrap();
+    assert!(
+        calibrated >= 20,
+        "the options' ef_search is the floor: {calibrated}"
+    );
 
     for bad in [0, 4097] {
         let e = cat.set_ef_search(bad).unwrap_err();
         assert_eq!(e.code(), "invalid_parameter", "{bad}: {e}");
     }
-    assert_eq!(cat.ef_search(), 20, "a refused value changes nothing");
+    assert_eq!(cat.ef_search(), None, "a refused value changes nothing");
 
     // ef above the number of points: the graph search visits every reachable point, so the
     // answer is the exact top 10 by cosine.
     cat.set_ef_search(4096).unwrap();
-    assert_eq!(cat.ef_search(), 4096);
+    assert_eq!(cat.ef_search(), Some(4096));
+    assert_eq!(cat.index_report().unwrap()[0].ef_search, Some(4096));
     for _ in 0..20 {
         let q = r.unit(DIM);
         let mut truth: Vec<(usize, f32)> = vecs
@@ -70,12 +78,13 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
         assert_eq!(got, want);
     }
 
-    // Not persisted: a reopen starts again from the options.
+    // Not persisted: a reopen uses the calibrated breadth again.
     cat.flush().unwrap();
     drop(cat);
     let cat = Catalog::open(&path, opts).unwrap();
-    assert_eq!(cat.index_report().unwrap()[0].source, IndexSource::Loaded);
-    assert_eq!(cat.ef_search(), 20);
+    let rep = &cat.index_report().unwrap()[0];
+    assert_eq!(rep.source, IndexSource::Loaded);
+    assert_eq!((cat.ef_search(), rep.ef_search), (None, Some(calibrated)));
 }
 
 #[test]
@@ -118,4 +127,130 @@ fn max_layers_other_than_16_is_refused_at_open() {
         (rep.mode, rep.source),
         (IndexMode::Ann, IndexSource::Loaded)
     );
+}
+
+/// Clustered unit vectors (a shared direction, one of 16 centres, isotropic noise): the
+/// shape of CLIP embeddings in the `catalog` bench, small enough for a test.
+fn clustered(r: &mut Rng, n: usize, centres: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|_| {
+            let c = &centres[(r.next_u64() % centres.len() as u64) as usize];
+            crate::common::rng::normalised(c.iter().map(|x| x + 0.15 * r.gauss()).collect())
+        })
+        .collect()
+}
+
+/// Recall@10 of `cat`'s searches for `queries` against exact search over `vecs`.
+fn recall(cat: &Catalog, ns: &Namespace, vecs: &[Vec<f32>], queries: &[Vec<f32>]) -> f64 {
+    let mut hit = 0;
+    for q in queries {
+        let mut truth: Vec<(usize, f32)> = vecs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i, dot(q, v)))
+            .collect();
+        truth.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let got: Vec<String> = cat
+            .search(ns, &SearchQuery::by_embedding(q.clone()))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.product.external_id)
+            .collect();
+        hit += truth[..10]
+            .iter()
+            .filter(|(i, _)| got.contains(&format!("p{i}")))
+            .count();
+    }
+    hit as f64 / (10 * queries.len()) as f64
+}
+
+#[test]
+fn ef_search_is_calibrated_to_the_target_recall_on_fresh_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cat.db");
+    // A sparser graph than the default (m 6, ef_construction 48) and a small floor (ef 10):
+    // on this data the floor finds about 91% of the true top 10, so calibration has to
+    // raise it.
+    let opts = CatalogOptions::default().with_index(
+        IndexParams::default()
+            .with_brute_force_below(100)
+            .with_m(6)
+            .with_ef_construction(48)
+            .with_ef_search(10),
+    );
+    let ns = Namespace::new("acme", Environment::Test).unwrap();
+    let (dim, half) = (96, 1000);
+    let mut r = Rng(0x5EED);
+    let centres: Vec<Vec<f32>> = (0..16).map(|_| r.unit(dim)).collect();
+    let vecs = clustered(&mut r, 2 * half, &centres);
+    let queries = clustered(&mut r, 200, &centres);
+    let upsert = |cat: &Catalog, range: std::ops::Range<usize>| {
+        let batch = range
+            .map(|i| {
+                let mut p = NewProduct::new(format!("p{i}"));
+                p.features.clip = Some(vecs[i].clone());
+                p
+            })
+            .collect();
+        cat.upsert_batch(&ns, batch).unwrap();
+    };
+    let cat = Catalog::open(&path, opts.clone()).unwrap();
+    upsert(&cat, 0..half);
+    let rep = cat.index_report().unwrap()[0].clone();
+    assert_eq!(cat.ef_search(), None, "each namespace calibrates");
+    let (ef, est) = (rep.ef_search.unwrap(), rep.recall_at_10.unwrap());
+    assert!(ef > 10 && est >= 0.95, "{rep:?}");
+
+    // Fresh queries (not in the catalog, unlike the calibration's sample) reach the target
+    // at the calibrated breadth, and not at the floor.
+    let calibrated = recall(&cat, &ns, &vecs[..half], &queries);
+    cat.set_ef_search(10).unwrap();
+    let fixed = recall(&cat, &ns, &vecs[..half], &queries);
+    eprintln!("ef {ef} (estimate {est:.3}): fresh recall {calibrated:.3}, at ef 10 {fixed:.3}");
+    assert!(calibrated >= 0.95, "{calibrated}");
+    assert!(fixed < 0.95, "{fixed}");
+    assert_eq!(cat.index_report().unwrap()[0].ef_search, Some(10));
+    assert_eq!(cat.index_report().unwrap()[0].recall_at_10, None);
+
+    // Saved with the graph: a reopen uses it without measuring again.
+    cat.flush().unwrap();
+    drop(cat);
+    let cat = Catalog::open(&path, opts.clone()).unwrap();
+    let again = cat.index_report().unwrap()[0].clone();
+    assert_eq!(again.source, IndexSource::Loaded);
+    assert_eq!((again.ef_search, again.recall_at_10), (Some(ef), Some(est)));
+
+    // The graph doubles: measured again, and the target still holds on fresh queries.
+    upsert(&cat, half..2 * half);
+    let grown = cat.index_report().unwrap()[0].clone();
+    assert!(grown.recall_at_10.unwrap() >= 0.95, "{grown:?}");
+    let fresh = recall(&cat, &ns, &vecs, &queries);
+    eprintln!("grown: {grown:?}, fresh recall {fresh:.3}");
+    assert!(fresh >= 0.95, "{fresh}");
+    cat.flush().unwrap();
+    drop(cat);
+    let meta_path = dir.path().join("cat.db.ann").join("ns-1.json");
+    let read_meta = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap()
+    };
+    assert_eq!(read_meta()["calibration"]["points"], 2 * half);
+
+    // A graph saved before calibration existed (no `calibration` in its metadata) is
+    // measured on open, not rebuilt, and the measurement is saved.
+    let mut meta = read_meta();
+    meta.as_object_mut().unwrap().remove("calibration").unwrap();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let cat = Catalog::open(&path, opts.clone()).unwrap();
+    let rep = cat.index_report().unwrap()[0].clone();
+    assert_eq!(rep.source, IndexSource::Loaded);
+    assert_eq!(rep.ef_search, grown.ef_search);
+    drop(cat);
+    assert_eq!(read_meta()["calibration"]["points"], 2 * half);
+
+    // target_recall 0: the options' ef_search as given.
+    let fixed_opts =
+        CatalogOptions::default().with_index(opts.index.with_target_recall(0.0).with_ef_search(40));
+    let cat = Catalog::open(&path, fixed_opts).unwrap();
+    assert_eq!(cat.ef_search(), Some(40));
+    assert_eq!(cat.index_report().unwrap()[0].ef_search, Some(40));
 }

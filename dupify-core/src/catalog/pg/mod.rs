@@ -1047,8 +1047,9 @@ impl CatalogBackend for PgBackend {
         Ok(())
     }
 
-    fn ef_search(&self) -> usize {
-        self.ef_search.load(Ordering::Relaxed)
+    /// pgvector takes one `hnsw.ef_search` per query: always fixed (no calibration here).
+    fn ef_search(&self) -> Option<usize> {
+        Some(self.ef_search.load(Ordering::Relaxed))
     }
 
     /// Nothing is held in memory: every commit is already in the database and its index.
@@ -1089,6 +1090,9 @@ impl CatalogBackend for PgBackend {
                     source: IndexSource::Loaded,
                     live,
                     tombstones: 0,
+                    ef_search: (indexed && live >= self.opts.index.brute_force_below)
+                        .then(|| self.ef_search.load(Ordering::Relaxed).clamp(1, 1000)),
+                    recall_at_10: None,
                 })
             })
             .collect()
