@@ -1,0 +1,152 @@
+//! What a lower precision does to the embeddings of real photos: every `.jpg` under `DIR`
+//! (recursively, sorted) is embedded at f32 and at each lower precision the model supports on
+//! the CPU (bf16; int8 for CLIP), and the program reports
+//! - the cosine of each photo's embedding to its f32 embedding (mean, 1st percentile, min);
+//! - how much of each photo's 10 nearest neighbours among the other photos (exact, by cosine)
+//!   stays the same: what a dupe search would notice.
+//!
+//! ```text
+//! precision_cosine DIR [--model DIR] [--threads N]
+//! ```
+//! Without `--model`, the default model (`dupify_core::find_default_model`). The README's
+//! precision figures come from this program.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use dupify_core::extractor::{BatchOptions, Ops};
+use dupify_core::{Error, Extractor, ImageInput, Precision, Result};
+
+fn invalid(name: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidParameter {
+        name: name.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Every `.jpg` under `dir`, sorted.
+fn photos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Storage {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            photos(&p, out)?;
+        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Indices of the 10 most similar other embeddings of `i`.
+fn top10(all: &[Vec<f32>], i: usize) -> Vec<usize> {
+    let mut s: Vec<(usize, f32)> = all
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(j, v)| (j, dot(&all[i], v)))
+        .collect();
+    s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    s.into_iter().take(10).map(|(j, _)| j).collect()
+}
+
+fn embed(
+    model: &Option<PathBuf>,
+    threads: usize,
+    precision: Precision,
+    inputs: &[ImageInput],
+) -> Result<Vec<Vec<f32>>> {
+    let mut b = Extractor::builder().precision(precision).threads(threads);
+    if let Some(m) = model {
+        b = b.model_dir(m);
+    }
+    let ex = b.build()?;
+    ex.extract_batch(inputs, Ops::EMBED, &BatchOptions::default())?
+        .into_iter()
+        .map(|r| {
+            r?.embedding
+                .ok_or_else(|| Error::Internal("no embedding".into()))
+        })
+        .collect()
+}
+
+fn run() -> Result<()> {
+    let mut it = std::env::args().skip(1);
+    let (mut dir, mut model, mut threads) = (None, None, 2usize);
+    while let Some(a) = it.next() {
+        let mut val = |n: &str| it.next().ok_or_else(|| invalid(n, "needs a value"));
+        match a.as_str() {
+            "--model" => model = Some(PathBuf::from(val("--model")?)),
+            "--threads" => {
+                threads = val("--threads")?
+                    .parse()
+                    .map_err(|_| invalid("--threads", "not a number"))?
+            }
+            s if !s.starts_with("--") && dir.is_none() => dir = Some(PathBuf::from(s)),
+            s => return Err(invalid(s, "unknown argument")),
+        }
+    }
+    let dir = dir.ok_or_else(|| invalid("DIR", "a folder of .jpg photos"))?;
+    let mut files = Vec::new();
+    photos(&dir, &mut files)?;
+    if files.len() < 11 {
+        return Err(invalid("DIR", "needs at least 11 photos"));
+    }
+    let inputs: Vec<ImageInput> = files.into_iter().map(ImageInput::Path).collect();
+    let reference = embed(&model, threads, Precision::F32, &inputs)?;
+    let ref_top: Vec<Vec<usize>> = (0..reference.len()).map(|i| top10(&reference, i)).collect();
+    println!(
+        "{} photos; model {}",
+        inputs.len(),
+        model
+            .as_deref()
+            .map_or("(default)".into(), |m| m.display().to_string())
+    );
+    println!("| precision | cosine to f32: mean | 1st percentile | min | top-10 neighbours kept |");
+    println!("|---|---|---|---|---|");
+    for p in [Precision::Bf16, Precision::Int8] {
+        let got = match embed(&model, threads, p, &inputs) {
+            Ok(g) => g,
+            // int8 exists for CLIP only: say so and go on
+            Err(e) if e.code() == "invalid_parameter" || e.code() == "not_available" => {
+                println!("| {p:?} | {e} | | | |");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut cos: Vec<f32> = got.iter().zip(&reference).map(|(a, b)| dot(a, b)).collect();
+        cos.sort_by(f32::total_cmp);
+        let mean = cos.iter().sum::<f32>() / cos.len() as f32;
+        let kept: usize = (0..got.len())
+            .map(|i| {
+                let t = top10(&got, i);
+                t.iter().filter(|j| ref_top[i].contains(j)).count()
+            })
+            .sum();
+        println!(
+            "| {p:?} | {mean:.5} | {:.5} | {:.5} | {:.1}% |",
+            cos[cos.len() / 100],
+            cos[0],
+            100.0 * kept as f64 / (10 * got.len()) as f64
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("precision_cosine: {e} ({})", e.code());
+            ExitCode::FAILURE
+        }
+    }
+}
