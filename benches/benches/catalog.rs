@@ -324,13 +324,13 @@ fn main() {
         "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
         opt(build_s.is_finite().then_some(build_s)),
         opt(build_cpu_s.is_finite().then_some(build_cpu_s)),
-        auto_ef.map_or("null".into(), |e| e.to_string()),
-        opt(report[0].recall_at_10.map(f64::from)),
         all_reopens
             .iter()
             .map(|t| format!("{t:.3}"))
             .collect::<Vec<_>>()
             .join(","),
+        auto_ef.map_or("null".into(), |e| e.to_string()),
+        opt(report[0].recall_at_10.map(f64::from)),
         opt(sweep_on.then_some(exact_qps)),
         opt(raw_qps),
         opt(raw_recall),

@@ -179,7 +179,7 @@ pub struct IndexParams {
     /// the smallest value calibration may choose, or, with `target_recall = 0`, the value
     /// every search uses. 1..=4096. Default 32.
     pub ef_search: usize,
-    /// The recall@10 against exact search each graph calibrates its `ef_search` for (a 95%
+    /// The recall@10 against exact search each graph calibrates its `ef_search` for (a 99%
     /// lower confidence bound on a 200-query sample must reach it). 0 turns calibration
     /// off. In [0, 1). Default 0.95.
     pub target_recall: f32,
@@ -452,31 +452,59 @@ impl NsIndex {
             self.max_id = self.max_id.max(id);
             items.push((id, v));
         }
-        if let Some(graph) = &self.graph {
-            graph.with(|g| {
-                let refs: Vec<(&Vec<f32>, usize)> = items.iter().map(|(i, v)| (v, *i)).collect();
-                if refs.len() > 1 {
-                    g.parallel_insert(&refs);
-                } else {
-                    for (v, i) in refs {
-                        g.insert((v.as_slice(), i));
-                    }
-                }
-            });
-            self.graph_points += items.len();
-            self.recalibrate_if_due();
+        if self.graph.is_some() {
+            // When this batch makes a calibration due, part of it is held out: inserted
+            // after the graph has been measured with it as queries.
+            let held = if self.calibration_due(self.graph_points + items.len()) {
+                let n = items.len() / 2;
+                hold_out(&mut items, n, self.graph_points as u64)
+            } else {
+                Vec::new()
+            };
+            self.insert_into_graph(&items);
+            self.calibrate_with(&held);
+            self.insert_into_graph(&held);
             return;
         }
         self.flat.extend(items);
         if self.flat.len() >= self.params.brute_force_below {
-            let flat = std::mem::take(&mut self.flat);
-            let g = self.new_graph(flat.len() * 2);
-            let refs: Vec<(&Vec<f32>, usize)> = flat.iter().map(|(i, v)| (v, *i)).collect();
-            g.parallel_insert(&refs);
-            self.graph_points = flat.len();
+            let mut flat = std::mem::take(&mut self.flat);
+            let held = if self.params.target_recall > 0.0 {
+                let n = flat.len() / 4;
+                hold_out(&mut flat, n, n as u64)
+            } else {
+                Vec::new()
+            };
+            let g = self.new_graph((flat.len() + held.len()) * 2);
             self.graph = Some(GraphHolder::Built(Box::new(g)));
-            self.recalibrate_if_due();
+            self.insert_into_graph(&flat);
+            self.calibrate_with(&held);
+            self.insert_into_graph(&held);
         }
+    }
+
+    fn insert_into_graph(&mut self, items: &[(usize, Vec<f32>)]) {
+        let Some(graph) = &self.graph else { return };
+        graph.with(|g| {
+            let refs: Vec<(&Vec<f32>, usize)> = items.iter().map(|(i, v)| (v, *i)).collect();
+            if refs.len() > 1 {
+                g.parallel_insert(&refs);
+            } else {
+                for (v, i) in refs {
+                    g.insert((v.as_slice(), i));
+                }
+            }
+        });
+        self.graph_points += items.len();
+    }
+
+    /// Whether the graph, once it holds `points`, needs a calibration.
+    fn calibration_due(&self, points: usize) -> bool {
+        self.graph.is_some()
+            && self.params.target_recall > 0.0
+            && !self
+                .calibration
+                .is_some_and(|c| c.current(&self.params, points))
     }
 
     /// The `ef_search` graph searches use: the calibrated one unless calibration is off.
@@ -502,19 +530,28 @@ impl NsIndex {
     }
 
     /// Measures the graph's `ef_search` when it has none for the current parameters or has
-    /// doubled since (see [`calibrate`]). Runs with the index write-locked: searches wait,
-    /// about 2 s at 1M vectors on 2 cores, at most `log2(n)` times while a catalog grows.
+    /// grown by half since (see [`calibrate`]), with perturbed stored vectors as queries (a
+    /// reopened graph has no held-out ones).
     pub(crate) fn recalibrate_if_due(&mut self) {
-        let Some(graph) = &self.graph else { return };
-        if self.params.target_recall <= 0.0
-            || self
-                .calibration
-                .is_some_and(|c| c.current(&self.params, self.graph_points))
-        {
+        if self.calibration_due(self.graph_points) {
+            self.calibrate_with(&[]);
+        }
+    }
+
+    /// Measures the graph's `ef_search` (see [`calibrate`]) with `held` (vectors not in the
+    /// graph, ids already live) as queries, or perturbed stored vectors when there are fewer
+    /// than [`calibrate::MIN_HELD_OUT`]. No-op unless a calibration is due. Runs with the
+    /// index write-locked (searches wait): one matrix product over the live vectors and up
+    /// to 11 rounds of 200 graph searches.
+    fn calibrate_with(&mut self, held: &[(usize, Vec<f32>)]) {
+        if !self.calibration_due(self.graph_points + held.len()) {
             return;
         }
+        let Some(graph) = &self.graph else { return };
+        let held_out = held.len() >= calibrate::MIN_HELD_OUT;
         let live = &self.live;
-        let tombstones = self.graph_points != live.len();
+        // `held` is live already but not in the graph yet.
+        let tombstones = self.graph_points + held.len() != live.len();
         let params = self.params;
         let points = self.graph_points;
         let found = graph.with(|g| {
@@ -542,10 +579,19 @@ impl NsIndex {
                     .map(|n| n.d_id)
                     .collect()
             };
-            calibrate::calibrate(&vectors, &params, points, points as u64, near, ann)
+            let queries = if held_out {
+                held.iter().map(|(_, v)| v.clone()).collect()
+            } else {
+                calibrate::perturbed_queries(&vectors, points as u64, &near)
+            };
+            calibrate::calibrate(&vectors, &params, points, &queries, held_out, ann)
         });
-        self.calibration = Some(found);
-        self.calibration_unsaved = true;
+        // A failed calibration (LibTorch could not allocate the exact pass) leaves the
+        // previous one, or the floor, in place; the next growth tries again.
+        if let Ok(found) = found {
+            self.calibration = Some(found);
+            self.calibration_unsaved = true;
+        }
     }
 
     /// Marks ids deleted. Returns true when the graph now holds too many tombstones and
@@ -712,6 +758,19 @@ impl NsIndex {
     pub(crate) fn dim(&self) -> usize {
         self.dim
     }
+}
+
+/// Moves up to `n` (at most [`calibrate::SAMPLE`]) entries, picked at random from `seed`, out
+/// of `items` and returns them: the held-out queries of a calibration.
+fn hold_out(items: &mut Vec<(usize, Vec<f32>)>, n: usize, seed: u64) -> Vec<(usize, Vec<f32>)> {
+    let n = n.min(calibrate::SAMPLE);
+    if n < calibrate::MIN_HELD_OUT {
+        return Vec::new();
+    }
+    let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut at = rand::seq::index::sample(&mut rng, items.len(), n).into_vec();
+    at.sort_unstable_by(|a, b| b.cmp(a));
+    at.into_iter().map(|i| items.swap_remove(i)).collect()
 }
 
 /// Keeps the best `k` by similarity, sorted best first (ties by id, so results are stable).
