@@ -93,10 +93,12 @@ impl r2d2::ManageConnection for Manager {
 ///   scan stops after `ef_search` candidates and a selective filter leaves fewer than `k`.
 ///   Each search runs in its own transaction with `SET LOCAL hnsw.iterative_scan =
 ///   relaxed_order` (pgvector ≥ 0.8: the scan goes on until `k` rows pass the filter) and
-///   `hnsw.ef_search` set to the catalog's live `ef_search`. When fewer than
-///   `IndexParams::brute_force_below` products match (a small namespace or a selective
-///   filter), the search is exact instead: a scan of the matching rows ordered by the true
-///   distance, which the index cannot serve. An ANN scan that still comes back short of the
+///   `hnsw.ef_search` set to the catalog's live `ef_search` (`IndexParams::ef_search`, or
+///   `set_ef_search`'s value: `target_recall` calibration is the embedded backend's, since
+///   measuring recall here would mean exact scans of a table other servers write to).
+///   When fewer than `IndexParams::brute_force_below` products match (a small namespace or
+///   a selective filter), the search is exact instead: a scan of the matching rows ordered
+///   by the true distance, which the index cannot serve. An ANN scan that still comes back short of the
 ///   matches counted (its `hnsw.max_scan_tuples` ran out) is redone exactly. Once enough
 ///   rows match, sorts are turned off for the query (`SET LOCAL enable_sort = off`): the
 ///   planner's estimate knows nothing of iterative scans and would often sort every matching
