@@ -37,9 +37,9 @@ use crate::error::{Error, Result};
 pub(crate) const SAMPLE: usize = 200;
 /// The recall is recall@10, what a search page shows.
 pub(crate) const K: usize = 10;
-/// One-sided 99% normal quantile. The ladder looks at up to 9 `ef` values and keeps the
-/// first whose bound passes, which favours lucky samples; 99% per look keeps the chosen
-/// `ef` at about 95% confidence overall (Bonferroni over the ~5 looks near the threshold).
+/// One-sided 99% normal quantile. The ladder looks at up to 10 `ef` values and keeps the
+/// first whose bound passes, which favours a sample that happened to do well; a 99% bound
+/// per look, rather than 95%, pays for the several looks made near the threshold.
 const Z: f64 = 2.326;
 /// Bisection steps after the doubling ladder (the chosen `ef` is within 25% of the least
 /// that passes).
@@ -172,7 +172,8 @@ pub(crate) fn perturbed_queries(
 
 /// The ids of each query's [`K`] most similar live vectors. All queries against a chunk of
 /// vectors are one matrix product (LibTorch's GEMM: 200 queries × 1M × 512-d is 10^11
-/// multiply-adds, seconds this way, a minute as dot products), then each row's top `K`.
+/// multiply-adds, work for a tuned kernel, not a loop of dot products), then each row's
+/// top `K`.
 fn exact_top_k(live: &[(usize, &[f32])], queries: &[Vec<f32>]) -> Result<Vec<Vec<usize>>> {
     let mut tops = vec![Vec::<(usize, f32)>::with_capacity(K + 1); queries.len()];
     let Some(dim) = queries.first().map(Vec::len) else {
