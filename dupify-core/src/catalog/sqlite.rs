@@ -54,6 +54,20 @@ struct IndexMeta {
     calibration: Option<Calibration>,
 }
 
+impl IndexMeta {
+    fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| index::io_err(path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("index metadata: {e}")))
+    }
+
+    /// Written atomically (see `index::write_atomic`): a crash leaves the old file or this.
+    fn write(&self, path: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
+        index::write_atomic(path, &bytes)
+    }
+}
+
 /// 2: `checksums` added (a format-1 file is rebuilt once).
 const INDEX_FORMAT: u32 = 2;
 
@@ -230,10 +244,7 @@ impl SqliteBackend {
         let ann = self
             .ann_dir()
             .ok_or_else(|| Error::Internal("no index dir".into()))?;
-        let meta_path = ann.join(format!("ns-{ns_id}.json"));
-        let bytes = std::fs::read(&meta_path).map_err(|e| index::io_err(&meta_path, e))?;
-        let meta: IndexMeta = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
+        let meta = IndexMeta::read(&ann.join(format!("ns-{ns_id}.json")))?;
         let p = self.index_params();
         if meta.format != INDEX_FORMAT
             || meta.db_id != self.db_id
@@ -633,22 +644,15 @@ impl CatalogBackend for SqliteBackend {
             if !ix.dirty {
                 // A graph calibrated on open: only its metadata changes.
                 if ix.calibration_unsaved && ix.mode() == IndexMode::Ann {
-                    let old: Option<IndexMeta> = std::fs::read(&meta_path)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok());
-                    if let Some(mut meta) = old {
+                    if let Ok(mut meta) = IndexMeta::read(&meta_path) {
                         meta.calibration = ix.calibration();
-                        let bytes = serde_json::to_vec(&meta)
-                            .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
-                        index::write_atomic(&meta_path, &bytes)?;
+                        meta.write(&meta_path)?;
                     }
                 }
                 ix.calibration_unsaved = false;
                 continue;
             }
-            let old: Option<IndexMeta> = std::fs::read(&meta_path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let old = IndexMeta::read(&meta_path).ok();
             if ix.mode() == IndexMode::Ann {
                 let dir_name = format!("ns-{ns_id}-{}", uuid::Uuid::new_v4().simple());
                 let dir = ann.join(&dir_name);
@@ -669,9 +673,7 @@ impl CatalogBackend for SqliteBackend {
                     checksums,
                     calibration: ix.calibration(),
                 };
-                let bytes = serde_json::to_vec(&meta)
-                    .map_err(|e| Error::Internal(format!("index metadata: {e}")))?;
-                index::write_atomic(&meta_path, &bytes)?;
+                meta.write(&meta_path)?;
             } else if old.is_some() {
                 std::fs::remove_file(&meta_path).map_err(|e| index::io_err(&meta_path, e))?;
             }
