@@ -5,6 +5,8 @@
 //! 10), bad values get `invalid_parameter`, and `max_layers` other than 16 is refused at
 //! open instead of failing later in `flush`.
 
+use std::ops::Range;
+
 use dupify_core::catalog::*;
 
 const DIM: usize = 16;
@@ -13,6 +15,18 @@ use crate::common::rng::XorShift as Rng;
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Upserts `vecs[i]` as product `p{i}` for every `i` in `range`, in one batch.
+fn upsert_range(cat: &Catalog, ns: &Namespace, vecs: &[Vec<f32>], range: Range<usize>) {
+    let batch = range
+        .map(|i| {
+            let mut p = NewProduct::new(format!("p{i}"));
+            p.features.clip = Some(vecs[i].clone());
+            p
+        })
+        .collect();
+    cat.upsert_batch(ns, batch).unwrap();
 }
 
 #[test]
@@ -29,16 +43,7 @@ fn set_ef_search_applies_to_the_open_graph_and_is_validated() {
     let n = 1500;
     let vecs: Vec<Vec<f32>> = (0..n).map(|_| r.unit(DIM)).collect();
     let cat = Catalog::open(&path, opts.clone()).unwrap();
-    let batch = vecs
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut p = NewProduct::new(format!("p{i}"));
-            p.features.clip = Some(v.clone());
-            p
-        })
-        .collect();
-    cat.upsert_batch(&ns, batch).unwrap();
+    upsert_range(&cat, &ns, &vecs, 0..n);
     assert_eq!(cat.index_report().unwrap()[0].mode, IndexMode::Ann);
     assert_eq!(cat.ef_search(), None, "calibrated per namespace");
     let calibrated = cat.index_report().unwrap()[0].ef_search.unwrap();
@@ -111,14 +116,8 @@ fn max_layers_other_than_16_is_refused_at_open() {
     let mut r = Rng(7);
     {
         let cat = Catalog::open(&path, opts.clone()).unwrap();
-        let batch = (0..50)
-            .map(|i| {
-                let mut p = NewProduct::new(format!("p{i}"));
-                p.features.clip = Some(r.unit(DIM));
-                p
-            })
-            .collect();
-        cat.upsert_batch(&ns, batch).unwrap();
+        let vecs: Vec<Vec<f32>> = (0..50).map(|_| r.unit(DIM)).collect();
+        upsert_range(&cat, &ns, &vecs, 0..50);
         cat.flush().unwrap();
     }
     let cat = Catalog::open(&path, opts).unwrap();
@@ -208,18 +207,8 @@ fn ef_search_is_calibrated_to_the_target_recall_on_fresh_queries() {
     let centres: Vec<Vec<f32>> = (0..16).map(|_| r.unit(dim)).collect();
     let vecs = clustered(&mut r, first + more, &centres);
     let queries = clustered(&mut r, 500, &centres);
-    let upsert = |cat: &Catalog, range: std::ops::Range<usize>| {
-        let batch = range
-            .map(|i| {
-                let mut p = NewProduct::new(format!("p{i}"));
-                p.features.clip = Some(vecs[i].clone());
-                p
-            })
-            .collect();
-        cat.upsert_batch(&ns, batch).unwrap();
-    };
     let cat = Catalog::open(&path, opts.clone()).unwrap();
-    upsert(&cat, 0..first);
+    upsert_range(&cat, &ns, &vecs, 0..first);
     let rep = cat.index_report().unwrap()[0].clone();
     assert_eq!(cat.ef_search(), None, "each namespace calibrates");
     let (ef, est) = (rep.ef_search.unwrap(), rep.recall_at_10.unwrap());
@@ -245,7 +234,7 @@ fn ef_search_is_calibrated_to_the_target_recall_on_fresh_queries() {
     assert_eq!((again.ef_search, again.recall_at_10), (Some(ef), Some(est)));
 
     // The graph grows by half: measured again, and the target still holds on fresh queries.
-    upsert(&cat, first..first + more);
+    upsert_range(&cat, &ns, &vecs, first..first + more);
     let grown = cat.index_report().unwrap()[0].clone();
     assert!(grown.recall_at_10.unwrap() >= 0.95, "{grown:?}");
     let fresh = recall(&cat, &ns, &vecs, &queries);
