@@ -33,8 +33,8 @@ pub use encoder::{
 pub use error::{Error, ErrorCode, ForeignError, Result, ERROR_CODES};
 pub use extractor::{BatchOptions, CancelToken, Extractor, ExtractorBuilder, Features, Ops};
 pub use input::{
-    decode, ClipPreprocess, CropOffset, DecodedImage, ImageInput, InputLimits, PixelLayout,
-    ResizeMode,
+    decode, ClipPreprocess, CropOffset, DecodedImage, ImageInput, InputLimits, MinDecodedSize,
+    PixelLayout, ResizeMode,
 };
 pub use quality::{quality_score, QualityScore};
 pub use raster::{Mask, WorkingImage};

@@ -4,6 +4,12 @@
 //! HDR/TIFF/… decoders whose headers have caused OOMs elsewhere are not even compiled in. The
 //! reader gets explicit [`image::Limits`] (its default allocation limit is far above ours), and
 //! the header's dimensions are checked against [`InputLimits`] before a single pixel is decoded.
+//!
+//! Large JPEGs can be decoded at a reduced scale ([`MinDecodedSize`]): the inverse DCT then
+//! produces 1/2, 1/4 or 1/8 of each 8×8 block directly (as libjpeg-turbo's scaling and PIL's
+//! draft mode do), which skips most of the IDCT, chroma upsampling and colour conversion work
+//! and all of the later downscale's work on pixels nobody looks at. A 3000-px product photo
+//! needs none of its 12 MP for a 224-px model input and a 256-px working image.
 
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,6 +67,92 @@ pub struct DecodedImage {
     pub(super) rgb: Vec<u8>,
     pub(super) alpha: Option<Vec<u8>>,
     pub(super) format: InputFormat,
+    /// The image's size as stored (after orientation); larger than `width × height` when the
+    /// decode was reduced.
+    pub(super) source_width: u32,
+    pub(super) source_height: u32,
+}
+
+/// The smallest decoded size a caller can use, so that a decoder may return a smaller image
+/// than the file holds: JPEGs are then decoded at the smallest of 1/8, 1/4 and 1/2 scale
+/// whose long side is still at least `long_side` and short side at least `short_side` (other
+/// formats, and JPEGs that are not at least twice that size, decode at full size).
+///
+/// Consumers that only ever *downscale* to a known size (the model input, the working image,
+/// a thumbnail) lose nothing they would have kept: the later resize starts from a copy that
+/// is still at least as large as its output, and the DCT-domain reduction is itself an
+/// area-averaging filter. What changes is the filter: results agree with a full-size decode
+/// within the preprocessing tolerance the tests document (PIL's draft mode, the same rule,
+/// deviates as much), not bit for bit. A margin ([`times`](Self::times)) leaves more of the
+/// reduction to the later resize's filter and halves the deviation, at some speed.
+///
+/// The default, [`MinDecodedSize::FULL`], never reduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MinDecodedSize {
+    /// Minimum long side of the decoded image, in pixels.
+    pub long_side: u32,
+    /// Minimum short side of the decoded image, in pixels.
+    pub short_side: u32,
+}
+
+impl Default for MinDecodedSize {
+    fn default() -> Self {
+        Self::FULL
+    }
+}
+
+impl MinDecodedSize {
+    /// Full resolution, always (e.g. for a full-size cut-out).
+    pub const FULL: Self = Self {
+        long_side: u32::MAX,
+        short_side: u32::MAX,
+    };
+
+    /// Any decode whose long side is at least `n` (e.g. a working image or a thumbnail that
+    /// fits the long side to `n`).
+    pub const fn long_side(n: u32) -> Self {
+        Self {
+            long_side: n,
+            short_side: 0,
+        }
+    }
+
+    /// Any decode whose short side is at least `n` (e.g. a model input resized so that its
+    /// shortest edge is `n`, then centre-cropped).
+    pub const fn short_side(n: u32) -> Self {
+        Self {
+            long_side: 0,
+            short_side: n,
+        }
+    }
+
+    /// The size that satisfies both needs.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            long_side: self.long_side.max(other.long_side),
+            short_side: self.short_side.max(other.short_side),
+        }
+    }
+
+    /// This size times `k` on both sides (saturating): a margin that leaves part of the
+    /// reduction to a later resize's filter (block averages alias more than a bicubic
+    /// downscale does).
+    pub fn times(self, k: u32) -> Self {
+        Self {
+            long_side: self.long_side.saturating_mul(k),
+            short_side: self.short_side.saturating_mul(k),
+        }
+    }
+
+    /// The largest scale denominator (8, 4, 2, else 1) at which a `width × height` image
+    /// still meets this size. Scaled sides round up, as the JPEG decoder's do.
+    pub fn denominator(self, width: u32, height: u32) -> u32 {
+        let (long, short) = (width.max(height), width.min(height));
+        [8, 4, 2]
+            .into_iter()
+            .find(|&d| long.div_ceil(d) >= self.long_side && short.div_ceil(d) >= self.short_side)
+            .unwrap_or(1)
+    }
 }
 
 impl std::fmt::Debug for DecodedImage {
@@ -94,6 +186,21 @@ impl DecodedImage {
     /// The format the image arrived in.
     pub fn format(&self) -> InputFormat {
         self.format
+    }
+    /// Width of the image as stored (after orientation): what the caller's photo measures,
+    /// and the frame bounding boxes are reported in. Equal to [`width`](Self::width) unless
+    /// the decode was reduced (see [`MinDecodedSize`]).
+    pub fn source_width(&self) -> u32 {
+        self.source_width
+    }
+    /// Height of the image as stored (after orientation); see
+    /// [`source_width`](Self::source_width).
+    pub fn source_height(&self) -> u32 {
+        self.source_height
+    }
+    /// Whether this is a reduced-scale decode of a larger image.
+    pub fn is_reduced(&self) -> bool {
+        (self.width, self.height) != (self.source_width, self.source_height)
     }
     /// A JPEG thumbnail whose long side is at most `max_side` (transparent pixels over
     /// white), for listing products: small enough to store beside a catalog row (a 256-px
@@ -188,8 +295,13 @@ fn map_image_error(e: ImageError, output_bytes: u64, max_alloc: u64) -> Error {
     }
 }
 
-/// Decodes encoded bytes (jpeg/png/webp/gif/bmp) under `limits`.
-pub(super) fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> {
+/// Decodes encoded bytes (jpeg/png/webp/gif/bmp) under `limits`, reduced as far as `min`
+/// allows.
+pub(super) fn decode_bytes(
+    bytes: &[u8],
+    limits: &InputLimits,
+    min: MinDecodedSize,
+) -> Result<DecodedImage> {
     if bytes.is_empty() {
         return Err(Error::EmptyImage {
             reason: "input is empty".into(),
@@ -198,7 +310,7 @@ pub(super) fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<Decoded
     limits.check_bytes(bytes.len() as u64)?;
     // Decoders are written defensively, but one untrusted file must never take the host
     // process down: a panic inside a decoder becomes a typed error for that image.
-    match catch_unwind(AssertUnwindSafe(|| decode_bytes_inner(bytes, limits))) {
+    match catch_unwind(AssertUnwindSafe(|| decode_bytes_inner(bytes, limits, min))) {
         Ok(r) => r,
         Err(_) => Err(Error::CorruptImage {
             reason: "the decoder rejected the data (internal decoder failure)".into(),
@@ -206,7 +318,11 @@ pub(super) fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<Decoded
     }
 }
 
-fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> {
+fn decode_bytes_inner(
+    bytes: &[u8],
+    limits: &InputLimits,
+    min: MinDecodedSize,
+) -> Result<DecodedImage> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::CorruptImage {
@@ -276,10 +392,60 @@ fn decode_bytes_inner(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder)
-        .map_err(|e| map_image_error(e, output_bytes, max_alloc))?;
+    let denominator = min.denominator(w, h);
+    let reduced = match (format, denominator) {
+        (InputFormat::Jpeg, 2..) => decode_jpeg_reduced(bytes, denominator, max_alloc),
+        _ => None,
+    };
+    let mut img = match reduced {
+        Some(img) => img,
+        None => DynamicImage::from_decoder(decoder)
+            .map_err(|e| map_image_error(e, output_bytes, max_alloc))?,
+    };
     img.apply_orientation(orientation);
-    from_dynamic(img, format)
+    let mut out = from_dynamic(img, format)?;
+    // The stored size, turned as the pixels were.
+    use image::metadata::Orientation as O;
+    (out.source_width, out.source_height) = match orientation {
+        O::Rotate90 | O::Rotate270 | O::Rotate90FlipH | O::Rotate270FlipH => (h, w),
+        _ => (w, h),
+    };
+    Ok(out)
+}
+
+/// Decodes a JPEG at 1/`denominator` scale in the inverse DCT, or `None` where this decoder
+/// cannot do it (lossless or CMYK files, 12-bit samples, an unexpected output size) or fails
+/// on the file: the caller then decodes at full size with the default decoder, whose verdict
+/// on a damaged file stands. A photo that decodes at all is never lost to the faster path.
+fn decode_jpeg_reduced(bytes: &[u8], denominator: u32, max_alloc: u64) -> Option<DynamicImage> {
+    use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
+    let mut decoder = Decoder::new(bytes);
+    decoder.set_max_decoding_buffer_size(usize::try_from(max_alloc).unwrap_or(usize::MAX));
+    if decoder.read_info().is_err() {
+        return None;
+    }
+    let info = decoder.info()?;
+    if info.coding_process == CodingProcess::Lossless
+        || !matches!(info.pixel_format, PixelFormat::RGB24 | PixelFormat::L8)
+    {
+        return None;
+    }
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    let want = (w.div_ceil(denominator), h.div_ceil(denominator));
+    // Asking for exactly the scaled size makes the decoder pick exactly this scale: every
+    // smaller one is smaller on both axes.
+    let (rw, rh) = (u16::try_from(want.0).ok()?, u16::try_from(want.1).ok()?);
+    match decoder.scale(rw, rh) {
+        Ok(got) if (u32::from(got.0), u32::from(got.1)) == want => {}
+        _ => return None,
+    }
+    let pixels = decoder.decode().ok()?;
+    match info.pixel_format {
+        PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(want.0, want.1, pixels).map(DynamicImage::ImageRgb8)
+        }
+        _ => image::GrayImage::from_raw(want.0, want.1, pixels).map(DynamicImage::ImageLuma8),
+    }
 }
 
 /// Whether a JPEG stream ends properly. The JPEG decoder is lenient and fills a truncated
@@ -304,9 +470,11 @@ fn jpeg_has_eoi(bytes: &[u8]) -> bool {
         let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
         if marker == 0xDA {
             let scan = i + 2 + len;
+            // From the end: a complete file ends with its EOI (perhaps followed by padding), so
+            // this looks at a few bytes instead of the whole entropy-coded megabyte.
             return bytes
                 .get(scan..)
-                .is_some_and(|rest| rest.windows(2).any(|w| w == [0xFF, 0xD9]));
+                .is_some_and(|rest| rest.windows(2).rev().any(|w| w == [0xFF, 0xD9]));
         }
         i += 2 + len;
     }
@@ -329,6 +497,8 @@ fn from_dynamic(img: DynamicImage, format: InputFormat) -> Result<DecodedImage> 
         rgb,
         alpha,
         format,
+        source_width: width,
+        source_height: height,
     })
 }
 
@@ -367,12 +537,40 @@ pub(super) fn decode_raw(
         rgb,
         alpha,
         format: InputFormat::Raw,
+        source_width: width,
+        source_height: height,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_reduction_that_keeps_both_sides_is_chosen() {
+        // A 3000 x 1688 photo for a 224-px centre crop: the short side must stay >= 224,
+        // which 1/4 (422) does and 1/8 (211) does not; with a 2x margin (>= 448) only 1/2.
+        let crop = MinDecodedSize::short_side(224);
+        assert_eq!(crop.times(2).denominator(3000, 1688), 2);
+        assert_eq!(crop.denominator(3000, 1688), 4);
+        assert_eq!(
+            crop.denominator(1688, 3000),
+            4,
+            "orientation does not matter"
+        );
+        // Rounding up, as the decoder does: ceil(1800 / 8) = 225 >= 224.
+        assert_eq!(crop.denominator(1800, 1800), 8);
+        assert_eq!(crop.denominator(1784, 1784), 4);
+        // Both needs at once: the working image's long side and the crop's short side.
+        let both = crop.max(MinDecodedSize::long_side(1000));
+        assert_eq!(both.denominator(3000, 1688), 2);
+        // Small photos and FULL never reduce; an image exactly twice the need halves.
+        assert_eq!(crop.denominator(400, 711), 1);
+        assert_eq!(crop.denominator(448, 900), 2);
+        assert_eq!(MinDecodedSize::FULL.denominator(8000, 8000), 1);
+        assert_eq!(MinDecodedSize::FULL.times(2), MinDecodedSize::FULL);
+        assert_eq!(MinDecodedSize::default(), MinDecodedSize::FULL);
+    }
 
     #[test]
     fn thumbnails_fit_and_decode() {
@@ -384,6 +582,8 @@ mod tests {
             rgb,
             alpha: None,
             format: InputFormat::Png,
+            source_width: w,
+            source_height: h,
         };
         let jpeg = img.thumbnail_jpeg(64, 80).unwrap();
         let back = image::load_from_memory(&jpeg).unwrap();
@@ -397,6 +597,8 @@ mod tests {
             rgb: vec![0; 16 * 16 * 3],
             alpha: Some(vec![0; 16 * 16]),
             format: InputFormat::Png,
+            source_width: 16,
+            source_height: 16,
         };
         let back = image::load_from_memory(&clear.thumbnail_jpeg(16, 90).unwrap())
             .unwrap()

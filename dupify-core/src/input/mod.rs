@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use self::base64::decode_base64;
 pub use self::url::{classify_ip, AddressClass, UrlPolicy};
-pub use decode::{DecodedImage, InputFormat};
+pub use decode::{DecodedImage, InputFormat, MinDecodedSize};
 #[cfg(feature = "url-fetch")]
 pub use fetch::{check_image_url, fetch_image_url};
 pub(crate) use identity::{content_hash, hex, load_bytes};
@@ -136,16 +136,27 @@ impl From<&Path> for ImageInput {
 
 /// Decodes any [`ImageInput`] under `limits` into one full-resolution [`DecodedImage`].
 pub fn decode(input: &ImageInput, limits: &InputLimits) -> Result<DecodedImage> {
+    decode_reduced(input, limits, MinDecodedSize::FULL)
+}
+
+/// Decodes any [`ImageInput`] under `limits`, at a reduced scale where the input is a JPEG at
+/// least twice as large as `min` on both sides (see [`MinDecodedSize`]). The result knows the
+/// photo's stored size ([`DecodedImage::source_width`]).
+pub fn decode_reduced(
+    input: &ImageInput,
+    limits: &InputLimits,
+    min: MinDecodedSize,
+) -> Result<DecodedImage> {
     limits.validate()?;
     match input {
-        ImageInput::Bytes(bytes) => decode::decode_bytes(bytes, limits),
+        ImageInput::Bytes(bytes) => decode::decode_bytes(bytes, limits, min),
         ImageInput::Base64(text) => {
             let bytes = base64::decode_base64(text, limits.max_bytes)?;
-            decode::decode_bytes(&bytes, limits)
+            decode::decode_bytes(&bytes, limits, min)
         }
         ImageInput::Path(path) => {
             let bytes = read_file(path, limits.max_bytes)?;
-            decode::decode_bytes(&bytes, limits)
+            decode::decode_bytes(&bytes, limits, min)
         }
         ImageInput::Raw {
             width,
@@ -155,15 +166,24 @@ pub fn decode(input: &ImageInput, limits: &InputLimits) -> Result<DecodedImage> 
         } => decode::decode_raw(*width, *height, *layout, data, limits),
         ImageInput::Url(url) => {
             let bytes = fetch_url_bytes(url, limits)?;
-            decode::decode_bytes(&bytes, limits)
+            decode::decode_bytes(&bytes, limits, min)
         }
     }
 }
 
 /// Decodes encoded bytes without copying them into an [`ImageInput`].
 pub fn decode_bytes(bytes: &[u8], limits: &InputLimits) -> Result<DecodedImage> {
+    decode_bytes_reduced(bytes, limits, MinDecodedSize::FULL)
+}
+
+/// [`decode_bytes`], reduced as far as `min` allows (see [`decode_reduced`]).
+pub fn decode_bytes_reduced(
+    bytes: &[u8],
+    limits: &InputLimits,
+    min: MinDecodedSize,
+) -> Result<DecodedImage> {
     limits.validate()?;
-    decode::decode_bytes(bytes, limits)
+    decode::decode_bytes(bytes, limits, min)
 }
 
 /// Reads at most `max_bytes` from `path`, refusing larger files before reading them.

@@ -21,7 +21,7 @@
 use fast_image_resize::{FilterType, PixelType};
 use serde::{Deserialize, Serialize};
 
-use super::decode::DecodedImage;
+use super::decode::{DecodedImage, MinDecodedSize};
 use super::working::resize_packed;
 use crate::error::{Error, Result};
 
@@ -148,6 +148,16 @@ impl ClipPreprocess {
         3 * self.image_size as usize * self.image_size as usize
     }
 
+    /// The smallest decode this preprocessing only ever downscales from: the shortest side
+    /// at `image_size` for a centre crop, the long side for pad-to-square. Pass it (with any
+    /// margin) to [`decode_reduced`](super::decode_reduced).
+    pub fn min_decoded_size(&self) -> MinDecodedSize {
+        match self.mode {
+            ResizeMode::CenterCrop => MinDecodedSize::short_side(self.image_size),
+            ResizeMode::PadToSquare => MinDecodedSize::long_side(self.image_size),
+        }
+    }
+
     /// Rejects a zero or huge size and non-finite or non-positive std.
     pub fn validate(&self) -> Result<()> {
         if self.image_size == 0 || self.image_size > Self::MAX_IMAGE_SIZE {
@@ -224,7 +234,10 @@ impl ClipPreprocess {
     fn center_crop(&self, image: &DecodedImage) -> Result<Vec<u8>> {
         let s = self.image_size;
         let (w, h) = (image.width(), image.height());
-        let (nw, nh) = shortest_edge_size(w, h, s);
+        // The geometry of the photo as stored, so that a reduced decode (which covers the
+        // same frame with fewer pixels) is cropped at the same place: rounding its smaller
+        // size would move the crop by a fraction of an output pixel, which sharp edges show.
+        let (nw, nh) = shortest_edge_size(image.source_width(), image.source_height(), s);
         let left = self.crop_offset.offset(nw - s);
         let top = self.crop_offset.offset(nh - s);
         let sx = f64::from(w) / f64::from(nw);
@@ -240,7 +253,8 @@ impl ClipPreprocess {
 
     fn pad_to_square(&self, image: &DecodedImage) -> Result<Vec<u8>> {
         let s = self.image_size;
-        let (w, h) = (image.width(), image.height());
+        // The stored photo's proportions, as in `center_crop`.
+        let (w, h) = (image.source_width(), image.source_height());
         let scale = f64::from(s) / f64::from(w.max(h));
         let fit = |v: u32| ((f64::from(v) * scale).round() as u32).clamp(1, s);
         let (rw, rh) = (fit(w), fit(h));
@@ -441,6 +455,70 @@ mod tests {
             .square_rgb(&img)
             .unwrap();
         assert_eq!(&grey[grey.len() - 3..], &[128, 128, 128]);
+    }
+
+    /// A horizontal edge at row `edge` of a `w × h` photo, decoded at full size and as a
+    /// 1/`d` reduced decode would return it (means of `d × d` blocks, sizes rounded up).
+    fn edge_photo(w: u32, h: u32, edge: u32, d: u32) -> (DecodedImage, DecodedImage) {
+        let px = |y: u32| if y < edge { 20u8 } else { 230 };
+        let full: Vec<u8> = (0..h)
+            .flat_map(|y| std::iter::repeat_n(px(y), (w * 3) as usize))
+            .collect();
+        let (rw, rh) = (w.div_ceil(d), h.div_ceil(d));
+        let small: Vec<u8> = (0..rh)
+            .flat_map(|by| {
+                let rows = by * d..((by + 1) * d).min(h);
+                let n = rows.len() as u32;
+                let mean = rows.map(|y| u32::from(px(y))).sum::<u32>() / n;
+                std::iter::repeat_n(mean as u8, (rw * 3) as usize)
+            })
+            .collect();
+        let mk = |width, height, rgb| DecodedImage {
+            width,
+            height,
+            rgb,
+            alpha: None,
+            format: super::super::InputFormat::Jpeg,
+            source_width: w,
+            source_height: h,
+        };
+        (mk(w, h, full), mk(rw, rh, small))
+    }
+
+    #[test]
+    fn reduced_decodes_are_cropped_where_the_full_decode_is() {
+        // 2247 x 3000 at 1/8 is 281 x 375: sized from the decode, the resize would be
+        // 224 x 298 instead of the photo's 224 x 299, moving the edge by half an output row.
+        // The edge is off the middle so that both decodes' borders have the same median
+        // (the letterbox colour).
+        let (full, small) = edge_photo(2247, 3000, 1001, 8);
+        for pre in [
+            ClipPreprocess::default(),
+            ClipPreprocess::default().with_mode(ResizeMode::PadToSquare),
+        ] {
+            let a = pre.square_rgb(&full).unwrap();
+            let b = pre.square_rgb(&small).unwrap();
+            let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+            // The block means blur the edge over 8 source rows (0.6 of an output row).
+            assert!(
+                worst <= 16,
+                "{:?}: worst |Δ| {worst} levels at the edge",
+                pre.mode
+            );
+        }
+        // The same decode cropped by its own size (224 x 298) puts the edge half a row off.
+        let pre = ClipPreprocess::default();
+        let mut own = small.clone();
+        (own.source_width, own.source_height) = (small.width, small.height);
+        let (a, c) = (
+            pre.square_rgb(&full).unwrap(),
+            pre.square_rgb(&own).unwrap(),
+        );
+        let off = a.iter().zip(&c).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+        assert!(
+            off >= 40,
+            "own-size crop: {off} levels (this test would not see the bug)"
+        );
     }
 
     #[test]

@@ -127,7 +127,8 @@ impl DecodedImage {
         if max_side == 0 {
             return Err(Error::invalid("max_side", "must be greater than 0"));
         }
-        let (w, h) = fit_long_side(self.width, self.height, max_side);
+        // Sized from the photo as stored, so a reduced decode gives the same working size.
+        let (w, h) = fit_long_side(self.source_width, self.source_height, max_side);
         if (w, h) == (self.width, self.height) {
             return WorkingImage::new(w, h, self.rgb.clone(), self.alpha.clone());
         }

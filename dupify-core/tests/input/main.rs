@@ -4,4 +4,5 @@
 mod decode;
 mod fuzz;
 mod preprocess_parity;
+mod reduced;
 mod url;
