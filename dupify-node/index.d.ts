@@ -75,6 +75,9 @@ export interface ExtractorOptions {
   limits?: { maxBytes?: number; maxPixels?: number; maxSide?: number }
   resizeMode?: 'center_crop' | 'pad_to_square'
   workingSide?: number
+  /** How large JPEGs decode: 1 (default) at 1/2, 1/4 or 1/8 scale while every view still fits
+   * (PIL's draft rule), 2 at twice that size, 0 always at full size. */
+  reducedDecodeMargin?: number
   batchSize?: number
   cacheCapacity?: number
   /** The core's ColorOptions JSON; missing fields keep their defaults. */

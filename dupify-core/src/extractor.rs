@@ -34,7 +34,7 @@ use crate::encoder::{Encoder, ModelInfo};
 use crate::error::{Error, Result};
 use crate::input::{
     self, content_hash, load_bytes, ClipPreprocess, DecodedImage, ImageInput, InputLimits,
-    ResizeMode,
+    MinDecodedSize, ResizeMode,
 };
 use crate::quality::{quality_score, QualityScore};
 use crate::silhouette::{
@@ -170,6 +170,14 @@ pub struct ExtractorConfig {
     pub cache_capacity: usize,
     /// Colour extraction options.
     pub color_options: ColorOptions,
+    /// Decode large JPEGs at a reduced scale in the inverse DCT (1/2, 1/4 or 1/8) while
+    /// every view the operations need (the model input's short side, the working image's
+    /// long side) stays at most 1/`reduced_decode_margin` of the decode; see
+    /// [`MinDecodedSize`]. 1, the default, is PIL's draft rule: a photo at least twice the
+    /// model input decodes at half size or less. 2 leaves more of the reduction to the
+    /// bicubic resize (closer to a full decode, slower); 0 always decodes at full size
+    /// (results bit-identical to a full decode). Cut-outs always decode at full size.
+    pub reduced_decode_margin: u32,
 }
 
 impl Default for ExtractorConfig {
@@ -185,6 +193,7 @@ impl Default for ExtractorConfig {
             batch_size: 32,
             cache_capacity: 0,
             color_options: ColorOptions::default(),
+            reduced_decode_margin: 1,
         }
     }
 }
@@ -244,6 +253,12 @@ impl ExtractorBuilder {
     /// Sets the colour options.
     pub fn color_options(mut self, opts: ColorOptions) -> Self {
         self.config.color_options = opts;
+        self
+    }
+
+    /// Sets the margin of reduced-scale JPEG decoding (0 turns it off).
+    pub fn reduced_decode_margin(mut self, margin: u32) -> Self {
+        self.config.reduced_decode_margin = margin;
         self
     }
 
@@ -562,6 +577,12 @@ impl Extractor {
         Ok(self.encoder()?.info())
     }
 
+    /// The model-input preprocessing this extractor applies: the model's size, mean/std and
+    /// crop rule with the configured framing (loads the model if needed).
+    pub fn preprocess(&self) -> Result<ClipPreprocess> {
+        self.encoder()?.preprocess(self.inner.config.resize_mode)
+    }
+
     /// Dimension of image embeddings (loads the model if needed).
     pub fn embed_dim(&self) -> Result<usize> {
         Ok(self.encoder()?.info().dimensions)
@@ -685,6 +706,27 @@ impl Extractor {
         })
     }
 
+    /// The smallest decode `ops` can use: each view it needs (working image, model input) is
+    /// a downscale, so a JPEG at least twice that size can decode reduced.
+    fn min_decoded_size(&self, ops: Ops) -> Result<MinDecodedSize> {
+        let c = &self.inner.config;
+        if c.reduced_decode_margin == 0 || ops.cutout {
+            return Ok(MinDecodedSize::FULL);
+        }
+        let mut min = MinDecodedSize::long_side(0);
+        if ops.needs_working() {
+            min = min.max(MinDecodedSize::long_side(c.working_side));
+        }
+        if ops.needs_model() {
+            min = min.max(
+                self.encoder()?
+                    .preprocess(c.resize_mode)?
+                    .min_decoded_size(),
+            );
+        }
+        Ok(min.times(c.reduced_decode_margin))
+    }
+
     fn cpu_one(&self, input: &ImageInput, ops: Ops) -> Result<Staged> {
         let started = Instant::now();
         let c = &self.inner.config;
@@ -703,9 +745,10 @@ impl Extractor {
         }
         let decoded: DecodedImage = match input {
             ImageInput::Raw { .. } => input::decode(input, &c.limits)?,
-            _ => input::decode_bytes(&bytes, &c.limits)?,
+            _ => input::decode_bytes_reduced(&bytes, &c.limits, self.min_decoded_size(ops)?)?,
         };
-        let (w, h) = (decoded.width(), decoded.height());
+        // Sizes and boxes are reported in the photo's own frame, whatever the decode's scale.
+        let (w, h) = (decoded.source_width(), decoded.source_height());
         let mut f = Features {
             content_hash,
             width: w,
@@ -751,8 +794,10 @@ impl Extractor {
                 });
             }
             if ops.cutout {
-                let full = seg.mask_at(w, h)?;
-                f.cutout_png = Some(cutout_png(w, h, decoded.rgb(), &full)?);
+                // Full size: `min_decoded_size` never reduces a decode a cut-out needs.
+                let (dw, dh) = (decoded.width(), decoded.height());
+                let full = seg.mask_at(dw, dh)?;
+                f.cutout_png = Some(cutout_png(dw, dh, decoded.rgb(), &full)?);
             }
         }
         let pixels = if ops.needs_model() {

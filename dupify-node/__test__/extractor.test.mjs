@@ -176,6 +176,17 @@ test('limits from the options apply', async () => {
   assert.ok(ok.colors.colors.length > 0)
 })
 
+test('reducedDecodeMargin is an option of its own: 0 and 2 accepted, a negative refused', async () => {
+  // The committed photos are too small to decode reduced, so every margin gives their
+  // full-size features; the core's tests cover what the margin does to large photos.
+  const want = plain(await new Extractor({ threads: 1 }).extract(files[1], 'colors'))
+  for (const m of [0, 2]) {
+    const got = plain(await new Extractor({ threads: 1, reducedDecodeMargin: m }).extract(files[1], 'colors'))
+    assert.deepEqual(got, want)
+  }
+  throwsWithCode(() => new Extractor({ reducedDecodeMargin: -1 }), 'invalid_parameter')
+})
+
 test('model operations without a model reject as not_available; CPU operations work', async () => {
   const cpuOnly = new Extractor({ threads: 1 })
   await rejectsWithCode(cpuOnly.extract(files[0], 'embed'), 'not_available')

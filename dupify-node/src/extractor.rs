@@ -32,6 +32,9 @@ struct ExtractorOptions {
     limits: Option<LimitOptions>,
     resize_mode: Option<ResizeMode>,
     working_side: Option<u32>,
+    /// How large photos decode: 1 (default) at 1/2, 1/4 or 1/8 scale while every view still
+    /// fits, 2 at twice that size, 0 always at full size.
+    reduced_decode_margin: Option<u32>,
     batch_size: Option<usize>,
     cache_capacity: Option<usize>,
     /// The core's `ColorOptions` JSON (missing fields take their defaults).
@@ -117,6 +120,9 @@ impl Extractor {
             }
             if let Some(w) = o.working_side {
                 b = b.working_side(w);
+            }
+            if let Some(m) = o.reduced_decode_margin {
+                b = b.reduced_decode_margin(m);
             }
             if let Some(n) = o.batch_size {
                 b = b.batch_size(n);

@@ -132,12 +132,15 @@ impl PyExtractor {
     /// needed for `embed`, `attributes` and text embeddings; colours, silhouette, cut-out and
     /// quality work without it. `device` is `auto`, `cpu`, `cuda` or `cuda:N`; `precision`
     /// `f32`, `f16`, `bf16` or `int8` (CPU only); `resize_mode` `center_crop` or `pad_to_square`;
-    /// `color_options` a dict of the core's colour options (`num_colors`, `min_share`, …).
+    /// `color_options` a dict of the core's colour options (`num_colors`, `min_share`, …);
+    /// `reduced_decode_margin` how large photos decode (1: at 1/2, 1/4 or 1/8 scale while
+    /// every view still fits, PIL's draft rule; 2: twice that size; 0: always full size).
     /// Byte/pixel/side limits default to 25 MB, 50 MP and 20,000 px.
     #[new]
     #[pyo3(signature = (model_dir=None, *, device="auto", precision="f32", threads=None,
         batch_size=32, cache_capacity=0, working_side=256, resize_mode="center_crop",
-        max_bytes=None, max_pixels=None, max_side=None, color_options=None))]
+        max_bytes=None, max_pixels=None, max_side=None, color_options=None,
+        reduced_decode_margin=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         model_dir: Option<PathBuf>,
@@ -152,6 +155,7 @@ impl PyExtractor {
         max_pixels: Option<u64>,
         max_side: Option<u32>,
         color_options: Option<&Bound<'_, PyAny>>,
+        reduced_decode_margin: u32,
     ) -> Result<Self> {
         let mut limits = InputLimits::default();
         if let Some(v) = max_bytes {
@@ -170,6 +174,7 @@ impl PyExtractor {
             .batch_size(batch_size)
             .cache_capacity(cache_capacity)
             .working_side(working_side)
+            .reduced_decode_margin(reduced_decode_margin)
             .resize_mode(from_name::<ResizeMode>(resize_mode, "resize_mode")?)
             .limits(limits);
         if let Some(t) = threads {

@@ -210,6 +210,25 @@ def test_limits_and_bad_ops(tiny_model):
     assert e.value.code == "missing_parameter"
 
 
+def test_reduced_decode_margin_reaches_the_core(tiny_model, tmp_path):
+    from PIL import Image
+
+    with Image.open(PHOTOS[0]) as im:
+        big = im.convert("RGB").resize((im.width * 3, im.height * 3), Image.LANCZOS)
+    path = tmp_path / "large.jpg"
+    big.save(path, quality=90)
+    reduced = dupify.Extractor(tiny_model, device="cpu").extract(path, "embed,silhouette")
+    full = dupify.Extractor(tiny_model, device="cpu", reduced_decode_margin=0).extract(
+        path, "embed,silhouette"
+    )
+    # Both report the photo's own size; only the decode differs, so the embeddings are close
+    # but not equal.
+    assert (reduced.width, reduced.height) == (full.width, full.height) == big.size
+    a, b = np.asarray(reduced.embedding), np.asarray(full.embedding)
+    assert not np.array_equal(a, b)
+    assert float(a @ b) > 0.99
+
+
 def test_model_ops_without_a_model():
     x = dupify.Extractor(device="cpu")
     assert x.colors(PHOTOS[0]).colors, "CPU-only operations work without a model"

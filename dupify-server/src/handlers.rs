@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use dupify_core::catalog::{NewProduct, Page, ProductFeatures, ProductFilter, SearchQuery};
+use dupify_core::input::MinDecodedSize;
 use dupify_core::ErrorCode;
 use dupify_core::{Features, ImageInput, Ops};
 use dupify_keys::{Operation, Scope};
@@ -516,9 +517,14 @@ async fn store_product(
     blocking(move || {
         let f = catalog_features(st.extractor(), &input)?;
         let thumb = match &st.config().thumbnails_dir {
+            // A thumbnail needs only its own size from a large JPEG.
             Some(_) => Some(
-                dupify_core::decode(&input, &st.extractor().config().limits)?
-                    .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
+                dupify_core::input::decode_reduced(
+                    &input,
+                    &st.extractor().config().limits,
+                    MinDecodedSize::long_side(THUMBNAIL_SIDE),
+                )?
+                .thumbnail_jpeg(THUMBNAIL_SIDE, 80)?,
             ),
             None => None,
         };

@@ -250,3 +250,65 @@ fn text_embeddings_are_normalised_and_match_the_model() {
     assert!(max_diff(&ours, &direct[0]) <= 1e-6);
     assert_eq!(x.model_id().unwrap(), model.content_hash());
 }
+
+/// A 3× Lanczos upscale of a fixture photo as a quality-90 JPEG: large enough that the
+/// extractor decodes it reduced.
+fn large_jpeg() -> Vec<u8> {
+    let src = image::open(&photos(1)[0]).unwrap().to_rgb8();
+    let big = image::imageops::resize(
+        &src,
+        src.width() * 3,
+        src.height() * 3,
+        image::imageops::FilterType::Lanczos3,
+    );
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&big)
+        .unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn large_photos_decode_reduced_yet_report_their_own_frame() {
+    let bytes = ImageInput::Bytes(large_jpeg());
+    let full_size = image::load_from_memory(match &bytes {
+        ImageInput::Bytes(b) => b,
+        _ => unreachable!(),
+    })
+    .unwrap();
+    let (w, h) = (full_size.width(), full_size.height());
+    let on = extractor(0, 8);
+    let off = Extractor::builder()
+        .model_dir(tiny_model())
+        .device(dupify_core::Device::Cpu)
+        .threads(2)
+        .reduced_decode_margin(0)
+        .build()
+        .unwrap();
+    let ops: Ops = "embed,colors,silhouette,quality".parse().unwrap();
+    let a = on.extract(&bytes, ops).unwrap();
+    let b = off.extract(&bytes, ops).unwrap();
+    assert_eq!(
+        (a.width, a.height),
+        (w, h),
+        "the photo's size, not the decode's"
+    );
+    assert_eq!((b.width, b.height), (w, h));
+    // The box is in the photo's frame: within 2% of each side of the full decode's box.
+    let (sa, sb) = (a.silhouette.unwrap().bbox, b.silhouette.unwrap().bbox);
+    for (x, y, side) in [
+        (sa.x, sb.x, w),
+        (sa.y, sb.y, h),
+        (sa.width, sb.width, w),
+        (sa.height, sb.height, h),
+    ] {
+        assert!(x.abs_diff(y) * 50 <= side, "bbox {sa:?} vs {sb:?}");
+    }
+    let (ea, eb) = (a.embedding.unwrap(), b.embedding.unwrap());
+    let cos: f32 = ea.iter().zip(&eb).map(|(x, y)| x * y).sum();
+    assert!(cos > 0.99, "embedding cosine {cos}");
+    // A cut-out is full size, so its decode is too.
+    let cut = on.extract(&bytes, "cutout".parse().unwrap()).unwrap();
+    let png = image::load_from_memory(&cut.cutout_png.unwrap()).unwrap();
+    assert_eq!((png.width(), png.height()), (w, h));
+}

@@ -227,6 +227,7 @@ class Extractor:
         max_pixels: Optional[int] = None,
         max_side: Optional[int] = None,
         color_options: Optional[Mapping[str, Any]] = None,
+        reduced_decode_margin: int = 1,
     ) -> None: ...
     def warm_up(self) -> None:
         """Loads the model and attribute heads now."""
