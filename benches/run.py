@@ -217,6 +217,10 @@ def main() -> None:
     if not todo:
         raise SystemExit(f"no comparison named {args.names}; have {[c['name'] for c in suite]}")
     runner = Runner(args)
+    # Inputs some comparisons need made first (e.g. large photos): each script once.
+    for script in dict.fromkeys(c["setup"] for c in todo if c.get("setup")):
+        subprocess.run([sys.executable, str(ROOT / "benches" / script)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
     ours_runs: dict = {c["name"]: [] for c in todo}
     ours_extra: dict = {}
     peer_runs: dict = {c["name"]: [] for c in todo}

@@ -102,12 +102,14 @@ pub fn fixture_photo_paths() -> Vec<PathBuf> {
 pub fn bench_photo_paths() -> Vec<PathBuf> {
     match std::env::var_os("DUPIFY_BENCH_PHOTOS") {
         Some(dir) => {
+            // A relative folder is the repository's (`cargo bench` runs in `benches/`).
+            let dir = repo_root().join(dir);
             let mut paths = Vec::new();
-            jpegs(Path::new(&dir), &mut paths);
+            jpegs(&dir, &mut paths);
             assert!(
                 !paths.is_empty(),
                 "no photos under DUPIFY_BENCH_PHOTOS={}",
-                Path::new(&dir).display()
+                dir.display()
             );
             paths
         }

@@ -95,6 +95,8 @@ fn run() -> Result<()> {
         }
     }
     let dir = dir.ok_or_else(|| invalid("DIR", "a folder of .jpg photos"))?;
+    // Without --model: the default model, looked up from the working directory.
+    let model = model.or_else(|| dupify_core::find_default_model(&[PathBuf::from(".")]));
     let mut files = Vec::new();
     photos(&dir, &mut files)?;
     if files.len() < 11 {

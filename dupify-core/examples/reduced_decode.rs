@@ -1,0 +1,193 @@
+//! What decoding large JPEGs at a reduced scale (`ExtractorConfig::reduced_decode_margin`, 1
+//! by default) does to real photos: every `.jpg` under `DIR` (recursively, sorted) is
+//! - preprocessed into the model input from a full-size decode and from the reduced decode the
+//!   extractor would use; the program reports the absolute differences of the two tensors
+//!   (normalised units: mean, 99th percentile, max over all photos);
+//! - embedded with reduced decoding off and with margin `K`: the cosine of each photo's two
+//!   embeddings
+//!   (mean, 1st percentile, min) and how much of each photo's 10 nearest other photos stays the
+//!   same.
+//!
+//! ```text
+//! reduced_decode DIR [--margin K (default 1)] [--model DIR] [--threads N]
+//! ```
+//! Without `--model`, the default model (`dupify_core::find_default_model`). The README's
+//! large-photo figures come from this program, on the photos `benches/large_photos.py` makes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use dupify_core::extractor::{BatchOptions, Ops};
+use dupify_core::input::{decode_bytes, decode_bytes_reduced, InputLimits};
+use dupify_core::{Error, Extractor, ImageInput, Result};
+
+fn invalid(name: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidParameter {
+        name: name.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Every `.jpg` under `dir`, sorted.
+fn photos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Storage {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            photos(&p, out)?;
+        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Indices of the 10 most similar other embeddings of `i`.
+fn top10(all: &[Vec<f32>], i: usize) -> Vec<usize> {
+    let mut s: Vec<(usize, f32)> = all
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(j, v)| (j, dot(&all[i], v)))
+        .collect();
+    s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    s.into_iter().take(10).map(|(j, _)| j).collect()
+}
+
+fn embed(
+    model: &Option<PathBuf>,
+    threads: usize,
+    margin: u32,
+    inputs: &[ImageInput],
+) -> Result<(Extractor, Vec<Vec<f32>>)> {
+    let mut b = Extractor::builder()
+        .threads(threads)
+        .reduced_decode_margin(margin);
+    if let Some(m) = model {
+        b = b.model_dir(m);
+    }
+    let ex = b.build()?;
+    let embs = ex
+        .extract_batch(inputs, Ops::EMBED, &BatchOptions::default())?
+        .into_iter()
+        .map(|r| {
+            r?.embedding
+                .ok_or_else(|| Error::Internal("no embedding".into()))
+        })
+        .collect::<Result<_>>()?;
+    Ok((ex, embs))
+}
+
+fn run() -> Result<()> {
+    let mut it = std::env::args().skip(1);
+    let (mut dir, mut model, mut threads, mut margin) = (None, None, 2usize, 1u32);
+    while let Some(a) = it.next() {
+        let mut val = |n: &str| it.next().ok_or_else(|| invalid(n, "needs a value"));
+        match a.as_str() {
+            "--model" => model = Some(PathBuf::from(val("--model")?)),
+            "--margin" => {
+                margin = val("--margin")?
+                    .parse()
+                    .ok()
+                    .filter(|&m| m > 0)
+                    .ok_or_else(|| invalid("--margin", "a whole number >= 1"))?
+            }
+            "--threads" => {
+                threads = val("--threads")?
+                    .parse()
+                    .map_err(|_| invalid("--threads", "not a number"))?
+            }
+            s if !s.starts_with("--") && dir.is_none() => dir = Some(PathBuf::from(s)),
+            s => return Err(invalid(s, "unknown argument")),
+        }
+    }
+    let dir = dir.ok_or_else(|| invalid("DIR", "a folder of .jpg photos"))?;
+    // Without --model: the default model, looked up from the working directory.
+    let model = model.or_else(|| dupify_core::find_default_model(&[PathBuf::from(".")]));
+    let mut files = Vec::new();
+    photos(&dir, &mut files)?;
+    if files.len() < 11 {
+        return Err(invalid("DIR", "needs at least 11 photos"));
+    }
+    let inputs: Vec<ImageInput> = files.iter().cloned().map(ImageInput::Path).collect();
+    let (ex, full) = embed(&model, threads, 0, &inputs)?;
+    let (_, reduced) = embed(&model, threads, margin, &inputs)?;
+    let info = ex.model_info()?;
+    println!(
+        "{} photos; model {}; margin {margin}",
+        inputs.len(),
+        info.name
+    );
+
+    // The model input, from each decode.
+    let pre = ex.preprocess()?;
+    let min = pre.min_decoded_size().times(margin);
+    let limits = InputLimits::default();
+    let mut diffs = Vec::new();
+    let mut scales = std::collections::BTreeMap::new();
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|source| Error::InputFile {
+            path: f.clone(),
+            source,
+        })?;
+        let a = pre.preprocess(&decode_bytes(&bytes, &limits)?)?;
+        let small = decode_bytes_reduced(&bytes, &limits, min)?;
+        *scales
+            .entry((f64::from(small.source_width()) / f64::from(small.width())).round() as u32)
+            .or_insert(0usize) += 1;
+        let b = pre.preprocess(&small)?;
+        diffs.extend(a.iter().zip(&b).map(|(x, y)| (x - y).abs()));
+    }
+    diffs.sort_by(f32::total_cmp);
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    println!(
+        "decode scale 1/n: {}",
+        scales
+            .iter()
+            .map(|(d, n)| format!("1/{d}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "model input |reduced - full|: mean {mean:.5}, p99 {:.5}, max {:.5}",
+        diffs[diffs.len() * 99 / 100],
+        diffs[diffs.len() - 1]
+    );
+
+    let ref_top: Vec<Vec<usize>> = (0..full.len()).map(|i| top10(&full, i)).collect();
+    let mut cos: Vec<f32> = reduced.iter().zip(&full).map(|(a, b)| dot(a, b)).collect();
+    cos.sort_by(f32::total_cmp);
+    let kept: usize = (0..reduced.len())
+        .map(|i| {
+            let t = top10(&reduced, i);
+            t.iter().filter(|j| ref_top[i].contains(j)).count()
+        })
+        .sum();
+    println!(
+        "embedding cosine, reduced vs full decode: mean {:.5}, 1st percentile {:.5}, min {:.5}; \
+         top-10 neighbours kept {:.1}%",
+        cos.iter().sum::<f32>() / cos.len() as f32,
+        cos[cos.len() / 100],
+        cos[0],
+        100.0 * kept as f64 / (10 * reduced.len()) as f64
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reduced_decode: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
