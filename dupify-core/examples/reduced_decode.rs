@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use dupify_core::extractor::{BatchOptions, Ops};
-use dupify_core::input::{decode_bytes, decode_bytes_reduced, InputLimits};
+use dupify_core::input::{decode_bytes, decode_bytes_reduced, InputLimits, MinDecodedSize};
 use dupify_core::{Error, Extractor, ImageInput, Result};
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
@@ -129,7 +129,11 @@ fn run() -> Result<()> {
 
     // The model input, from each decode.
     let pre = ex.preprocess()?;
-    let min = pre.min_decoded_size().times(margin);
+    // The extractor's rule: the model input and the working image, times the margin.
+    let min = pre
+        .min_decoded_size()
+        .max(MinDecodedSize::long_side(ex.config().working_side))
+        .times(margin);
     let limits = InputLimits::default();
     let mut diffs = Vec::new();
     let mut scales = std::collections::BTreeMap::new();

@@ -102,6 +102,20 @@ pub const DEFAULT_MODEL_DIRS: [&str; 2] = [
     "weights/real/efficientnet-lite2",
 ];
 
+/// The square input side a model directory's `config.json` declares (`vision_config.image_size`
+/// for CLIP, `image_size` for EfficientNet-Lite), read without loading the weights; `None`
+/// when the file is missing or says neither.
+pub(crate) fn input_size(dir: &Path) -> Option<u32> {
+    let text = std::fs::read(dir.join(crate::clip::CONFIG_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    v.get("vision_config")
+        .and_then(|vc| vc.get("image_size"))
+        .or_else(|| v.get("image_size"))
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|&s| (1..=ClipPreprocess::MAX_IMAGE_SIZE).contains(&s))
+}
+
 /// The default model: the first of [`DEFAULT_MODEL_DIRS`] that holds `config.json` and
 /// `model.safetensors` under one of `roots` (tried in order for each candidate). One
 /// resolver for the CLI, the server, the bindings and the demo, so they all pick the same.

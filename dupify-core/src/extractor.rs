@@ -176,7 +176,10 @@ pub struct ExtractorConfig {
     /// [`MinDecodedSize`]. 1, the default, is PIL's draft rule: a photo at least twice the
     /// model input decodes at half size or less. 2 leaves more of the reduction to the
     /// bicubic resize (closer to a full decode, slower); 0 always decodes at full size
-    /// (results bit-identical to a full decode). Cut-outs always decode at full size.
+    /// (results bit-identical to a full decode). The decode depends on this configuration and
+    /// the photo only, not on the operations asked for (the model's input size is read from
+    /// its `config.json`), so a photo's features are the same whichever operations come with
+    /// them; a cut-out of a reduced photo decodes it again at full size.
     pub reduced_decode_margin: u32,
 }
 
@@ -295,6 +298,7 @@ impl ExtractorBuilder {
                 config: c,
                 pool,
                 encoder: OnceLock::new(),
+                decode_min: OnceLock::new(),
                 attributes: OnceLock::new(),
                 segmenter: Box::new(ClassicalSegmenter::default()),
             }),
@@ -466,6 +470,8 @@ struct Inner {
     config: ExtractorConfig,
     pool: rayon::ThreadPool,
     encoder: OnceLock<std::result::Result<Arc<Encoder>, String>>,
+    /// [`Extractor::min_decoded_size`], worked out once.
+    decode_min: OnceLock<MinDecodedSize>,
     attributes: OnceLock<std::result::Result<Arc<AttributePredictor>, String>>,
     segmenter: Box<dyn Segmenter>,
     cache: Option<Mutex<lru::LruCache<CacheKey, Features>>>,
@@ -706,25 +712,32 @@ impl Extractor {
         })
     }
 
-    /// The smallest decode `ops` can use: each view it needs (working image, model input) is
-    /// a downscale, so a JPEG at least twice that size can decode reduced.
-    fn min_decoded_size(&self, ops: Ops) -> Result<MinDecodedSize> {
-        let c = &self.inner.config;
-        if c.reduced_decode_margin == 0 || ops.cutout {
-            return Ok(MinDecodedSize::FULL);
-        }
-        let mut min = MinDecodedSize::long_side(0);
-        if ops.needs_working() {
-            min = min.max(MinDecodedSize::long_side(c.working_side));
-        }
-        if ops.needs_model() {
-            min = min.max(
-                self.encoder()?
-                    .preprocess(c.resize_mode)?
-                    .min_decoded_size(),
-            );
-        }
-        Ok(min.times(c.reduced_decode_margin))
+    /// The smallest decode the views of a photo can use: the working image and, when a model
+    /// is configured, its input; each is a downscale, so a JPEG at least twice that size can
+    /// decode reduced. It depends on the configuration only, never on the operations asked
+    /// for: a photo's embedding must not change because colours were asked for with it. The
+    /// model's input size comes from its `config.json`, so an extractor whose model is not
+    /// loaded yet (or is never used) decides exactly as one whose model is.
+    fn min_decoded_size(&self) -> MinDecodedSize {
+        *self.inner.decode_min.get_or_init(|| {
+            let c = &self.inner.config;
+            if c.reduced_decode_margin == 0 {
+                return MinDecodedSize::FULL;
+            }
+            let mut min = MinDecodedSize::long_side(c.working_side);
+            if let Some(dir) = &c.model_dir {
+                match crate::encoder::input_size(dir) {
+                    Some(size) => {
+                        let pre = ClipPreprocess::new(size).with_mode(c.resize_mode);
+                        min = min.max(pre.min_decoded_size());
+                    }
+                    // An unreadable config fails the model's own load with its reason;
+                    // until then, nothing is reduced.
+                    None => return MinDecodedSize::FULL,
+                }
+            }
+            min.times(c.reduced_decode_margin)
+        })
     }
 
     fn cpu_one(&self, input: &ImageInput, ops: Ops) -> Result<Staged> {
@@ -745,7 +758,7 @@ impl Extractor {
         }
         let decoded: DecodedImage = match input {
             ImageInput::Raw { .. } => input::decode(input, &c.limits)?,
-            _ => input::decode_bytes_reduced(&bytes, &c.limits, self.min_decoded_size(ops)?)?,
+            _ => input::decode_bytes_reduced(&bytes, &c.limits, self.min_decoded_size())?,
         };
         // Sizes and boxes are reported in the photo's own frame, whatever the decode's scale.
         let (w, h) = (decoded.source_width(), decoded.source_height());
@@ -794,10 +807,16 @@ impl Extractor {
                 });
             }
             if ops.cutout {
-                // Full size: `min_decoded_size` never reduces a decode a cut-out needs.
-                let (dw, dh) = (decoded.width(), decoded.height());
-                let full = seg.mask_at(dw, dh)?;
-                f.cutout_png = Some(cutout_png(dw, dh, decoded.rgb(), &full)?);
+                // A cut-out is full size: a reduced decode is decoded again, at full size.
+                let again;
+                let full_image = if decoded.is_reduced() {
+                    again = input::decode_bytes(&bytes, &c.limits)?;
+                    &again
+                } else {
+                    &decoded
+                };
+                let full = seg.mask_at(w, h)?;
+                f.cutout_png = Some(cutout_png(w, h, full_image.rgb(), &full)?);
             }
         }
         let pixels = if ops.needs_model() {
