@@ -177,12 +177,14 @@ test('limits from the options apply', async () => {
 })
 
 test('reducedDecodeMargin is an option of its own: 0 and 2 accepted, a negative refused', async () => {
-  // The committed photos are too small to decode reduced, so every margin gives their
-  // full-size features; the core's tests cover what the margin does to large photos.
-  const want = plain(await new Extractor({ threads: 1 }).extract(files[1], 'colors'))
+  // Options are checked by name (unknown ones are refused), so acceptance means the core got
+  // it; what the margin does to large photos is the core's tests' business. Every margin
+  // reports the photo's own size.
+  const want = await new Extractor({ threads: 1 }).extract(files[1], 'colors')
   for (const m of [0, 2]) {
-    const got = plain(await new Extractor({ threads: 1, reducedDecodeMargin: m }).extract(files[1], 'colors'))
-    assert.deepEqual(got, want)
+    const got = await new Extractor({ threads: 1, reducedDecodeMargin: m }).extract(files[1], 'colors')
+    assert.deepEqual([got.width, got.height], [want.width, want.height])
+    assert.ok(got.colors.colors.length > 0)
   }
   throwsWithCode(() => new Extractor({ reducedDecodeMargin: -1 }), 'invalid_parameter')
 })
