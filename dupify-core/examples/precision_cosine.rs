@@ -11,52 +11,14 @@
 //! Without `--model`, the default model (`dupify_core::find_default_model`). The README's
 //! precision figures come from this program.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dupify_core::extractor::{BatchOptions, Ops};
 use dupify_core::{Error, Extractor, ImageInput, Precision, Result};
 
-fn invalid(name: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidParameter {
-        name: name.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Every `.jpg` under `dir`, sorted.
-fn photos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Storage {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            photos(&p, out)?;
-        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")) {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Indices of the 10 most similar other embeddings of `i`.
-fn top10(all: &[Vec<f32>], i: usize) -> Vec<usize> {
-    let mut s: Vec<(usize, f32)> = all
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(j, v)| (j, dot(&all[i], v)))
-        .collect();
-    s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    s.into_iter().take(10).map(|(j, _)| j).collect()
-}
+mod common;
+use common::{agreement, invalid, photos};
 
 fn embed(
     model: &Option<PathBuf>,
@@ -97,14 +59,9 @@ fn run() -> Result<()> {
     let dir = dir.ok_or_else(|| invalid("DIR", "a folder of .jpg photos"))?;
     // Without --model: the default model, looked up from the working directory.
     let model = model.or_else(|| dupify_core::find_default_model(&[PathBuf::from(".")]));
-    let mut files = Vec::new();
-    photos(&dir, &mut files)?;
-    if files.len() < 11 {
-        return Err(invalid("DIR", "needs at least 11 photos"));
-    }
+    let files = photos(&dir)?;
     let inputs: Vec<ImageInput> = files.into_iter().map(ImageInput::Path).collect();
     let reference = embed(&model, threads, Precision::F32, &inputs)?;
-    let ref_top: Vec<Vec<usize>> = (0..reference.len()).map(|i| top10(&reference, i)).collect();
     println!(
         "{} photos; model {}",
         inputs.len(),
@@ -124,20 +81,10 @@ fn run() -> Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let mut cos: Vec<f32> = got.iter().zip(&reference).map(|(a, b)| dot(a, b)).collect();
-        cos.sort_by(f32::total_cmp);
-        let mean = cos.iter().sum::<f32>() / cos.len() as f32;
-        let kept: usize = (0..got.len())
-            .map(|i| {
-                let t = top10(&got, i);
-                t.iter().filter(|j| ref_top[i].contains(j)).count()
-            })
-            .sum();
+        let a = agreement(&got, &reference);
         println!(
-            "| {p:?} | {mean:.5} | {:.5} | {:.5} | {:.1}% |",
-            cos[cos.len() / 100],
-            cos[0],
-            100.0 * kept as f64 / (10 * got.len()) as f64
+            "| {p:?} | {:.5} | {:.5} | {:.5} | {:.1}% |",
+            a.cos_mean, a.cos_p1, a.cos_min, a.top10_kept_pct
         );
     }
     Ok(())

@@ -14,53 +14,15 @@
 //! Without `--model`, the default model (`dupify_core::find_default_model`). The README's
 //! large-photo figures come from this program, on the photos `benches/large_photos.py` makes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use dupify_core::extractor::{BatchOptions, Ops};
 use dupify_core::input::{decode_bytes, decode_bytes_reduced, InputLimits, MinDecodedSize};
 use dupify_core::{Error, Extractor, ImageInput, Result};
 
-fn invalid(name: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidParameter {
-        name: name.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Every `.jpg` under `dir`, sorted.
-fn photos(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Storage {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            photos(&p, out)?;
-        } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("jpg")) {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Indices of the 10 most similar other embeddings of `i`.
-fn top10(all: &[Vec<f32>], i: usize) -> Vec<usize> {
-    let mut s: Vec<(usize, f32)> = all
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(j, v)| (j, dot(&all[i], v)))
-        .collect();
-    s.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    s.into_iter().take(10).map(|(j, _)| j).collect()
-}
+mod common;
+use common::{agreement, invalid, photos};
 
 fn embed(
     model: &Option<PathBuf>,
@@ -112,11 +74,7 @@ fn run() -> Result<()> {
     let dir = dir.ok_or_else(|| invalid("DIR", "a folder of .jpg photos"))?;
     // Without --model: the default model, looked up from the working directory.
     let model = model.or_else(|| dupify_core::find_default_model(&[PathBuf::from(".")]));
-    let mut files = Vec::new();
-    photos(&dir, &mut files)?;
-    if files.len() < 11 {
-        return Err(invalid("DIR", "needs at least 11 photos"));
-    }
+    let files = photos(&dir)?;
     let inputs: Vec<ImageInput> = files.iter().cloned().map(ImageInput::Path).collect();
     let (ex, full) = embed(&model, threads, 0, &inputs)?;
     let (_, reduced) = embed(&model, threads, margin, &inputs)?;
@@ -166,22 +124,11 @@ fn run() -> Result<()> {
         diffs[diffs.len() - 1]
     );
 
-    let ref_top: Vec<Vec<usize>> = (0..full.len()).map(|i| top10(&full, i)).collect();
-    let mut cos: Vec<f32> = reduced.iter().zip(&full).map(|(a, b)| dot(a, b)).collect();
-    cos.sort_by(f32::total_cmp);
-    let kept: usize = (0..reduced.len())
-        .map(|i| {
-            let t = top10(&reduced, i);
-            t.iter().filter(|j| ref_top[i].contains(j)).count()
-        })
-        .sum();
+    let a = agreement(&reduced, &full);
     println!(
         "embedding cosine, reduced vs full decode: mean {:.5}, 1st percentile {:.5}, min {:.5}; \
          top-10 neighbours kept {:.1}%",
-        cos.iter().sum::<f32>() / cos.len() as f32,
-        cos[cos.len() / 100],
-        cos[0],
-        100.0 * kept as f64 / (10 * reduced.len()) as f64
+        a.cos_mean, a.cos_p1, a.cos_min, a.top10_kept_pct
     );
     Ok(())
 }
