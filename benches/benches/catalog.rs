@@ -1,23 +1,28 @@
-//! Catalog search benchmark: ANN (hnsw_rs through `Catalog::search`) against exact brute
-//! force over the same vectors in the same run.
+//! Catalog search benchmark: ANN (the catalog's usearch graph through `Catalog::search`)
+//! against exact brute force over the same vectors in the same run.
 //!
 //! Data: `dupify_benches::vectors::clip_like` (CLIP-shaped synthetic 512-d vectors; the
 //! PostgreSQL benchmark `catalog_pg.rs` searches the same ones). Measures: build time
-//! (SQLite ingest + graph), recall@10 vs exact, queries/s of both, p50/p99 latency, reopen time, and index memory per vector
-//! beyond the raw vectors: heap bytes the reopened catalog holds (counted by a global
-//! allocator wrapper, exact) minus `n * dim * 4`, divided by `n`; RSS growth is printed too.
+//! (SQLite ingest + graph), recall@10 vs exact, queries/s of both, p50/p99 latency, reopen
+//! time, and index memory per vector beyond the raw vectors: the RSS growth of the reopen
+//! minus `n * dim * 4`, divided by `n` (everything: the graph's C++ allocations, the ranking
+//! rows, allocator slack). The Rust heap the reopen holds is printed beside it (counted by a
+//! global allocator wrapper: ranking rows and interned strings, not the graph).
 //!
 //! Exact brute force uses the same 8-accumulator (auto-vectorised) dot product as the
 //! catalog (`vectors::dot`), over the same in-memory vectors, one thread, one query at a time.
 //!
-//! With `DUPIFY_CATALOG_BENCH_RAW=1` it also builds a bare hnsw_rs graph with the catalog's
-//! parameters over the same vectors and times its search alone, so the catalog's own
-//! overhead (filters, scoring, reading the final page from SQLite) shows next to it.
+//! With `DUPIFY_CATALOG_BENCH_RAW=1` it also builds two bare graphs with the catalog's
+//! parameters (m, ef_construction, the default ef_search 32) over the same vectors, on all
+//! cores: usearch, the catalog's own graph library, so the catalog's overhead (filters,
+//! scoring, reading the final page from SQLite) shows next to it, and hnsw_rs, the library
+//! the catalog used before, so the two libraries' build time and search are compared in one
+//! run.
 //!
 //! Search is measured first with the catalog's default, the `ef_search` it calibrated for
 //! `IndexParams::target_recall` (0.95), on the bench's fresh queries (not the catalog's own
 //! sample), then for a sweep of fixed `ef_search` values on the one reopened index
-//! (`Catalog::set_ef_search`; hnsw_rs takes ef per query, the graph does not depend on it), so
+//! (`Catalog::set_ef_search`; the graph does not depend on it), so
 //! one build gives the whole recall/speed curve. Values: `DUPIFY_CATALOG_BENCH_EF=16,32,...`
 //! (default 16,24,32,48,64,96,128).
 //!
@@ -70,7 +75,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// `1 - a·b` for normalised vectors, as the catalog's distance.
+/// `1 - a·b` for normalised vectors, as the catalog's distance (for the bare hnsw_rs peer).
 #[derive(Default, Clone, Copy)]
 struct NormCos;
 
@@ -163,7 +168,7 @@ fn main() {
     eprintln!("reopen times (s): {all_reopens:.3?}");
     let report = cat.index_report().expect("report");
     let raw = (n * DIM * 4) as f64;
-    let overhead_per_vec = (heap1.saturating_sub(heap0) as f64 - raw) / n as f64;
+    let heap_per_vec = heap1.saturating_sub(heap0) as f64 / n as f64;
     let rss_overhead_per_vec = (rss1.saturating_sub(rss0) as f64 - raw) / n as f64;
 
     // Exact brute force over the same vectors (same thread count: one); skipped with the
@@ -177,8 +182,8 @@ fn main() {
         .collect();
     let exact_qps = nq as f64 / t.elapsed().as_secs_f64();
 
-    // The ef_search sweep runs on the one reopened index: hnsw_rs takes ef per query, so
-    // `Catalog::set_ef_search` changes it without a rebuild.
+    // The ef_search sweep runs on the one reopened index: `Catalog::set_ef_search` changes
+    // it without a rebuild.
     let efs: Vec<usize> = std::env::var("DUPIFY_CATALOG_BENCH_EF")
         .ok()
         .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -232,30 +237,58 @@ fn main() {
         });
     }
 
-    // Optional: the bare graph, same parameters, same vectors, same queries.
+    // Optional: the bare graphs, same parameters, same vectors, same queries.
     let raw_graph = std::env::var("DUPIFY_CATALOG_BENCH_RAW").is_ok_and(|v| v == "1");
-    let (raw_qps, raw_recall) = if raw_graph {
+    let recall_of = |search: &dyn Fn(&[f32]) -> Vec<usize>| {
+        let mut hit = 0usize;
+        let t = Instant::now();
+        for (q, want) in queries.iter().zip(&truth) {
+            let got = search(q);
+            hit += want.iter().filter(|w| got.contains(w)).count();
+        }
+        let qps = nq as f64 / t.elapsed().as_secs_f64();
+        (qps, hit as f64 / (nq * 10) as f64)
+    };
+    let mut raw: Vec<(&str, f64, f64, f64)> = Vec::new();
+    if raw_graph {
+        use rayon::prelude::*;
         let p = IndexParams::default();
+        let t = Instant::now();
+        let opts = usearch::IndexOptions {
+            dimensions: DIM,
+            metric: usearch::MetricKind::IP,
+            quantization: usearch::ScalarKind::F32,
+            connectivity: p.m,
+            expansion_add: p.ef_construction,
+            expansion_search: p.ef_search,
+            multi: false,
+        };
+        let u = usearch::Index::new(&opts).expect("usearch");
+        u.reserve_capacity_and_threads(n, rayon::current_num_threads())
+            .expect("reserve");
+        data.par_iter()
+            .enumerate()
+            .for_each(|(i, v)| u.add(i as u64, v).expect("add"));
+        let build = t.elapsed().as_secs_f64();
+        let (qps, recall) = recall_of(&|q| {
+            let m = u.search(q, 10).expect("search");
+            m.keys.iter().map(|k| *k as usize).collect()
+        });
+        raw.push(("usearch", build, qps, recall));
+        drop(u);
         let t = Instant::now();
         let g = Hnsw::<f32, NormCos>::new(p.m, n, p.max_layers, p.ef_construction, NormCos);
         let refs: Vec<(&Vec<f32>, usize)> = data.iter().zip(0..).collect();
         g.parallel_insert(&refs);
-        eprintln!("raw graph build {:.1}s", t.elapsed().as_secs_f64());
-        let mut hit = 0usize;
-        let t = Instant::now();
-        for (q, want) in queries.iter().zip(&truth) {
-            let got: Vec<usize> = g
-                .search(q, 10, p.ef_search)
+        let build = t.elapsed().as_secs_f64();
+        let (qps, recall) = recall_of(&|q| {
+            g.search(q, 10, p.ef_search)
                 .iter()
                 .map(|n| n.d_id)
-                .collect();
-            hit += want.iter().filter(|w| got.contains(w)).count();
-        }
-        let qps = nq as f64 / t.elapsed().as_secs_f64();
-        (Some(qps), Some(hit as f64 / (nq * 10) as f64))
-    } else {
-        (None, None)
-    };
+                .collect()
+        });
+        raw.push(("hnsw_rs", build, qps, recall));
+    }
 
     println!("| metric | value |\n|---|---|");
     println!(
@@ -276,18 +309,20 @@ fn main() {
         reopen_times.len()
     );
     println!(
-        "| index memory beyond vectors (heap) | {:.0} B/vector |",
-        overhead_per_vec
+        "| index memory beyond vectors (RSS growth of the reopen) | {:.0} B/vector |",
+        rss_overhead_per_vec
     );
     println!(
-        "| RSS growth on reopen beyond vectors | {:.0} B/vector |",
-        rss_overhead_per_vec
+        "| of which Rust heap (ranking rows, strings; vectors and graph are usearch's) | {:.0} B/vector |",
+        heap_per_vec
     );
     if sweep_on {
         println!("| exact brute-force QPS (1 thread) | {exact_qps:.1} |");
     }
-    if let (Some(q), Some(r)) = (raw_qps, raw_recall) {
-        println!("| bare hnsw_rs search QPS / recall@10 (default ef) | {q:.0} / {r:.3} |");
+    for (name, build, q, r) in &raw {
+        println!(
+            "| bare {name}: build (all cores) / search QPS / recall@10 at ef 32 | {build:.1} s / {q:.0} / {r:.3} |"
+        );
     }
     println!();
     println!("| ef_search | recall@10 | ANN QPS (Catalog::search, 1 thread) | speed-up vs exact | p50 / p99 ms |");
@@ -321,7 +356,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"overhead_bytes_per_vector\":{overhead_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw_hnsw_qps\":{},\"raw_hnsw_recall\":{},\"sweep\":[{}]}}",
+        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"rust_heap_bytes_per_vector\":{heap_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw\":[{}],\"sweep\":[{}]}}",
         opt(build_s.is_finite().then_some(build_s)),
         opt(build_cpu_s.is_finite().then_some(build_cpu_s)),
         all_reopens
@@ -332,8 +367,12 @@ fn main() {
         auto_ef.map_or("null".into(), |e| e.to_string()),
         opt(report[0].recall_at_10.map(f64::from)),
         opt(sweep_on.then_some(exact_qps)),
-        opt(raw_qps),
-        opt(raw_recall),
+        raw.iter()
+            .map(|(name, build, q, r)| format!(
+                "{{\"graph\":\"{name}\",\"build_s\":{build:.1},\"qps\":{q:.1},\"recall_at_10\":{r:.4}}}"
+            ))
+            .collect::<Vec<_>>()
+            .join(","),
         sweep_json.join(",")
     );
 }

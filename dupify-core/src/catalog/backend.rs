@@ -6,7 +6,7 @@
 //! step with them, applies [`ProductFilter`]s exactly as documented there, and answers
 //! candidate queries.
 //!
-//! [`SqliteBackend`](super::sqlite::SqliteBackend) (SQLite in WAL mode + an in-memory hnsw_rs
+//! [`SqliteBackend`](super::sqlite::SqliteBackend) (SQLite in WAL mode + an in-memory HNSW
 //! graph per namespace, saved next to the database) is the implementation the crate ships.
 
 use std::collections::HashMap;

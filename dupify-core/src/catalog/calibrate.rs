@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use tch::Tensor;
 
+use super::graph::Graph;
 use super::index::{dot, IndexParams, MAX_EF_SEARCH};
 use crate::error::{Error, Result};
 
@@ -76,36 +77,49 @@ impl Calibration {
     }
 }
 
-/// Calibrates a graph. `live` are the live `(id, vector)`s in the graph; `queries` the
-/// held-out vectors (not in the graph) or, when `held_out` is false, from
-/// [`perturbed_queries`]; `ann(q, ef)` returns the ids of the graph's top [`K`] for `q` at
-/// breadth `ef`.
+/// The graph's live points and how searches see them.
+pub(crate) struct Live<'a> {
+    /// Live ids in the graph (sorted).
+    pub ids: &'a [usize],
+    pub dim: usize,
+    /// What searches pass through: tombstones filtered out when there are any.
+    pub pass: Option<&'a (dyn Fn(usize) -> bool + Sync)>,
+}
+
+/// Calibrates `graph`. `queries` are the held-out vectors (not in the graph) or, when
+/// `held_out` is false, from [`perturbed_queries`]. Leaves the graph's breadth at the last
+/// one measured: the caller sets the one searches use.
 pub(crate) fn calibrate(
-    live: &[(usize, &[f32])],
+    graph: &mut Graph,
+    live: &Live<'_>,
     params: &IndexParams,
     points: usize,
     queries: &[Vec<f32>],
     held_out: bool,
-    ann: impl Fn(&[f32], usize) -> Vec<usize> + Sync,
 ) -> Result<Calibration> {
-    let truth = exact_top_k(live, queries)?;
-    let measure = |ef: usize| -> (f64, f64) {
+    let truth = exact_top_k(graph, live, queries)?;
+    let mut measure = |ef: usize| -> Result<(f64, f64)> {
+        graph.set_ef(ef);
+        let g = &*graph;
         let per_query: Vec<f64> = queries
             .par_iter()
             .zip(&truth)
             .map(|(q, want)| {
-                let got = ann(q, ef);
-                let hit = want.iter().filter(|w| got.contains(w)).count();
-                hit as f64 / want.len().max(1) as f64
+                let got = g.search(q, K, live.pass)?;
+                let hit = want
+                    .iter()
+                    .filter(|w| got.iter().any(|(id, _)| id == *w))
+                    .count();
+                Ok(hit as f64 / want.len().max(1) as f64)
             })
-            .collect();
-        lower_bound(&per_query)
+            .collect::<Result<_>>()?;
+        Ok(lower_bound(&per_query))
     };
     let target = f64::from(params.target_recall);
     let mut ef = params.ef_search.max(K);
     let mut miss = None;
     let mut hit = loop {
-        let (mean, low) = measure(ef);
+        let (mean, low) = measure(ef)?;
         if low >= target || ef >= MAX_EF_SEARCH {
             break (ef, mean);
         }
@@ -118,7 +132,7 @@ pub(crate) fn calibrate(
         if mid <= lo {
             break;
         }
-        let (mean, low) = measure(mid);
+        let (mean, low) = measure(mid)?;
         if low >= target {
             hit = (mid, mean);
         } else {
@@ -137,57 +151,77 @@ pub(crate) fn calibrate(
 
 /// Up to [`SAMPLE`] queries when no held-out vectors are at hand: stored vectors, each moved
 /// in a random direction by its distance to its nearest other vector (`near(v, id)`: the
-/// similarity of the best live vector other than `id`), so none sits on its own graph node.
+/// similarity of the best live vector other than `id`, searched at `ef`), so none sits on
+/// its own graph node.
 pub(crate) fn perturbed_queries(
-    live: &[(usize, &[f32])],
+    graph: &mut Graph,
+    live: &Live<'_>,
+    ef: usize,
     seed: u64,
-    near: &(impl Fn(&[f32], usize) -> Option<f32> + Sync),
-) -> Vec<Vec<f32>> {
+) -> Result<Vec<Vec<f32>>> {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let picks: Vec<(usize, Vec<f32>)> = if live.len() <= SAMPLE {
-        live.iter().map(|(i, v)| (*i, v.to_vec())).collect()
+    let picks: Vec<usize> = if live.ids.len() <= SAMPLE {
+        live.ids.to_vec()
     } else {
-        rand::seq::index::sample(&mut rng, live.len(), SAMPLE)
+        rand::seq::index::sample(&mut rng, live.ids.len(), SAMPLE)
             .into_iter()
-            .map(|j| (live[j].0, live[j].1.to_vec()))
+            .map(|j| live.ids[j])
             .collect()
     };
-    picks
-        .into_iter()
-        .map(|(id, v)| {
-            // unit vectors: |a - b| = sqrt(2 (1 - a·b))
-            let step = near(&v, id).map_or(0.0, |s| (2.0 * (1.0 - s)).max(0.0).sqrt());
-            let dir: Vec<f32> = (0..v.len()).map(|_| rng.sample(StandardNormal)).collect();
-            let norm = dot(&dir, &dir).sqrt().max(f32::MIN_POSITIVE);
-            let q: Vec<f32> = v
-                .iter()
-                .zip(&dir)
-                .map(|(x, d)| x + step * d / norm)
-                .collect();
-            let n = dot(&q, &q).sqrt().max(f32::MIN_POSITIVE);
-            q.into_iter().map(|x| x / n).collect()
-        })
-        .collect()
+    graph.set_ef(ef);
+    let g = &*graph;
+    let near = |q: &[f32], own: usize| -> Result<Option<f32>> {
+        Ok(g.search(q, 2, live.pass)?
+            .into_iter()
+            .find(|n| n.0 != own)
+            .map(|n| n.1))
+    };
+    let mut v = vec![0.0f32; live.dim];
+    let mut out = Vec::with_capacity(picks.len());
+    for id in picks {
+        if !g.vector(id, &mut v) {
+            return Err(missing(id));
+        }
+        // unit vectors: |a - b| = sqrt(2 (1 - a·b))
+        let step = near(&v, id)?.map_or(0.0, |s| (2.0 * (1.0 - s)).max(0.0).sqrt());
+        let dir: Vec<f32> = (0..v.len()).map(|_| rng.sample(StandardNormal)).collect();
+        let norm = dot(&dir, &dir).sqrt().max(f32::MIN_POSITIVE);
+        let q: Vec<f32> = v
+            .iter()
+            .zip(&dir)
+            .map(|(x, d)| x + step * d / norm)
+            .collect();
+        let n = dot(&q, &q).sqrt().max(f32::MIN_POSITIVE);
+        out.push(q.into_iter().map(|x| x / n).collect());
+    }
+    Ok(out)
+}
+
+fn missing(id: usize) -> Error {
+    Error::Internal(format!("calibration: live id {id} is not in the graph"))
 }
 
 /// The ids of each query's [`K`] most similar live vectors. All queries against a chunk of
 /// vectors are one matrix product (LibTorch's GEMM: 200 queries × 1M × 512-d is 10^11
 /// multiply-adds, work for a tuned kernel, not a loop of dot products), then each row's
 /// top `K`.
-fn exact_top_k(live: &[(usize, &[f32])], queries: &[Vec<f32>]) -> Result<Vec<Vec<usize>>> {
+fn exact_top_k(graph: &Graph, live: &Live<'_>, queries: &[Vec<f32>]) -> Result<Vec<Vec<usize>>> {
     let mut tops = vec![Vec::<(usize, f32)>::with_capacity(K + 1); queries.len()];
-    let Some(dim) = queries.first().map(Vec::len) else {
+    if queries.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let dim = live.dim;
     let torch = |e: tch::TchError| Error::Internal(format!("calibration's exact search: {e}"));
     let q: Vec<f32> = queries.iter().flatten().copied().collect();
     let q = Tensor::f_from_slice(&q)
         .and_then(|t| t.f_view([queries.len() as i64, dim as i64]))
         .map_err(torch)?;
-    let mut buf = Vec::with_capacity(EXACT_CHUNK.min(live.len()) * dim);
-    for chunk in live.chunks(EXACT_CHUNK) {
-        buf.clear();
-        chunk.iter().for_each(|(_, v)| buf.extend_from_slice(v));
+    let mut buf = Vec::with_capacity(EXACT_CHUNK.min(live.ids.len()) * dim);
+    for chunk in live.ids.chunks(EXACT_CHUNK) {
+        buf.resize(chunk.len() * dim, 0.0);
+        buf.par_chunks_mut(dim)
+            .zip(chunk)
+            .try_for_each(|(out, id)| graph.vector(*id, out).then_some(()).ok_or(missing(*id)))?;
         let k = K.min(chunk.len()) as i64;
         let (sims, at) = Tensor::f_from_slice(&buf)
             .and_then(|x| x.f_view([chunk.len() as i64, dim as i64]))
@@ -198,7 +232,7 @@ fn exact_top_k(live: &[(usize, &[f32])], queries: &[Vec<f32>]) -> Result<Vec<Vec
         let at = Vec::<i64>::try_from(at.flatten(0, -1)).map_err(torch)?;
         for (row, top) in tops.iter_mut().enumerate() {
             for j in row * k as usize..(row + 1) * k as usize {
-                push_top(top, (chunk[at[j] as usize].0, sims[j]));
+                push_top(top, (chunk[at[j] as usize], sims[j]));
             }
         }
     }

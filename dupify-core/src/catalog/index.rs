@@ -1,16 +1,13 @@
-//! The approximate-nearest-neighbour index over CLIP embeddings: a thin, validated wrapper
-//! around [`hnsw_rs`] (HNSW, Malkov & Yashunin 2016, <https://arxiv.org/abs/1603.09320>).
+//! One namespace's nearest-neighbour index over CLIP embeddings: exact brute force while the
+//! namespace is small, an HNSW graph ([`super::graph`], usearch) from
+//! [`IndexParams::brute_force_below`] on, plus the in-memory ranking data of every live
+//! product.
 //!
-//! Why a wrapper:
-//! - `hnsw_rs::Hnsw::new` takes four bare `usize`s and calls `process::exit(1)` when
-//!   `max_nb_connection > 256`; [`IndexParams::validate`] rejects bad values before any call.
-//! - hnsw_rs has no deletion: a deleted or re-embedded product leaves a *tombstone* (its ANN id
-//!   is no longer in the live set) that is filtered at query time; the graph is rebuilt when
+//! - A deleted or re-embedded product leaves a *tombstone* in the graph (its ANN id is no
+//!   longer in the live set) that is filtered at query time; the graph is rebuilt when
 //!   tombstones pass [`IndexParams::rebuild_tombstone_ratio`].
-//! - Small catalogs are searched exactly by brute force (exact *and* faster below a few
-//!   thousand vectors); the graph only exists at or above [`IndexParams::brute_force_below`].
-//! - A reloaded index (`HnswIo::load_hnsw`) borrows its loader, so the two are kept together
-//!   in one self-referential cell ([`self_cell`]) instead of leaking the loader.
+//! - Small catalogs are searched exactly (exact *and* faster below a few thousand vectors).
+//! - The search breadth is measured, not guessed (see [`calibrate`]).
 //!
 //! ANN ids are the catalog's `vec_id`s: a number assigned (never reused) each time a product's
 //! embedding is written, so an updated embedding gets a fresh id and the old one becomes a
@@ -18,15 +15,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::prelude::{AnnT, FilterT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{self, Calibration};
 use super::filter::ProductFilter;
+use super::graph::{Graph, GraphFile};
 pub(crate) use super::score::dot;
 use super::ColorSwatch;
 use crate::error::{Error, Result};
@@ -150,7 +146,7 @@ impl HotFilter {
     }
 }
 
-/// The layer count hnsw_rs's `file_dump` accepts (its crate-private `NB_LAYER_MAX`).
+/// The only `max_layers` accepted (see [`IndexParams::max_layers`]).
 pub(crate) const HNSW_LAYERS: usize = 16;
 
 /// The largest `ef_search` accepted (and the top of the calibration ladder).
@@ -171,7 +167,8 @@ pub(crate) const MAX_EF_SEARCH: usize = 4096;
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct IndexParams {
-    /// Links per node and layer (hnsw_rs `max_nb_connection`). 2..=256. Default 16.
+    /// Links per node and layer (usearch `connectivity`; the bottom layer keeps twice as
+    /// many). 2..=256. Default 16.
     pub m: usize,
     /// Candidate list size while building. ≥ `m`, ≤ 4096. Default 200.
     pub ef_construction: usize,
@@ -183,10 +180,11 @@ pub struct IndexParams {
     /// lower confidence bound on a 200-query sample must reach it). 0 turns calibration
     /// off. In [0, 1). Default 0.95.
     pub target_recall: f32,
-    /// Maximum number of graph layers. Must be 16 (the default): hnsw_rs can save only
-    /// graphs built with its fixed layer count (`NB_LAYER_MAX`), and a catalog that could not
-    /// save its graph would rebuild it on every open. Kept as a field so saved options and
-    /// bindings that name it keep working; any other value is refused by `validate`.
+    /// Maximum number of graph layers. Must be 16 (the default). The graph draws each
+    /// node's layer from the usual exponential law and needs no cap (at m = 16 a billion
+    /// points reach about 8 layers), so the field does not change the graph; it stays so
+    /// saved options and bindings that name it keep working, and any other value is refused
+    /// by `validate` rather than silently ignored.
     pub max_layers: usize,
     /// Namespaces with fewer live vectors than this are searched exactly by brute force and
     /// get no graph. Default 4096.
@@ -211,7 +209,7 @@ impl Default for IndexParams {
 }
 
 impl IndexParams {
-    /// Rejects values hnsw_rs would abort the process on, or that make no sense.
+    /// Rejects values that make no sense or that the graph cannot honour.
     pub fn validate(&self) -> Result<()> {
         if !(2..=256).contains(&self.m) {
             return Err(Error::invalid("index.m", "must be in 2..=256"));
@@ -234,7 +232,7 @@ impl IndexParams {
         if self.max_layers != HNSW_LAYERS {
             return Err(Error::invalid(
                 "index.max_layers",
-                "must be 16: hnsw_rs saves only graphs with its fixed 16 layers",
+                "must be 16: the graph caps its layers on its own",
             ));
         }
         if !(self.rebuild_tombstone_ratio > 0.0 && self.rebuild_tombstone_ratio <= 1.0) {
@@ -247,50 +245,11 @@ impl IndexParams {
     }
 }
 
-/// Cosine distance for vectors that are L2-normalised on ingest: `1 - a·b`, clamped at 0.
-///
-/// hnsw_rs's own `DistDot` asserts `a·b <= 1` (which rounding can break for identical
-/// vectors) and `DistCosine` recomputes both norms in f64 on every call; this one is one
-/// dot product written so the compiler vectorises it.
-#[derive(Default, Clone, Copy)]
-pub struct NormalizedCosine;
-
-impl Distance<f32> for NormalizedCosine {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        (1.0 - dot(va, vb)).max(0.0)
-    }
-}
-
-type Graph<'a> = Hnsw<'a, f32, NormalizedCosine>;
-
 /// `(ANN id, normalised vector, ranking data)` of one product.
 pub(crate) type Entry = (usize, Vec<f32>, HotSource);
 
-self_cell::self_cell!(
-    /// A graph reloaded from disk together with the loader it borrows.
-    struct LoadedGraph {
-        owner: HnswIo,
-        #[not_covariant]
-        dependent: Graph,
-    }
-);
-
 /// A graph read from disk, not yet attached to its ranking data.
-pub(crate) struct SavedGraph(LoadedGraph);
-
-enum GraphHolder {
-    Built(Box<Graph<'static>>),
-    Loaded(LoadedGraph),
-}
-
-impl GraphHolder {
-    fn with<R>(&self, f: impl FnOnce(&Graph<'_>) -> R) -> R {
-        match self {
-            GraphHolder::Built(g) => f(g),
-            GraphHolder::Loaded(l) => l.with_dependent(|_, g| f(g)),
-        }
-    }
-}
+pub(crate) struct SavedGraph(Graph);
 
 /// How one namespace's index answers queries right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,7 +284,7 @@ pub(crate) struct NsIndex {
     strings: Interner,
     /// Vectors for exact search while the namespace is small (no graph).
     flat: Vec<(usize, Vec<f32>)>,
-    graph: Option<GraphHolder>,
+    graph: Option<Graph>,
     /// Points inserted into the graph (live + tombstones).
     graph_points: usize,
     /// The graph's measured search breadth (see [`calibrate`]).
@@ -358,11 +317,11 @@ impl NsIndex {
     }
 
     /// Builds from `(id, vector, ranking data)`: exact when small, a graph otherwise.
-    pub(crate) fn build(dim: usize, params: IndexParams, items: Vec<Entry>) -> Self {
+    pub(crate) fn build(dim: usize, params: IndexParams, items: Vec<Entry>) -> Result<Self> {
         let mut ix = NsIndex::new(dim, params);
-        ix.insert(items);
+        ix.insert(items)?;
         ix.dirty = true;
-        ix
+        Ok(ix)
     }
 
     pub(crate) fn mode(&self) -> IndexMode {
@@ -426,23 +385,12 @@ impl NsIndex {
         }
     }
 
-    fn new_graph(&self, capacity: usize) -> Graph<'static> {
-        // `validate` ran in `CatalogOptions::validate`; m ≤ 256 so hnsw_rs never exits.
-        let mut g = Hnsw::new(
-            self.params.m,
-            capacity.max(1024),
-            self.params.max_layers,
-            self.params.ef_construction,
-            NormalizedCosine,
-        );
-        g.set_searching_mode(false);
-        g
-    }
-
-    /// Inserts vectors (already normalised, of the index dimension) under fresh ids.
-    pub(crate) fn insert(&mut self, entries: Vec<Entry>) {
+    /// Inserts vectors (already normalised, of the index dimension) under fresh ids. An
+    /// error (the graph could not allocate) leaves the index behind the database; the
+    /// caller rebuilds it.
+    pub(crate) fn insert(&mut self, entries: Vec<Entry>) -> Result<()> {
         if entries.is_empty() {
-            return;
+            return Ok(());
         }
         self.dirty = true;
         let mut items = Vec::with_capacity(entries.len());
@@ -461,10 +409,9 @@ impl NsIndex {
             } else {
                 Vec::new()
             };
-            self.insert_into_graph(&items);
+            self.insert_into_graph(&items)?;
             self.calibrate_with(&held);
-            self.insert_into_graph(&held);
-            return;
+            return self.insert_into_graph(&held);
         }
         self.flat.extend(items);
         if self.flat.len() >= self.params.brute_force_below {
@@ -475,27 +422,21 @@ impl NsIndex {
             } else {
                 Vec::new()
             };
-            let g = self.new_graph((flat.len() + held.len()) * 2);
-            self.graph = Some(GraphHolder::Built(Box::new(g)));
-            self.insert_into_graph(&flat);
+            self.graph = Some(Graph::new(self.dim, &self.params, flat.len() + held.len())?);
+            self.insert_into_graph(&flat)?;
             self.calibrate_with(&held);
-            self.insert_into_graph(&held);
+            self.insert_into_graph(&held)?;
         }
+        Ok(())
     }
 
-    fn insert_into_graph(&mut self, items: &[(usize, Vec<f32>)]) {
-        let Some(graph) = &self.graph else { return };
-        graph.with(|g| {
-            let refs: Vec<(&Vec<f32>, usize)> = items.iter().map(|(i, v)| (v, *i)).collect();
-            if refs.len() > 1 {
-                g.parallel_insert(&refs);
-            } else {
-                for (v, i) in refs {
-                    g.insert((v.as_slice(), i));
-                }
-            }
-        });
-        self.graph_points += items.len();
+    fn insert_into_graph(&mut self, items: &[(usize, Vec<f32>)]) -> Result<()> {
+        let Some(graph) = &mut self.graph else {
+            return Ok(());
+        };
+        graph.insert(items)?;
+        self.graph_points = graph.len();
+        Ok(())
     }
 
     /// Whether the graph, once it holds `points`, needs a calibration.
@@ -547,50 +488,49 @@ impl NsIndex {
         if !self.calibration_due(self.graph_points + held.len()) {
             return;
         }
-        let Some(graph) = &self.graph else { return };
+        let Some(graph) = &mut self.graph else { return };
         let held_out = held.len() >= calibrate::MIN_HELD_OUT;
         let live = &self.live;
         // `held` is live already but not in the graph yet.
         let tombstones = self.graph_points + held.len() != live.len();
         let params = self.params;
         let points = self.graph_points;
-        let found = graph.with(|g| {
-            let stored: Vec<_> = g.get_point_indexation().into_iter().collect();
-            let vectors: Vec<(usize, &[f32])> = stored
-                .iter()
-                .filter(|p| live.contains_key(&p.get_origin_id()))
-                .map(|p| (p.get_origin_id(), p.get_v()))
-                .collect();
-            // Searches as `search` runs them: tombstones filtered out when there are any.
-            let only_live = |id: &usize| live.contains_key(id);
-            let search = |q: &[f32], k: usize, ef: usize| {
-                let filter: Option<&dyn FilterT> = tombstones.then_some(&only_live);
-                g.search_filter(q, k, ef, filter)
-            };
-            let near = |q: &[f32], own: usize| {
-                search(q, 2, params.ef_search.max(calibrate::K))
-                    .into_iter()
-                    .find(|n| n.d_id != own)
-                    .map(|n| 1.0 - n.distance)
-            };
-            let ann = |q: &[f32], ef: usize| {
-                search(q, calibrate::K, ef)
-                    .into_iter()
-                    .map(|n| n.d_id)
-                    .collect()
-            };
-            let queries = if held_out {
-                held.iter().map(|(_, v)| v.clone()).collect()
-            } else {
-                calibrate::perturbed_queries(&vectors, points as u64, &near)
-            };
-            calibrate::calibrate(&vectors, &params, points, &queries, held_out, ann)
-        });
-        // A failed calibration (LibTorch could not allocate the exact pass) leaves the
-        // previous one, or the floor, in place; the next growth tries again.
+        let held_ids: HashSet<usize> = held.iter().map(|(i, _)| *i).collect();
+        let mut ids: Vec<usize> = live
+            .keys()
+            .copied()
+            .filter(|i| !held_ids.contains(i))
+            .collect();
+        ids.sort_unstable();
+        let only_live = |id: usize| live.contains_key(&id);
+        let view = calibrate::Live {
+            ids: &ids,
+            dim: self.dim,
+            pass: tombstones.then_some(&only_live as &(dyn Fn(usize) -> bool + Sync)),
+        };
+        let found = if held_out {
+            let queries: Vec<Vec<f32>> = held.iter().map(|(_, v)| v.clone()).collect();
+            calibrate::calibrate(graph, &view, &params, points, &queries, true)
+        } else {
+            let ef = params.ef_search.max(calibrate::K);
+            calibrate::perturbed_queries(graph, &view, ef, points as u64).and_then(|queries| {
+                calibrate::calibrate(graph, &view, &params, points, &queries, false)
+            })
+        };
+        // A failed calibration (LibTorch could not allocate the exact pass, or a search
+        // failed) leaves the previous one, or the floor, in place; the next growth tries again.
         if let Ok(found) = found {
             self.calibration = Some(found);
             self.calibration_unsaved = true;
+        }
+        self.apply_ef();
+    }
+
+    /// Gives the graph the breadth searches use now.
+    fn apply_ef(&mut self) {
+        let ef = self.ef_search();
+        if let Some(g) = &mut self.graph {
+            g.set_ef(ef);
         }
     }
 
@@ -619,9 +559,9 @@ impl NsIndex {
         k: usize,
         filter: &HotFilter,
         allowed: Option<&[usize]>,
-    ) -> Vec<(usize, f32)> {
+    ) -> Result<Vec<(usize, f32)>> {
         if k == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         match &self.graph {
             None => {
@@ -635,86 +575,48 @@ impl NsIndex {
                     .map(|(i, v)| (*i, dot(q, v)))
                     .collect();
                 top_k(&mut hits, k);
-                hits
+                Ok(hits)
             }
             Some(graph) => {
-                let ef = self.ef_search().max(k);
                 let live = &self.live;
-                let pass = |id: &usize| {
-                    allowed.is_none_or(|a| a.binary_search(id).is_ok())
-                        && live.get(id).is_some_and(|r| filter.matches(r))
+                let pass = |id: usize| {
+                    allowed.is_none_or(|a| a.binary_search(&id).is_ok())
+                        && live.get(&id).is_some_and(|r| filter.matches(r))
                 };
-                let pass: &dyn FilterT = &pass;
                 // No tombstones and no restriction: skip the per-candidate filter calls.
-                let pass = (allowed.is_some()
-                    || filter.is_active()
-                    || self.graph_points != self.live.len())
-                .then_some(pass);
-                graph.with(|g| {
-                    g.search_filter(q, k, ef, pass)
-                        .into_iter()
-                        .map(|n| (n.d_id, 1.0 - n.distance))
-                        .collect()
-                })
+                let restricted =
+                    allowed.is_some() || filter.is_active() || self.graph_points != self.live.len();
+                graph.search(
+                    q,
+                    k,
+                    restricted.then_some(&pass as &(dyn Fn(usize) -> bool + Sync)),
+                )
             }
         }
     }
 
-    /// Writes the graph as `<dir>/graph.hnsw.{graph,data}`. Exact indexes have nothing to
-    /// save (they are rebuilt from the database in milliseconds).
+    /// Writes the graph as `<dir>/graph.usearch`. Exact indexes have nothing to save (they
+    /// are rebuilt from the database in milliseconds).
     pub(crate) fn dump(&self, dir: &Path) -> Result<bool> {
         let Some(graph) = &self.graph else {
             return Ok(false);
         };
-        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        graph
-            .with(|g| g.file_dump(dir, GRAPH_BASENAME))
-            .map_err(|e| Error::Internal(format!("hnsw dump to {}: {e}", dir.display())))?;
+        graph.save(dir)?;
         Ok(true)
     }
 
-    /// Reads a graph dumped by [`NsIndex::dump`], checking it holds `points` vectors of
-    /// dimension `dim` and that both files still have the [`GraphChecksums`] taken when they
-    /// were saved. hnsw_rs exits the process on some malformed files and asserts on others:
-    /// the length and checksum checks keep every damaged file from reaching it, and the load
-    /// runs under `catch_unwind` besides; any failure is an error the caller answers by
-    /// rebuilding from the database. Separate from [`NsIndex::load`] so the file read can run
-    /// on another thread while the ranking data come from SQLite (reopen time is the larger
-    /// of the two, not their sum).
+    /// Reads a graph saved by [`NsIndex::dump`] (see [`Graph::load`] for the checks that
+    /// keep a torn or damaged file from the loader). Separate from [`NsIndex::load`] so the
+    /// file read can run on another thread while the ranking data come from SQLite (reopen
+    /// time is the larger of the two, not their sum).
     pub(crate) fn load_graph(
         dir: &Path,
         dim: usize,
+        params: &IndexParams,
         points: usize,
-        want: GraphChecksums,
+        want: GraphFile,
     ) -> Result<SavedGraph> {
-        check_data_file(dir, dim, points)?;
-        let got = GraphChecksums::of(dir)?;
-        if got != want {
-            return Err(Error::Internal(format!(
-                "hnsw files in {} changed since they were saved (crc32 {got:?}, saved {want:?})",
-                dir.display()
-            )));
-        }
-        let dir_owned = dir.to_path_buf();
-        let loaded = std::panic::catch_unwind(move || {
-            LoadedGraph::try_new(HnswIo::new(&dir_owned, GRAPH_BASENAME), |io| {
-                io.load_hnsw_with_dist::<f32, NormalizedCosine>(NormalizedCosine)
-            })
-        })
-        .map_err(|_| Error::Internal(format!("hnsw load panicked on {}", dir.display())))?
-        .map_err(|e| Error::Internal(format!("hnsw load from {}: {e}", dir.display())))?;
-        let (n, d) = loaded.with_dependent(|_, g| {
-            (
-                g.get_nb_point(),
-                g.get_point_indexation().get_data_dimension(),
-            )
-        });
-        if n != points || d != dim {
-            return Err(Error::Internal(format!(
-                "hnsw file holds {n} points of dimension {d}, metadata says {points} of {dim}"
-            )));
-        }
-        Ok(SavedGraph(loaded))
+        Graph::load(dir, dim, params, points, want).map(SavedGraph)
     }
 
     /// An index over a graph read by [`NsIndex::load_graph`], the ranking data of the
@@ -728,21 +630,23 @@ impl NsIndex {
         max_id: usize,
         calibration: Option<Calibration>,
     ) -> Self {
-        let points = graph.0.with_dependent(|_, g| g.get_nb_point());
-        NsIndex {
+        let points = graph.0.len();
+        let mut ix = NsIndex {
             dim,
             params,
             live: in_graph.live,
             strings: in_graph.strings,
             flat: Vec::new(),
-            graph: Some(GraphHolder::Loaded(graph.0)),
+            graph: Some(graph.0),
             graph_points: points,
             calibration,
             calibration_unsaved: false,
             max_id,
             dirty: false,
             source: IndexSource::Loaded,
-        }
+        };
+        ix.apply_ef();
+        ix
     }
 
     /// Fixes the candidate list size later searches use, calibration or not (the graph
@@ -750,6 +654,7 @@ impl NsIndex {
     pub(crate) fn pin_ef_search(&mut self, ef: usize) {
         self.params.ef_search = ef;
         self.params.target_recall = 0.0;
+        self.apply_ef();
     }
 
     pub(crate) fn graph_points(&self) -> usize {
@@ -781,63 +686,6 @@ pub(crate) fn top_k(hits: &mut Vec<(usize, f32)>, k: usize) {
         hits.truncate(k);
     }
     hits.sort_unstable_by(cmp);
-}
-
-pub(crate) const GRAPH_BASENAME: &str = "graph";
-
-/// CRC-32 of a saved graph's two files, kept in the index metadata when the graph is saved
-/// and compared before hnsw_rs reads them. Why: hnsw_rs trusts its files (a bad magic
-/// number or length inside one can end in `process::exit`), and a length check only
-/// catches torn writes, not a damaged or half-overwritten file of the right size. CRC-32
-/// (crc32fast, SIMD) runs at the speed of reading the files: measured ~1 s for the 2.6 GB of
-/// a 1M × 512 graph on a 2-core VM (whose graph load takes ~20 s), ~0.1 s at 100k.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct GraphChecksums {
-    pub(crate) data_crc32: u32,
-    pub(crate) graph_crc32: u32,
-}
-
-impl GraphChecksums {
-    pub(crate) fn of(dir: &Path) -> Result<Self> {
-        Ok(Self {
-            data_crc32: crc32_file(&dir.join(format!("{GRAPH_BASENAME}.hnsw.data")))?,
-            graph_crc32: crc32_file(&dir.join(format!("{GRAPH_BASENAME}.hnsw.graph")))?,
-        })
-    }
-}
-
-fn crc32_file(path: &Path) -> Result<u32> {
-    let mut f = fs::File::open(path).map_err(|e| io_err(path, e))?;
-    let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io_err(path, e))?;
-        if n == 0 {
-            return Ok(h.finalize());
-        }
-        h.update(&buf[..n]);
-    }
-}
-
-/// Refuses a graph data file whose length is not exactly what `points` vectors of `dim`
-/// floats take in hnsw_rs's format (a header of magic `u32` + dimension `usize`, then per
-/// point magic `u32`, id `u64`, byte length `u64` and the floats). hnsw_rs's loader calls
-/// `process::exit(1)` when that file ends early (a torn or truncated write), which
-/// `catch_unwind` cannot stop, so the length is checked before the loader sees it.
-fn check_data_file(dir: &Path, dim: usize, points: usize) -> Result<()> {
-    let path = dir.join(format!("{GRAPH_BASENAME}.hnsw.data"));
-    let len = fs::metadata(&path).map_err(|e| io_err(&path, e))?.len();
-    let header = (std::mem::size_of::<u32>() + std::mem::size_of::<usize>()) as u64;
-    let per_point = (std::mem::size_of::<u32>() + 2 * std::mem::size_of::<u64>()) as u64
-        + (dim * std::mem::size_of::<f32>()) as u64;
-    let want = header + points as u64 * per_point;
-    if len != want {
-        return Err(Error::Internal(format!(
-            "{} holds {len} bytes, {points} vectors of dimension {dim} take {want}",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -909,6 +757,7 @@ dupify_types::setters! { IndexParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::graph::GRAPH_FILE;
 
     fn unit(v: Vec<f32>) -> Vec<f32> {
         let n = dot(&v, &v).sqrt();
@@ -960,7 +809,7 @@ mod tests {
     }
 
     #[test]
-    fn params_reject_what_hnsw_rs_would_exit_on() {
+    fn params_reject_values_the_graph_cannot_honour() {
         assert!(IndexParams::default().validate().is_ok());
         let e = IndexParams::default().with_m(300).validate().unwrap_err();
         assert_eq!(e.code(), "invalid_parameter");
@@ -970,7 +819,7 @@ mod tests {
             .validate()
             .is_err());
         assert!(IndexParams::default().with_ef_search(0).validate().is_err());
-        // hnsw_rs can dump only 16-layer graphs: any other count is refused up front
+        // max_layers does not change the graph: any value but 16 is refused, not ignored
         for layers in [1, 8, 15, 17] {
             let e = IndexParams {
                 max_layers: layers,
@@ -1008,8 +857,6 @@ mod tests {
             .map(|(x, y)| f64::from(*x) * f64::from(*y))
             .sum();
         assert!((f64::from(dot(&a, &b)) - exact).abs() < 1e-3, "{exact}");
-        let v = unit(vec![1.0, 2.0, 3.0]);
-        assert!(NormalizedCosine.eval(&v, &v) < 1e-6);
     }
 
     #[test]
@@ -1017,7 +864,7 @@ mod tests {
         let items = rand_vecs(300, 16, 7);
         for below in [1000, 50] {
             let params = IndexParams::default().with_brute_force_below(below);
-            let mut ix = NsIndex::build(16, params, entries(&items));
+            let mut ix = NsIndex::build(16, params, entries(&items)).unwrap();
             assert_eq!(
                 ix.mode(),
                 if below == 1000 {
@@ -1027,17 +874,17 @@ mod tests {
                 }
             );
             for (id, v) in items.iter().take(20) {
-                let hits = ix.search(v, 3, &none(), None);
+                let hits = ix.search(v, 3, &none(), None).unwrap();
                 assert_eq!(hits[0].0, *id);
                 assert!((hits[0].1 - 1.0).abs() < 1e-4);
             }
             let (id0, v0) = &items[0];
             ix.remove(&[*id0]);
-            let hits = ix.search(v0, 10, &none(), None);
+            let hits = ix.search(v0, 10, &none(), None).unwrap();
             assert!(hits.iter().all(|(i, _)| i != id0));
             assert_eq!(hits.len(), 10);
             let allowed = vec![5usize, 9, 11];
-            let hits = ix.search(v0, 10, &none(), Some(&allowed));
+            let hits = ix.search(v0, 10, &none(), Some(&allowed)).unwrap();
             assert!(hits.iter().all(|(i, _)| allowed.contains(i)));
             // in-memory filters: brand, price bounds, unknown values match nothing
             let f = ix.compile(&ProductFilter {
@@ -1045,7 +892,7 @@ mod tests {
                 max_price: Some(100.0),
                 ..Default::default()
             });
-            let hits = ix.search(v0, 300, &f, None);
+            let hits = ix.search(v0, 300, &f, None).unwrap();
             let expected: Vec<usize> = (2..=100).step_by(2).collect();
             let mut got: Vec<usize> = hits.iter().map(|(i, _)| *i).collect();
             got.sort_unstable();
@@ -1059,12 +906,16 @@ mod tests {
                 exclude_brands: vec!["even".into(), "unknown".into()],
                 ..Default::default()
             });
-            assert!(ix.search(v0, 50, &f, None).iter().all(|(i, _)| i % 2 == 1));
+            assert!(ix
+                .search(v0, 50, &f, None)
+                .unwrap()
+                .iter()
+                .all(|(i, _)| i % 2 == 1));
             let f = ix.compile(&ProductFilter {
                 brand: Some("nobody".into()),
                 ..Default::default()
             });
-            assert!(ix.search(v0, 10, &f, None).is_empty());
+            assert!(ix.search(v0, 10, &f, None).unwrap().is_empty());
             assert!(ix.matching(&f).is_empty());
         }
     }
@@ -1074,27 +925,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let items = rand_vecs(400, 24, 3);
         let params = IndexParams::default().with_brute_force_below(100);
-        let ix = NsIndex::build(24, params, entries(&items));
+        let ix = NsIndex::build(24, params, entries(&items)).unwrap();
         assert!(ix.dump(dir.path()).unwrap());
-        let sums = GraphChecksums::of(dir.path()).unwrap();
+        let sums = GraphFile::of(dir.path()).unwrap();
         let live = || {
             entries(&items)
                 .into_iter()
                 .map(|(i, _, h)| (i, h))
                 .collect::<Vec<_>>()
         };
-        let g = NsIndex::load_graph(dir.path(), 24, 400, sums).unwrap();
+        let load = |d: &Path, dim: usize, points: usize, want: GraphFile| {
+            NsIndex::load_graph(d, dim, &params, points, want)
+        };
+        let g = load(dir.path(), 24, 400, sums).unwrap();
         let mut re = NsIndex::load(g, 24, params, LiveRows::new(live()), 400, ix.calibration());
         // a file that does not hold what the metadata says is refused
-        assert!(NsIndex::load_graph(dir.path(), 24, 401, sums).is_err());
-        assert!(NsIndex::load_graph(dir.path(), 25, 400, sums).is_err());
+        assert!(load(dir.path(), 24, 401, sums).is_err());
+        assert!(load(dir.path(), 25, 400, sums).is_err());
         let mut other = sums;
-        other.graph_crc32 ^= 1;
-        assert!(NsIndex::load_graph(dir.path(), 24, 400, other).is_err());
+        other.crc32 ^= 1;
+        assert!(load(dir.path(), 24, 400, other).is_err());
         for (_, v) in items.iter().step_by(17) {
             assert_eq!(
-                ix.search(v, 10, &none(), None),
-                re.search(v, 10, &none(), None)
+                ix.search(v, 10, &none(), None).unwrap(),
+                re.search(v, 10, &none(), None).unwrap()
             );
         }
         assert_eq!(re.row(7).map(|r| &*r.id), Some("p7"));
@@ -1103,44 +957,32 @@ mod tests {
             .into_iter()
             .map(|(i, v)| (i + 1000, v))
             .collect::<Vec<_>>();
-        re.insert(entries(&extra));
-        assert_eq!(re.search(&extra[2].1, 1, &none(), None)[0].0, extra[2].0);
-        // a torn write of either file is refused, not a process exit or a crash
-        for (name, keep) in [("graph.hnsw.data", 1000u64), ("graph.hnsw.graph", 1000)] {
+        re.insert(entries(&extra)).unwrap();
+        let hit = re.search(&extra[2].1, 1, &none(), None).unwrap();
+        assert_eq!(hit[0].0, extra[2].0);
+        let file = dir.path().join(GRAPH_FILE);
+        let bytes = fs::read(&file).unwrap();
+        // a torn write is refused (by its length, before the file is read), not a crash
+        for keep in [0, 1, bytes.len() / 2, bytes.len() - 1] {
             let torn = tempfile::tempdir().unwrap();
-            for f in ["graph.hnsw.data", "graph.hnsw.graph"] {
-                fs::copy(dir.path().join(f), torn.path().join(f)).unwrap();
-            }
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .open(torn.path().join(name))
-                .unwrap();
-            let full = f.metadata().unwrap().len();
-            f.set_len(full - keep).unwrap();
-            drop(f);
-            let e = NsIndex::load_graph(torn.path(), 24, 400, sums).err();
-            assert!(e.is_some(), "{name} cut by {keep} bytes was accepted");
+            fs::write(torn.path().join(GRAPH_FILE), &bytes[..keep]).unwrap();
+            let e = load(torn.path(), 24, 400, sums).err();
+            assert!(e.is_some(), "cut to {keep} bytes was accepted");
         }
-        // one byte changed anywhere in either file (same length: the magic numbers and
-        // lengths hnsw_rs trusts, or a neighbour id) is refused before hnsw_rs reads it
-        for name in ["graph.hnsw.data", "graph.hnsw.graph"] {
-            let len = fs::metadata(dir.path().join(name)).unwrap().len() as usize;
-            for at in [0, 4, len / 2, len - 1] {
-                let bad = tempfile::tempdir().unwrap();
-                for f in ["graph.hnsw.data", "graph.hnsw.graph"] {
-                    fs::copy(dir.path().join(f), bad.path().join(f)).unwrap();
-                }
-                let mut bytes = fs::read(bad.path().join(name)).unwrap();
-                bytes[at] ^= 0x5a;
-                fs::write(bad.path().join(name), &bytes).unwrap();
-                let e = NsIndex::load_graph(bad.path(), 24, 400, sums).err();
-                assert!(e.is_some(), "{name} changed at byte {at} was accepted");
-            }
+        // one byte changed anywhere (same length: the header usearch trusts, a neighbour
+        // id, a vector) is refused before usearch reads the file
+        for at in [0, 8, 64, bytes.len() / 2, bytes.len() - 1] {
+            let bad = tempfile::tempdir().unwrap();
+            let mut b = bytes.clone();
+            b[at] ^= 0x5a;
+            fs::write(bad.path().join(GRAPH_FILE), &b).unwrap();
+            let e = load(bad.path(), 24, 400, sums).err();
+            assert!(e.is_some(), "changed at byte {at} was accepted");
         }
-        // garbage files are refused, not a crash
+        // garbage and a missing file are refused, not a crash
         let bad = tempfile::tempdir().unwrap();
-        fs::write(bad.path().join("graph.hnsw.graph"), b"garbage").unwrap();
-        fs::write(bad.path().join("graph.hnsw.data"), b"garbage").unwrap();
-        assert!(NsIndex::load_graph(bad.path(), 24, 400, sums).is_err());
+        assert!(load(bad.path(), 24, 400, sums).is_err());
+        fs::write(bad.path().join(GRAPH_FILE), b"garbage").unwrap();
+        assert!(load(bad.path(), 24, 400, sums).is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! The product catalog: durable storage (SQLite, WAL), an ANN index over CLIP embeddings
-//! (hnsw_rs, persisted next to the database), and dupe search with filters and a per-channel
+//! (an HNSW graph by usearch, persisted next to the database), and dupe search with filters and a per-channel
 //! score breakdown.
 //!
 //! Storage sits behind [`CatalogBackend`]: validation, the model-binding rules, scoring,
 //! filters' meaning and paging live here, once; a backend stores rows and answers
-//! nearest-embedding queries. [`SqliteBackend`] (SQLite in WAL mode + hnsw_rs graphs saved
+//! nearest-embedding queries. [`SqliteBackend`] (SQLite in WAL mode + HNSW graphs saved
 //! next to the database; its docs give the durability model: a kill at any point loses no
 //! committed product) is the one [`Catalog::open`] uses for a file path. With the cargo
 //! feature `postgres`, `PgBackend` keeps the catalog in PostgreSQL + pgvector, shared by many
@@ -29,6 +29,7 @@ mod backend;
 mod calibrate;
 mod crud;
 mod filter;
+mod graph;
 mod index;
 mod ingest;
 #[cfg(feature = "postgres")]
@@ -111,8 +112,7 @@ impl Catalog {
     }
 
     /// Fixes `ef_search` (the HNSW candidate list size per query) on the open catalog, for
-    /// every namespace, without reopening or rebuilding: hnsw_rs takes it per query, and the
-    /// graph does not depend on it. It overrides the breadth each namespace calibrated for
+    /// every namespace, without reopening or rebuilding: the graph does not depend on it. It overrides the breadth each namespace calibrated for
     /// `IndexParams::target_recall` (and stops further calibration on this handle). Larger
     /// values raise recall and latency; use it to tune the recall/speed trade-off on a live
     /// catalog (the benchmark sweeps it this way). Not persisted: the next open calibrates
@@ -186,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_options_are_rejected_before_hnsw_sees_them() {
+    fn bad_options_are_rejected_before_the_graph_sees_them() {
         let o = CatalogOptions::default().with_index(IndexParams::default().with_m(1000));
         assert!(matches!(
             Catalog::open_in_memory(o),

@@ -1,4 +1,4 @@
-//! The backend the crate ships: SQLite (WAL) is the truth, and an in-memory hnsw_rs graph
+//! The backend the crate ships: SQLite (WAL) is the truth, and an in-memory HNSW graph
 //! per namespace, saved next to the database, answers nearest-embedding queries.
 //!
 //! Durability model: every write is one `BEGIN IMMEDIATE` transaction that also bumps its
@@ -9,11 +9,10 @@
 //! from another database. Killing the process at any point therefore loses no committed
 //! product and never exposes a half-written one.
 //!
-//! Reopen cost: loading a saved graph (hnsw_rs's loader, one thread, dominated by linking
-//! every edge) runs on its own thread while the ranking data are read from SQLite and
-//! interned; the two are then attached. A graph data file of the wrong length is refused
-//! before hnsw_rs reads it (its loader exits the process on a short data file) and the graph
-//! is rebuilt.
+//! Reopen cost: loading a saved graph (one file read into usearch's node tapes, after its
+//! length and CRC-32 are checked) runs on its own thread while the ranking data are read
+//! from SQLite and interned; the two are then attached. A graph file that is torn, damaged
+//! or from another save is refused before usearch reads it, and the graph is rebuilt.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::{BindFn, Candidate, CatalogBackend, ProductKey, Ranked, ScoreFn};
 use super::calibrate::Calibration;
-use super::index::{self, GraphChecksums, LiveRows, NsIndex};
+use super::graph::GraphFile;
+use super::index::{self, LiveRows, NsIndex};
 use super::{
     lock, now_ms, store, CatalogOptions, EmbeddingStatus, IndexMode, IndexParams, IndexReport,
     IndexSource, IngestJob, Namespace, NewProduct, Product, ProductFilter,
@@ -46,8 +46,8 @@ struct IndexMeta {
     m: usize,
     ef_construction: usize,
     dir: String,
-    /// Of the files in `dir` as saved; checked before the graph is read.
-    checksums: GraphChecksums,
+    /// Of the graph file in `dir` as saved; checked before the graph is read.
+    checksums: GraphFile,
     /// The graph's measured `ef_search` (absent in files saved before calibration existed:
     /// measured on the next open).
     #[serde(default)]
@@ -68,10 +68,11 @@ impl IndexMeta {
     }
 }
 
-/// 2: `checksums` added (a format-1 file is rebuilt once).
-const INDEX_FORMAT: u32 = 2;
+/// 2: `checksums` added. 3: the graph is one usearch file (hnsw_rs before). An older file
+/// is rebuilt once.
+const INDEX_FORMAT: u32 = 3;
 
-/// SQLite + hnsw_rs. `Send + Sync`. Writers serialise on one connection; readers use a pool
+/// SQLite + usearch. `Send + Sync`. Writers serialise on one connection; readers use a pool
 /// of read-only connections (WAL lets them read while a write is in progress) and a read lock
 /// on the index that writers hold only to apply a committed change.
 pub struct SqliteBackend {
@@ -217,12 +218,12 @@ impl SqliteBackend {
         for (ns_id, _) in store::namespaces(&conn)? {
             let live = store::live_count(&conn, ns_id)?;
             let ix = if live < params.brute_force_below {
-                NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?)
+                NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?)?
             } else {
                 match self.load_saved(&conn, ns_id, dim, last_vec) {
                     Ok(ix) => ix,
                     Err(_) => {
-                        let mut ix = NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?);
+                        let mut ix = NsIndex::build(dim, params, store::entries(&conn, ns_id, 0)?)?;
                         ix.source = IndexSource::Rebuilt;
                         ix
                     }
@@ -260,17 +261,18 @@ impl SqliteBackend {
         // The graph file is read on a second thread while the ranking data come from SQLite.
         let graph_dir = ann.join(&meta.dir);
         let (graph, in_graph) = std::thread::scope(|sc| {
-            let g = sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, meta.points, meta.checksums));
+            let g =
+                sc.spawn(|| NsIndex::load_graph(&graph_dir, dim, &p, meta.points, meta.checksums));
             let rows = store::hot_rows(conn, ns_id, meta.max_vec_id).map(LiveRows::new);
             let g = g
                 .join()
-                .unwrap_or_else(|_| Err(Error::Internal("hnsw load thread panicked".into())));
+                .unwrap_or_else(|_| Err(Error::Internal("graph load thread panicked".into())));
             (g, rows)
         });
         let mut ix = NsIndex::load(graph?, dim, p, in_graph?, meta.max_vec_id, meta.calibration);
         let newer = store::entries(conn, ns_id, meta.max_vec_id)?;
         let fresh = newer.is_empty() && store::generation(conn, ns_id)? == meta.generation;
-        ix.insert(newer);
+        ix.insert(newer)?;
         if ix.remove(&[]) {
             return Err(Error::Internal("too many tombstones; rebuild".into()));
         }
@@ -312,15 +314,17 @@ impl SqliteBackend {
                 .entry(ns_id)
                 .or_insert_with(|| NsIndex::new(dim, self.index_params()));
             let rebuild = ix.remove(removed);
-            ix.insert(added);
+            // A graph that could not take the rows (allocation) is rebuilt from the database.
+            let failed = ix.insert(added).is_err();
             rebuild
+                || failed
                 || (ix.mode() == IndexMode::Ann
                     && ix.live_len() < self.opts.index.brute_force_below / 2)
         };
         if rebuild {
             // Built outside the index lock so searches keep running meanwhile.
             let mut fresh =
-                NsIndex::build(dim, self.index_params(), store::entries(conn, ns_id, 0)?);
+                NsIndex::build(dim, self.index_params(), store::entries(conn, ns_id, 0)?)?;
             let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
             // A `set_ef_search` may have run while the graph was being built.
             if let Some(ef) = self.pinned_ef() {
@@ -591,7 +595,7 @@ impl CatalogBackend for SqliteBackend {
             }
             let hits = match hits {
                 Some(h) => h,
-                None => ix.search(query, k, &hf, allowed.as_deref()),
+                None => ix.search(query, k, &hf, allowed.as_deref())?,
             };
             Ok(hits
                 .into_iter()
@@ -658,7 +662,7 @@ impl CatalogBackend for SqliteBackend {
                 let dir = ann.join(&dir_name);
                 ix.dump(&dir)?;
                 index::sync_dir(&dir)?;
-                let checksums = GraphChecksums::of(&dir)?;
+                let checksums = GraphFile::of(&dir)?;
                 let meta = IndexMeta {
                     format: INDEX_FORMAT,
                     db_id: self.db_id.clone(),
