@@ -471,7 +471,7 @@ impl NsIndex {
     }
 
     /// Measures the graph's `ef_search` when it has none for the current parameters or has
-    /// grown by half since (see [`calibrate`]), with perturbed stored vectors as queries (a
+    /// grown by a quarter since (see [`calibrate`]), with perturbed stored vectors as queries (a
     /// reopened graph has no held-out ones).
     pub(crate) fn recalibrate_if_due(&mut self) {
         if self.calibration_due(self.graph_points) {

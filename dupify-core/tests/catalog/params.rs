@@ -233,7 +233,8 @@ fn ef_search_is_calibrated_to_the_target_recall_on_fresh_queries() {
     assert_eq!(again.source, IndexSource::Loaded);
     assert_eq!((again.ef_search, again.recall_at_10), (Some(ef), Some(est)));
 
-    // The graph grows by half: measured again, and the target still holds on fresh queries.
+    // The graph grows by half (a quarter makes a measurement due): measured again, and the
+    // target still holds on fresh queries.
     upsert_range(&cat, &ns, &vecs, first..first + more);
     let grown = cat.index_report().unwrap()[0].clone();
     assert!(grown.recall_at_10.unwrap() >= 0.95, "{grown:?}");
