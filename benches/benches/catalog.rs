@@ -356,7 +356,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"rust_heap_bytes_per_vector\":{heap_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"raw\":[{}],\"sweep\":[{}]}}",
+        "{{\"n\":{n},\"build_s\":{},\"build_cpu_s\":{},\"reopen_s\":{reopen_s:.3},\"reopen_times_s\":[{}],\"auto_ef_search\":{},\"auto_sample_recall\":{},\"rust_heap_bytes_per_vector\":{heap_per_vec:.0},\"rss_overhead_bytes_per_vector\":{rss_overhead_per_vec:.0},\"exact_qps\":{},\"ann_qps\":{},\"raw\":[{}],\"sweep\":[{}]}}",
         opt(build_s.is_finite().then_some(build_s)),
         opt(build_cpu_s.is_finite().then_some(build_cpu_s)),
         all_reopens
@@ -367,6 +367,8 @@ fn main() {
         auto_ef.map_or("null".into(), |e| e.to_string()),
         opt(report[0].recall_at_10.map(f64::from)),
         opt(sweep_on.then_some(exact_qps)),
+        // the default (calibrated) breadth: what `benches/run.py`'s `catalog_search` reads
+        opt(sweep.iter().find(|s| s.auto).map(|s| s.qps)),
         raw.iter()
             .map(|(name, build, q, r)| format!(
                 "{{\"graph\":\"{name}\",\"build_s\":{build:.1},\"qps\":{q:.1},\"recall_at_10\":{r:.4}}}"
