@@ -1,5 +1,5 @@
 //! The synthetic catalog both catalog benchmarks search (`benches/catalog.rs` on the embedded
-//! SQLite + hnsw_rs catalog, `benches/catalog_pg.rs` on PostgreSQL + pgvector): the same seed
+//! SQLite + usearch catalog, `benches/catalog_pg.rs` on PostgreSQL + pgvector): the same seed
 //! gives the same vectors and queries in both, so their figures compare like for like.
 //!
 //! L2-normalised 512-d vectors shaped like CLIP image embeddings: a shared direction (CLIP
