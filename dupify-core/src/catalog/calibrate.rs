@@ -226,7 +226,12 @@ fn exact_top_k(graph: &Graph, live: &Live<'_>, queries: &[Vec<f32>]) -> Result<V
         buf.resize(chunk.len() * dim, 0.0);
         buf.par_chunks_mut(dim)
             .zip(chunk)
-            .try_for_each(|(out, id)| graph.vector(*id, out).then_some(()).ok_or(missing(*id)))?;
+            .try_for_each(|(out, id)| {
+                graph
+                    .vector(*id, out)
+                    .then_some(())
+                    .ok_or_else(|| missing(*id))
+            })?;
         let k = K.min(chunk.len()) as i64;
         let (sims, at) = Tensor::f_from_slice(&buf)
             .and_then(|x| x.f_view([chunk.len() as i64, dim as i64]))

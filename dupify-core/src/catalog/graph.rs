@@ -113,6 +113,12 @@ impl Contexts {
     }
 }
 
+/// usearch takes paths as `&str`.
+fn utf8(path: &Path) -> Result<&str> {
+    path.to_str()
+        .ok_or_else(|| Error::Internal(format!("{} is not UTF-8", path.display())))
+}
+
 fn usearch_err(op: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("usearch {op}: {e}"))
 }
@@ -139,7 +145,15 @@ impl Graph {
 
     /// An empty graph with room for `capacity` points.
     pub(crate) fn new(dim: usize, params: &IndexParams, capacity: usize) -> Result<Self> {
-        let index = Index::new(&Self::options(dim, params)).map_err(|e| usearch_err("new", e))?;
+        Self::with_room(Self::empty_index(dim, params)?, capacity)
+    }
+
+    fn empty_index(dim: usize, params: &IndexParams) -> Result<Index> {
+        Index::new(&Self::options(dim, params)).map_err(|e| usearch_err("new", e))
+    }
+
+    /// `index` with its thread contexts and room for `capacity` points (at least 1,024).
+    fn with_room(index: Index, capacity: usize) -> Result<Self> {
         let g = Graph {
             index,
             contexts: Contexts::new(),
@@ -208,14 +222,14 @@ impl Graph {
         matches!(self.index.get(id as u64, out), Ok(1))
     }
 
-    /// Writes the graph as `<dir>/graph.usearch` and returns its length and checksum.
+    /// Writes the graph as `<dir>/graph.usearch` ([`GraphFile::of`] then gives its length
+    /// and checksum).
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let path = dir.join(GRAPH_FILE);
-        let p = path
-            .to_str()
-            .ok_or_else(|| Error::Internal(format!("{} is not UTF-8", path.display())))?;
-        self.index.save(p).map_err(|e| usearch_err("save", e))
+        self.index
+            .save(utf8(&path)?)
+            .map_err(|e| usearch_err("save", e))
     }
 
     /// Reads a graph written by [`Graph::save`], refusing it before usearch sees it unless
@@ -247,11 +261,10 @@ impl Graph {
                 want.crc32
             )));
         }
-        let p = path
-            .to_str()
-            .ok_or_else(|| Error::Internal(format!("{} is not UTF-8", path.display())))?;
-        let index = Index::new(&Self::options(dim, params)).map_err(|e| usearch_err("new", e))?;
-        index.load(p).map_err(|e| usearch_err("load", e))?;
+        let index = Self::empty_index(dim, params)?;
+        index
+            .load(utf8(&path)?)
+            .map_err(|e| usearch_err("load", e))?;
         let (n, d) = (index.size(), index.dimensions());
         if n != points || d != dim {
             return Err(Error::Internal(format!(
@@ -261,12 +274,7 @@ impl Graph {
         // Not stored in the file.
         index.change_expansion_add(params.ef_construction);
         index.change_expansion_search(params.ef_search);
-        let g = Graph {
-            index,
-            contexts: Contexts::new(),
-        };
-        g.reserve(n.max(1024))?;
-        Ok(g)
+        Self::with_room(index, n)
     }
 }
 

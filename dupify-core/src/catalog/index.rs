@@ -285,8 +285,6 @@ pub(crate) struct NsIndex {
     /// Vectors for exact search while the namespace is small (no graph).
     flat: Vec<(usize, Vec<f32>)>,
     graph: Option<Graph>,
-    /// Points inserted into the graph (live + tombstones).
-    graph_points: usize,
     /// The graph's measured search breadth (see [`calibrate`]).
     calibration: Option<Calibration>,
     /// `calibration` changed since the graph's metadata was last written.
@@ -307,7 +305,6 @@ impl NsIndex {
             strings: Interner::default(),
             flat: Vec::new(),
             graph: None,
-            graph_points: 0,
             calibration: None,
             calibration_unsaved: false,
             max_id: 0,
@@ -379,7 +376,7 @@ impl NsIndex {
     }
     pub(crate) fn tombstones(&self) -> usize {
         if self.graph.is_some() {
-            self.graph_points.saturating_sub(self.live.len())
+            self.graph_points().saturating_sub(self.live.len())
         } else {
             0
         }
@@ -403,9 +400,9 @@ impl NsIndex {
         if self.graph.is_some() {
             // When this batch makes a calibration due, part of it is held out: inserted
             // after the graph has been measured with it as queries.
-            let held = if self.calibration_due(self.graph_points + items.len()) {
+            let held = if self.calibration_due(self.graph_points() + items.len()) {
                 let n = items.len() / 2;
-                hold_out(&mut items, n, self.graph_points as u64)
+                hold_out(&mut items, n, self.graph_points() as u64)
             } else {
                 Vec::new()
             };
@@ -431,12 +428,10 @@ impl NsIndex {
     }
 
     fn insert_into_graph(&mut self, items: &[(usize, Vec<f32>)]) -> Result<()> {
-        let Some(graph) = &mut self.graph else {
-            return Ok(());
-        };
-        graph.insert(items)?;
-        self.graph_points = graph.len();
-        Ok(())
+        match &mut self.graph {
+            Some(graph) => graph.insert(items),
+            None => Ok(()),
+        }
     }
 
     /// Whether the graph, once it holds `points`, needs a calibration.
@@ -474,7 +469,7 @@ impl NsIndex {
     /// grown by a quarter since (see [`calibrate`]), with perturbed stored vectors as queries (a
     /// reopened graph has no held-out ones).
     pub(crate) fn recalibrate_if_due(&mut self) {
-        if self.calibration_due(self.graph_points) {
+        if self.calibration_due(self.graph_points()) {
             self.calibrate_with(&[]);
         }
     }
@@ -485,16 +480,16 @@ impl NsIndex {
     /// index write-locked (searches wait): one matrix product over the live vectors and up
     /// to 11 rounds of 200 graph searches.
     fn calibrate_with(&mut self, held: &[(usize, Vec<f32>)]) {
-        if !self.calibration_due(self.graph_points + held.len()) {
+        let points = self.graph_points();
+        if !self.calibration_due(points + held.len()) {
             return;
         }
         let Some(graph) = &mut self.graph else { return };
         let held_out = held.len() >= calibrate::MIN_HELD_OUT;
         let live = &self.live;
         // `held` is live already but not in the graph yet.
-        let tombstones = self.graph_points + held.len() != live.len();
+        let tombstones = points + held.len() != live.len();
         let params = self.params;
-        let points = self.graph_points;
         let held_ids: HashSet<usize> = held.iter().map(|(i, _)| *i).collect();
         let mut ids: Vec<usize> = live
             .keys()
@@ -548,7 +543,7 @@ impl NsIndex {
             return false;
         }
         let t = self.tombstones();
-        t > 0 && t as f32 > self.params.rebuild_tombstone_ratio * self.graph_points as f32
+        t > 0 && t as f32 > self.params.rebuild_tombstone_ratio * self.graph_points() as f32
     }
 
     /// The `k` nearest live vectors as `(id, cosine similarity)`, best first, among those
@@ -585,7 +580,7 @@ impl NsIndex {
                 };
                 // No tombstones and no restriction: skip the per-candidate filter calls.
                 let restricted =
-                    allowed.is_some() || filter.is_active() || self.graph_points != self.live.len();
+                    allowed.is_some() || filter.is_active() || graph.len() != self.live.len();
                 graph.search(
                     q,
                     k,
@@ -630,7 +625,6 @@ impl NsIndex {
         max_id: usize,
         calibration: Option<Calibration>,
     ) -> Self {
-        let points = graph.0.len();
         let mut ix = NsIndex {
             dim,
             params,
@@ -638,7 +632,6 @@ impl NsIndex {
             strings: in_graph.strings,
             flat: Vec::new(),
             graph: Some(graph.0),
-            graph_points: points,
             calibration,
             calibration_unsaved: false,
             max_id,
@@ -657,8 +650,9 @@ impl NsIndex {
         self.apply_ef();
     }
 
+    /// Points in the graph (live and tombstones); 0 without one.
     pub(crate) fn graph_points(&self) -> usize {
-        self.graph_points
+        self.graph.as_ref().map_or(0, Graph::len)
     }
     pub(crate) fn dim(&self) -> usize {
         self.dim
